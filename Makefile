@@ -1,0 +1,44 @@
+# Two entry points for a fresh machine: `make dataset` and `make test`.
+# Both create the virtual environment on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+CLI := $(VENV)/bin/ecg-instruct
+STAMP := $(VENV)/.installed
+RAW ?= data/raw
+OUT ?= out/meit
+RECIPE ?= pipelines/meit.yaml
+
+.PHONY: venv dataset test lint bench download clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+	# torch first, pinned to the CPU wheel, so the [train] range is met without a CUDA download.
+	$(PIP) install -q "torch==2.13.0" "setuptools>=77,<82" 2>&1 | grep -v "is ignored" || true
+	$(PIP) install -q -e ".[train,dev]" 2>&1 | grep -v "is ignored" || true
+	$(PY) -c "import ecg_instruct, torch, datasets, wfdb"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+dataset: $(STAMP)
+	$(CLI) build --raw-dir $(RAW) --out $(OUT) --recipe $(RECIPE) --sample-fallback data/sample
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check ecg_instruct tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_signals.py
+
+download: $(STAMP)
+	$(CLI) download ptbxl --out $(RAW) --rate 500
+	$(CLI) download mimic --out $(RAW) --split test
+
+clean:
+	rm -rf out data/sample
