@@ -22,3 +22,16 @@ class UserError(Exception):
         super().__init__(" ".join(parts))
         self.path = None if path is None else str(path)
         self.fix = fix
+
+
+class RecordReject(Exception):
+    """A problem with one record: the build goes on and the record lands in the rejects table.
+
+    `reason` is a short snake_case name users can filter on (e.g. ``truncated_dat``); `detail` is
+    one human-readable line.
+    """
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
