@@ -26,9 +26,11 @@ from tqdm.auto import tqdm
 from ecg_instruct import __version__
 from ecg_instruct.errors import UserError
 from ecg_instruct.index import build_index
-from ecg_instruct.instruct.stage import run_instruct
+from ecg_instruct.instruct.fields import load_statement_tables
+from ecg_instruct.instruct.stage import write_instruct_stage
 from ecg_instruct.instruct.templates import TemplateLibrary
 from ecg_instruct.publish.card import card_yaml, render_card
+from ecg_instruct.publish.instructions import add_instructions_config, publish_instructions
 from ecg_instruct.publish.parquet import plain_schema, write_split_files
 from ecg_instruct.recipe import Recipe
 from ecg_instruct.reports.stage import run_reports, translator_provenance
@@ -243,12 +245,12 @@ def build(options: BuildOptions) -> BuildSummary:
 
     with_reports = index.merge(reports, on="id", how="inner")
     if not (work / "instruct.parquet").exists():
-        instruct = run_instruct(with_reports.to_dict("records"), library, recipe.instruct,
-                                options.seed)
-        _atomic_parquet(instruct, work / "instruct.parquet")
+        write_instruct_stage(with_reports.to_dict("records"), library, recipe.instruct,
+                             options.seed, load_statement_tables(options.raw_dir, options.sources),
+                             work)
     instruct = pd.read_parquet(work / "instruct.parquet")
 
-    _run_signals(options, index[index["id"].isin(reports["id"])], work)
+    _run_signals(options, index[index["id"].isin(instruct["id"])], work)
     meta = with_reports.merge(instruct, on="id", how="inner")
     return _publish(options, index, meta, work, library)
 
@@ -263,7 +265,8 @@ def _publish(
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     reject_tables = [pq.read_table(work / "index_rejects.parquet"),
-                     pq.read_table(work / "reports_rejects.parquet")]
+                     pq.read_table(work / "reports_rejects.parquet"),
+                     pq.read_table(work / "instruct_rejects.parquet")]
     split_counts: dict[str, dict[str, int]] = {}
     published_ids: list[str] = []
     file_counts: dict[tuple[str, str], int] = {}
@@ -299,6 +302,8 @@ def _publish(
         raise UserError("no record survived the build; see the rejects summary above",
                         path=options.raw_dir, fix="check the input mirror and the recipe")
     header = card_yaml(split_counts, cfg.n_samples, cfg.dtype, split_bytes)
+    instructions = publish_instructions(staging, work, published_ids, recipe, library)
+    add_instructions_config(header, instructions)
     context = {
         "recipe": recipe, "fingerprint": recipe.fingerprint(), "seed": options.seed,
         "version": __version__, "out_name": f"./{options.out.as_posix()}",
@@ -312,6 +317,7 @@ def _publish(
         "bytes_per_record": round(total_bytes / max(1, len(published_ids))),
         "translation": translator_provenance(recipe.reports),
         "n_templates": len(library.for_task("report")),
+        "instructions": instructions.card_context(),
         "sample": options.sample,
     }
     (staging / "README.md").write_text(render_card(options.out, context, header),
