@@ -53,6 +53,23 @@ def ensure_sample_mirror(folder: Path) -> Path:
     return folder
 
 
+def _print_instructions(info) -> None:
+    """Examples per task and split, and template applications skipped for a missing field."""
+    context = info.card_context() if info is not None else None
+    if not context or not context["rows"]:
+        return
+    table = Table(title=f"instruction examples (layout {context['layout']})")
+    for column in ("task", "templates", *context["splits"], "total"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for row in context["rows"]:
+        table.add_row(row["task"], str(row["templates"]),
+                      *(str(row[s]) for s in context["splits"]), str(row["total"]))
+    console.print(table)
+    if context["skips"]:
+        skipped = "; ".join(f"{s['task']}/{s['missing']} {s['count']}" for s in context["skips"])
+        console.print(f"templates skipped for a missing field: {skipped}", highlight=False)
+
+
 def _print_summary(summary) -> None:
     table = Table(title=f"build summary: {summary.out}")
     for column in ("source", "split", "records in", "published", "rejected"):
@@ -67,6 +84,7 @@ def _print_summary(summary) -> None:
         for row in summary.reasons.itertuples():
             reasons.add_row(row.source, row.stage, row.reason, str(row.count))
         console.print(reasons)
+    _print_instructions(summary.instructions)
     totals = summary.totals
     console.print(
         f"records in = published + rejected: {totals['input']} = {totals['published']} + "

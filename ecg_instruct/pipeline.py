@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -62,6 +63,7 @@ class BuildSummary:
     counts: pd.DataFrame  # source, split, input, published, rejected
     reasons: pd.DataFrame  # source, stage, reason, count
     totals: dict[str, int] = field(default_factory=dict)
+    instructions: Any = None  # publish.instructions.InstructionsInfo: examples per task/split
 
 
 def _atomic_parquet(frame_or_table: pd.DataFrame | pa.Table, path: Path) -> None:
@@ -324,6 +326,7 @@ def _publish(
                                        encoding="utf-8")
     options.out.parent.mkdir(parents=True, exist_ok=True)
     _swap_into_place(staging, options.out)
+    summary.instructions = instructions
     return summary
 
 
