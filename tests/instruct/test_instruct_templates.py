@@ -116,3 +116,9 @@ def test_user_folder_overrides_a_bundled_id(tmp_path: Path) -> None:
     library = TemplateLibrary([BUNDLED_TEMPLATES, tmp_path])
     assert library.templates["report/plain-01"].path.parent.parent == tmp_path
     assert len(library.for_task("report")) == len(TemplateLibrary().for_task("report"))
+
+
+def test_every_template_variable_is_documented() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "templates.md").read_text()
+    table = {line.split("`")[1] for line in docs.splitlines() if line.startswith("| `")}
+    assert table >= set(KNOWN_FIELDS), set(KNOWN_FIELDS) - table
