@@ -92,9 +92,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     return mapping
 
 
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
-)
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 _DEFAULT_FOLD = {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "å": "aa"}
 
@@ -159,7 +157,11 @@ def _compile_language(section: dict, slots: dict, fold_map: dict[str, str], wher
     for role in ROLES:
         for phrase, english in (section.get(role) or {}).items():
             if not isinstance(phrase, str) or not isinstance(english, str):
-                raise UserError(f"{role}: {phrase!r} -> {english!r} must be strings", where, "quote YAML words such as on, no, yes")
+                raise UserError(
+                    f"{role}: {phrase!r} -> {english!r} must be strings",
+                    where,
+                    "quote YAML words such as on, no, yes",
+                )
             key = key_tokens(phrase, fold_map)
             if not key:
                 raise UserError(f"{role}: empty key {phrase!r}", where)
@@ -207,7 +209,7 @@ def load_glossary(path: str | Path | None = None) -> Glossary:
     except yaml.YAMLError as exc:
         raise UserError(f"invalid YAML: {exc}".replace("\n", " "), where) from exc
     if not isinstance(data, dict) or not data.get("version"):
-        raise UserError("missing `version:` field", where, "add e.g. version: \"1.0\"")
+        raise UserError("missing `version:` field", where, 'add e.g. version: "1.0"')
     fold_map = {str(k): str(v) for k, v in (data.get("fold") or _DEFAULT_FOLD).items()}
     slots = data.get("slots") or {}
     slots_by_name = {name: slot for name, slot in slots.items()}
