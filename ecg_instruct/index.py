@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -55,7 +56,11 @@ def build_index(
         reject_frames.append(rejects)
     frames = [frame for frame in frames if len(frame)]
     columns = [*INDEX_COLUMNS, "fold"]
-    index = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    with warnings.catch_warnings():
+        # Sources leave different columns all-missing (MIMIC has no age); the result's dtypes
+        # are fixed when the index is written, so pandas' upcoming dtype change does not matter.
+        warnings.simplefilter("ignore", FutureWarning)
+        index = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     if splits:
         index = index[index["split"].isin(list(splits))]
     index = index.sort_values("id", kind="stable").reset_index(drop=True)

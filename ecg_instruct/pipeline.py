@@ -308,7 +308,7 @@ def _publish(
     add_instructions_config(header, instructions)
     context = {
         "recipe": recipe, "fingerprint": recipe.fingerprint(), "seed": options.seed,
-        "version": __version__, "out_name": f"./{options.out.as_posix()}",
+        "version": __version__, "out_name": f"./{options.out.name}",
         "n_leads": len(CANONICAL_LEADS), "n_samples": cfg.n_samples, "leads": CANONICAL_LEADS,
         "split_rows": [
             {"source": s, "split": sp, "records": n, "files": file_counts[(s, sp)]}
