@@ -116,6 +116,15 @@ def choose_templates(
 def run_instruct(
     records: Iterable[Mapping], library: TemplateLibrary, cfg: InstructConfig, seed: int,
     statements: Mapping[str, Mapping[str, Statement]] | None = None,
+) -> pd.DataFrame:
+    """The per-record rows (id, task, template_id, messages): each record's first `report`
+    example. See `run_instruct_tasks` for every example of every task."""
+    return run_instruct_tasks(records, library, cfg, seed, statements).records
+
+
+def run_instruct_tasks(
+    records: Iterable[Mapping], library: TemplateLibrary, cfg: InstructConfig, seed: int,
+    statements: Mapping[str, Mapping[str, Statement]] | None = None,
 ) -> InstructResult:
     """Every example of every record, the per-record report example, skip counts, rejects."""
     if cfg.system_template not in library.templates:
@@ -178,7 +187,7 @@ def write_instruct_stage(
     statements: Mapping[str, Mapping[str, Statement]] | None, work: Path,
 ) -> None:
     """Run the stage and write its outputs; `instruct.parquet` last, as the done marker."""
-    result = run_instruct(records, library, cfg, seed, statements)
+    result = run_instruct_tasks(records, library, cfg, seed, statements)
     examples = pa.Table.from_pandas(result.examples, schema=EXAMPLE_SCHEMA, preserve_index=False)
     _write(examples, work / "instruct_examples.parquet")
     _write(pa.Table.from_pandas(result.skips.astype({"count": "int64"}), preserve_index=False),
