@@ -138,3 +138,21 @@ def test_run_instruct_returns_the_record_rows(records, statements) -> None:
     rows = run_instruct(records, TemplateLibrary(), InstructConfig(), 0, statements)
     assert list(rows.columns) == ["id", "task", "template_id", "messages"]
     assert len(rows) == len(records) and set(rows["task"]) == {"report"}
+
+
+def test_stage_files_are_identical_for_any_worker_count_and_chunking(
+    records, statements, tmp_path: Path
+) -> None:
+    from ecg_instruct.instruct.stage import write_instruct_stage
+
+    cfg = InstructConfig(tasks=dict(TASKS))
+    outputs = []
+    for name, workers, chunk in (("one", 1, 4096), ("two", 2, 64)):
+        work = tmp_path / name
+        work.mkdir()
+        write_instruct_stage(records, TemplateLibrary(), cfg, 0, statements, work,
+                             workers=workers, chunk_size=chunk)
+        outputs.append({p.name: pd.read_parquet(p).to_json() for p in work.glob("*.parquet")})
+    assert outputs[0].keys() == {"instruct.parquet", "instruct_examples.parquet",
+                                 "instruct_skips.parquet", "instruct_rejects.parquet"}
+    assert outputs[0] == outputs[1]
