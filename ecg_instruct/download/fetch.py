@@ -53,7 +53,7 @@ class FetchConfig:
     max_backoff: float = 60.0
     connect_timeout: float = 15.0
     read_timeout: float = 60.0
-    chunk_size: int = 1 << 16
+    chunk_size: int = 1 << 14  # small enough that Ctrl-C stops a slow transfer promptly
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ Faults are queued per path and each consumes one request:
   "429" / "503"  answer that status with `Retry-After: 0`
   "ignore_range" answer 200 with the whole file even when a Range was asked for
   "slow"         send the body in 4 KiB pieces with a pause after each (for kill -9 tests)
+`go_down()` makes the server unreachable at once, cutting slow responses mid-body.
 Every request is logged as (path, Range header or None, status).
 """
 
@@ -34,6 +35,7 @@ class PhysioNetServer:
         self.faults: dict[str, list[str]] = defaultdict(list)
         self.log: list[tuple[str, str | None, int]] = []
         self._lock = threading.Lock()
+        self._down = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -79,9 +81,14 @@ class PhysioNetServer:
         return self.base_url
 
     def stop(self) -> None:
-        if self._httpd is not None:
+        if self._httpd is not None and not self._down.is_set():
+            self._down.set()
             self._httpd.shutdown()
             self._httpd.server_close()
+
+    def go_down(self) -> None:
+        """Stop listening (new connections are refused) and cut responses in flight."""
+        self.stop()
 
     # -- request handling ------------------------------------------------------------------
 
@@ -127,6 +134,10 @@ class PhysioNetServer:
                 h.connection.shutdown(socket.SHUT_RDWR)
             elif fault == "slow":
                 for i in range(0, len(body), 4096):
+                    if self._down.is_set():
+                        h.close_connection = True
+                        h.connection.shutdown(socket.SHUT_RDWR)
+                        return
                     h.wfile.write(body[i:i + 4096])
                     h.wfile.flush()
                     time.sleep(self.slow_delay)
