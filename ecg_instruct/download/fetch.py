@@ -257,9 +257,9 @@ class Fetcher:
             if sha256_file(dest, self.stop) == sha256:
                 part.unlink(missing_ok=True)
                 return FileResult(relpath, "skipped")
-            note = "replaced a local copy that did not match SHA256SUMS"
+            note, stale = "replaced a local copy that did not match SHA256SUMS", True
         else:
-            note = ""
+            note, stale = "", False
         dest.parent.mkdir(parents=True, exist_ok=True)
         fetched = [0]  # bytes received over every attempt, including ones that broke off
         for fresh in (False, True):  # first try may resume a .part; a mismatch gets one fresh try
@@ -268,13 +268,13 @@ class Fetcher:
             try:
                 digest = self._with_retries(url, lambda: self._download_once(url, part, fetched))
             except _Permanent as exc:
-                return FileResult(relpath, "failed", fetched[0], str(exc))
+                return FileResult(relpath, "failed", fetched[0], _failed(str(exc), stale))
             if digest == sha256:
                 os.replace(part, dest)
                 return FileResult(relpath, "fetched", fetched[0], note)
         part.unlink(missing_ok=True)
-        return FileResult(relpath, "failed", fetched[0],
-                          "checksum mismatch (fetched twice), does not match SHA256SUMS.txt")
+        return FileResult(relpath, "failed", fetched[0], _failed(
+            "checksum mismatch (fetched twice), does not match SHA256SUMS.txt", stale))
 
     def _download_once(self, url: str, part: Path, counter: list[int]) -> str:
         """One request: continue `part` (or start it) and return the sha256 of all of it.
@@ -324,6 +324,11 @@ class Fetcher:
             if expected is not None and expected.isdigit() and received != int(expected):
                 raise _Transient(f"connection dropped after {received} of {expected} bytes")
         return hasher.hexdigest()
+
+
+def _failed(detail: str, stale: bool) -> str:
+    """Failure text; says so when the file under the final name is a stale, unverified copy."""
+    return detail + ("; the local copy does not match SHA256SUMS.txt either" if stale else "")
 
 
 def _content_range_start(value: str | None) -> int | None:

@@ -244,10 +244,11 @@ def download_release(
                 subset = tokens is not None or limit is not None or split is not None
                 if subset:
                     index = release.index_file
-                    if not (root / index).is_file():
+                    why = next((r.detail for r in summary.failed if r.path == index), None)
+                    if why is not None or not (root / index).is_file():
                         raise UserError(
-                            f"{index} could not be fetched, so no records can be chosen",
-                            path=base + index, fix="re-run the same command")
+                            f"not fetched and verified ({why or 'missing'}), so no records "
+                            "can be chosen", path=base + index, fix="re-run the same command")
                     records = choose_records(
                         release.read_records(root, None, seed), release, rate=rate,
                         tokens=tokens, tokens_source=records_file, split=split, limit=limit)

@@ -67,6 +67,12 @@ class PhysioNetServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self) -> None:
+                super().setup()
+                # Headers and body go out in separate writes: without this, Nagle + delayed ACK
+                # add ~40 ms to every keep-alive response (a test-server artefact, not nginx's).
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def log_message(self, format: str, *args: object) -> None:  # quiet
                 pass
 

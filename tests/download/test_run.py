@@ -335,3 +335,15 @@ def test_not_a_checksum_file(mirror: Path, ptbxl_url: str, out: Path) -> None:
     (_release(mirror) / "SHA256SUMS.txt").write_text("<html>Not found</html>\n")
     with pytest.raises(UserError, match="line 1 is not '<sha256> <path>'"):
         _get(out, ptbxl_url)
+
+
+def test_subset_needs_a_verified_index_csv(
+    server: PhysioNetServer, ptbxl_url: str, out: Path
+) -> None:
+    """A stale local ptbxl_database.csv must not choose the records when the fetch fails."""
+    (out / "ptb-xl").mkdir(parents=True)
+    (out / "ptb-xl" / "ptbxl_database.csv").write_text("ecg_id,filename_lr,filename_hr\n")
+    server.add_fault(P + "ptbxl_database.csv", "corrupt", "corrupt")
+    with pytest.raises(UserError, match=r"csv: not fetched and verified \(checksum mismatch"):
+        _get(out, ptbxl_url, limit=1)
+    assert not (out / "ptb-xl" / "records500").exists()
