@@ -94,13 +94,22 @@ def _exclusive(root: Path) -> Iterator[None]:
         yield
         return
     lock_path = root / LOCK_NAME
-    handle = lock_path.open("a+")
-    try:
+    while True:
+        handle = lock_path.open("a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            handle.close()
             raise UserError("another download into this folder is running", path=root,
                             fix="wait for it to finish (or stop it), then re-run") from None
+        # The holder before us unlinks the file when done; a lock on that old inode is no lock.
+        try:
+            if os.fstat(handle.fileno()).st_ino == os.stat(lock_path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    try:
         yield
     finally:
         with contextlib.suppress(OSError):
@@ -217,11 +226,6 @@ def download_release(
     tokens = read_records_file(records_file) if records_file is not None else None
     base = _base(base_url or release.base_url)
     root = out / release.dirname
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create ({exc.strerror or exc})", path=root,
-                        fix="choose a writable --out") from None
 
     started = time.monotonic()
     summary = Summary(release.name, root)
@@ -229,16 +233,18 @@ def download_release(
     fetcher = Fetcher(config, threading.Event(), bar.add_bytes)
     batch = _Batch(fetcher, base, root, connections, bar, summary)
     try:
+        # The checksum list comes first and into memory: an unreachable server or a bad list
+        # leaves no trace on disk (an empty data/raw/ptb-xl/ would look like a started copy).
+        checksums_url = base + CHECKSUMS
+        raw = fetcher.get_bytes(checksums_url)
+        manifest = parse_manifest(raw.decode("utf-8", errors="replace"), checksums_url)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create ({exc.strerror or exc})", path=root,
+                            fix="choose a writable --out") from None
         with _exclusive(root):
-            checksums_url = base + CHECKSUMS
-            try:
-                raw = fetcher.get_bytes(checksums_url)
-            except Unreachable as exc:
-                raise _unreachable(exc, release, out) from None
-            text = raw.decode("utf-8", errors="replace")
-            manifest = parse_manifest(text, checksums_url)
             _write_atomic(root / CHECKSUMS, raw)
-
             batch.run(metadata_entries(manifest, release))
             if not metadata_only:
                 subset = tokens is not None or limit is not None or split is not None

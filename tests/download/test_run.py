@@ -278,7 +278,7 @@ def test_checksum_file_naming_outside_paths_is_refused(
     with pytest.raises(UserError, match="refusing the whole checksum file") as info:
         _get(out, ptbxl_url)
     assert ptbxl_url + "SHA256SUMS.txt" in str(info.value)
-    assert [p.name for p in out.rglob("*") if p.is_file()] == []  # nothing written at all
+    assert not out.exists()  # nothing written at all
     assert not (out.parent / "escaped.txt").exists()
 
 
@@ -307,6 +307,7 @@ def test_unreachable_server_is_one_clean_error(out: Path) -> None:
     assert message.startswith(url + "SHA256SUMS.txt: cannot reach the server")
     assert "--base-url" in message and str(out / "ptb-xl") in message
     assert "\n" not in message
+    assert not out.exists()  # no empty release folder that would look like a started copy
 
 
 def test_wrong_base_url_says_so(server: PhysioNetServer, out: Path) -> None:
