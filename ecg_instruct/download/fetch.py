@@ -196,8 +196,14 @@ class Fetcher:
         if self.stop.wait(min(delay, cfg.max_backoff)):
             raise Interrupted()
 
-    def _with_retries(self, url: str, once: Callable[[], object]) -> object:
-        """Run `once` until it succeeds, retrying transient failures with backoff."""
+    def _with_retries(
+        self, url: str, once: Callable[[], object], connect_retries: int | None = None
+    ) -> object:
+        """Run `once` until it succeeds, retrying transient failures with backoff.
+
+        `connect_retries` caps retries when no connection can be made at all (the first
+        request of a run: an offline user should hear so in seconds, not after a minute).
+        """
         last: _Transient | None = None
         for attempt in range(self.config.retries + 1):
             if self.stop.is_set():
@@ -206,6 +212,8 @@ class Fetcher:
                 return once()
             except _Transient as exc:
                 last = exc
+                if exc.connect and connect_retries is not None and attempt >= connect_retries:
+                    break
                 if attempt < self.config.retries:
                     self._sleep(attempt, exc.retry_after)
         assert last is not None
@@ -229,7 +237,7 @@ class Fetcher:
                     raise _Transient(_short(exc)) from None
 
         try:
-            return self._with_retries(url, once)  # type: ignore[return-value]
+            return self._with_retries(url, once, connect_retries=2)  # type: ignore[return-value]
         except _Permanent as exc:
             raise UserError(
                 f"server answered {exc}",
