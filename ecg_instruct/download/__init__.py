@@ -5,7 +5,7 @@ Library entry point `download_release`; the CLI command is `command.download`.
 
 from ecg_instruct.download.fetch import FetchConfig, Interrupted
 from ecg_instruct.download.releases import RELEASES
-from ecg_instruct.download.run import Summary, download_release, fetch_command
+from ecg_instruct.download.run import Summary, download_release
 
 __all__ = [
     "RELEASES",
@@ -13,5 +13,4 @@ __all__ = [
     "Interrupted",
     "Summary",
     "download_release",
-    "fetch_command",
 ]

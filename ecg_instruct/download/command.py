@@ -16,6 +16,7 @@ import typer
 from ecg_instruct.download.fetch import FetchConfig, Interrupted
 from ecg_instruct.download.run import Summary, download_release
 from ecg_instruct.errors import UserError
+from ecg_instruct.recipe import load_recipe
 
 
 class Dataset(str, Enum):
@@ -64,7 +65,9 @@ def download(
         help="Parallel connections (be polite: PhysioNet is a shared service).")] = 4,
     retries: Annotated[int, typer.Option(
         help="Retries per file on dropped connections, timeouts, 429 and 5xx.", min=0)] = 5,
-    seed: Annotated[int, typer.Option(help="Split seed; must match the build's.")] = 0,
+    recipe: Annotated[Path | None, typer.Option(
+        help="Recipe whose split settings --split follows; pass the one you will build with "
+             "(default: the settings of pipelines/meit.yaml).")] = None,
     progress: Annotated[bool | None, typer.Option(
         "--progress/--no-progress", help="Progress bars on stderr (default: when a terminal).",
         show_default=False)] = None,
@@ -75,6 +78,7 @@ def download(
     files continue where they stopped.
     """
     try:
+        split_config = load_recipe(recipe).split if recipe is not None else None
         summary = download_release(
             dataset.value,
             out,
@@ -85,7 +89,7 @@ def download(
             split=split.value if split is not None else None,
             metadata_only=metadata_only,
             connections=connections,
-            seed=seed,
+            split_config=split_config,
             progress=progress,
             config=FetchConfig(retries=retries),
         )

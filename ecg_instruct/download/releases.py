@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ecg_instruct.download.manifest import safe_relpath
-from ecg_instruct.download.splits import mimic_split, ptbxl_split
+from ecg_instruct.download.splits import Splitter
 from ecg_instruct.errors import UserError
 
 
@@ -36,7 +36,7 @@ class Release:
     base_url: str
     record_prefixes: tuple[str, ...]
     index_file: str
-    read_records: Callable[[Path, int | None, int], list[Record]]
+    read_records: Callable[[Path, Splitter], list[Record]]
 
     def is_record_file(self, relpath: str) -> bool:
         """True for files inside a record folder (the bulk of the release)."""
@@ -77,11 +77,10 @@ def _stem(raw: str, path: Path, line: int) -> str:
         ) from None
 
 
-def read_ptbxl_records(root: Path, rate: int | None, seed: int) -> list[Record]:
-    """Records from `ptbxl_database.csv` sorted by ecg_id: `filename_lr` and/or `filename_hr`."""
+def read_ptbxl_records(root: Path, splitter: Splitter) -> list[Record]:
+    """Records from `ptbxl_database.csv` sorted by ecg_id: `filename_lr` and `filename_hr`."""
     path = root / "ptbxl_database.csv"
     reader, handle = _open_csv(path, ("ecg_id", "filename_lr", "filename_hr", "strat_fold"))
-    columns = {None: ("filename_lr", "filename_hr"), 100: ("filename_lr",), 500: ("filename_hr",)}
     records = []
     with handle:  # type: ignore[attr-defined]
         for line, row in enumerate(reader, start=2):
@@ -91,13 +90,14 @@ def read_ptbxl_records(root: Path, rate: int | None, seed: int) -> list[Record]:
                 raise UserError(
                     f"line {line}: ecg_id {row['ecg_id']!r} is not a number", path=path
                 ) from None
-            stems = tuple(_stem(row[c], path, line) for c in columns[rate] if row[c].strip())
-            records.append(Record(f"{ecg_id:05d}", stems, ptbxl_split(row["strat_fold"])))
+            stems = tuple(_stem(row[c], path, line) for c in ("filename_lr", "filename_hr")
+                          if row[c].strip())
+            records.append(Record(f"{ecg_id:05d}", stems, splitter.ptbxl(row["strat_fold"])))
     records.sort(key=lambda r: int(r.id))
     return records
 
 
-def read_mimic_records(root: Path, rate: int | None, seed: int) -> list[Record]:
+def read_mimic_records(root: Path, splitter: Splitter) -> list[Record]:
     """Records from `record_list.csv` sorted by (subject_id, study_id); split by subject."""
     path = root / "record_list.csv"
     reader, handle = _open_csv(path, ("subject_id", "study_id", "path"))
@@ -112,7 +112,7 @@ def read_mimic_records(root: Path, rate: int | None, seed: int) -> list[Record]:
                     path=path,
                 )
             stem = _stem(row["path"], path, line)
-            records.append(Record(study, (stem,), mimic_split(subject, seed=seed)))
+            records.append(Record(study, (stem,), splitter.mimic(subject)))
             keys.append((int(subject), int(study)))
     order = sorted(range(len(records)), key=keys.__getitem__)
     return [records[i] for i in order]

@@ -35,8 +35,9 @@ from ecg_instruct.download.selection import (
     read_records_file,
     record_plan,
 )
-from ecg_instruct.download.splits import SPLITS
+from ecg_instruct.download.splits import SPLITS, Splitter
 from ecg_instruct.errors import UserError
+from ecg_instruct.recipe import SplitConfig
 
 CHECKSUMS = "SHA256SUMS.txt"
 LOCK_NAME = ".ecg-instruct-download.lock"
@@ -210,12 +211,14 @@ def download_release(
     split: str | None = None,
     metadata_only: bool = False,
     connections: int = 4,
-    seed: int = 0,
+    split_config: SplitConfig | None = None,
     progress: bool | None = None,
     config: FetchConfig | None = None,
 ) -> Summary:
     """Fetch release `name` ("ptbxl" or "mimic") into `out/<folder>/` and verify every file.
 
+    `split_config` is the recipe's `split:` section (default: pipelines/meit.yaml's), so that
+    `split="test"` fetches the records the build will put in test.
     Raises UserError for bad options, an unreachable server or an untrusted checksum file, and
     `Interrupted` when stopped (everything verified so far stays; `.part` files resume).
     """
@@ -256,7 +259,7 @@ def download_release(
                             f"not fetched and verified ({why or 'missing'}), so no records "
                             "can be chosen", path=base + index, fix="re-run the same command")
                     records = choose_records(
-                        release.read_records(root, None, seed), release, rate=rate,
+                        release.read_records(root, Splitter(split_config)), release, rate=rate,
                         tokens=tokens, tokens_source=records_file, split=split, limit=limit)
                     plan = record_plan(manifest, records)
                     summary.records, summary.unlisted = plan.records, plan.unlisted
@@ -273,10 +276,3 @@ def download_release(
         bar.close()
         summary.seconds = time.monotonic() - started
     return summary
-
-
-def fetch_command(release: str, out: str | Path = "data/raw") -> str:
-    """The command that fetches the real data a first build needs (for hints elsewhere)."""
-    if release == "ptbxl":
-        return f"ecg-instruct download ptbxl --out {out} --rate 500"
-    return f"ecg-instruct download mimic --out {out} --split test"

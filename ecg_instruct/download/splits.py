@@ -1,38 +1,30 @@
-"""Which split a record belongs to, so `--split test` fetches exactly the builder's test records.
+"""Which split a record belongs to, so `--split test` fetches exactly the build's test records.
 
-The builder's `ecg_instruct.split` is the single source of truth. Until it is importable this
-module falls back to the same rules written down in docs/ARCHITECTURE.md (PTB-XL `strat_fold`
-9/10 = validation/test; MIMIC a salted hash of subject_id, so every study of a patient lands in
-the same split). Once `ecg_instruct.split` exists, its functions are used unchanged.
+The build assigns splits in `ecg_instruct.index` with `ecg_instruct.split` and the recipe's
+`split:` settings; this module makes the very same calls. Pass the recipe the build will use
+(`--recipe`), or rely on the defaults, which are those of pipelines/meit.yaml.
 """
 
 from __future__ import annotations
 
-from ecg_instruct.rng import stable_hash
+from ecg_instruct.recipe import SplitConfig
+from ecg_instruct.split import SPLITS, mimic_split, ptbxl_split
 
-SPLITS = ("train", "validation", "test")
-
-
-def _fallback_mimic_split(subject_id: int | str, seed: int = 0) -> str:
-    """Patient-level 90/9/1 split by a salted hash of subject_id (MEIT's proportions)."""
-    bucket = stable_hash("mimic-split", seed, int(subject_id)) % 100
-    if bucket < 90:
-        return "train"
-    return "validation" if bucket < 99 else "test"
+__all__ = ["SPLITS", "Splitter"]
 
 
-def _fallback_ptbxl_split(strat_fold: int | str) -> str:
-    """PTB-XL's recommended split: folds 1-8 train, 9 validation, 10 test."""
-    fold = int(float(strat_fold))
-    return "test" if fold == 10 else "validation" if fold == 9 else "train"
+class Splitter:
+    """Split of a PTB-XL record (from strat_fold) or a MIMIC study (from subject_id)."""
 
+    def __init__(self, config: SplitConfig | None = None):
+        self.config = config or SplitConfig()
 
-try:  # pragma: no cover - depends on whether the builder's split module has landed
-    from ecg_instruct.split import mimic_split  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover
-    mimic_split = _fallback_mimic_split
+    def ptbxl(self, strat_fold: str) -> str:
+        """'' for a fold the recipe assigns to no split (the build rejects those records)."""
+        try:
+            return ptbxl_split(int(float(strat_fold)), self.config.ptbxl_folds)
+        except ValueError:
+            return ""
 
-try:  # pragma: no cover
-    from ecg_instruct.split import ptbxl_split  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover
-    ptbxl_split = _fallback_ptbxl_split
+    def mimic(self, subject_id: str) -> str:
+        return mimic_split(subject_id, self.config.mimic_seed, self.config.mimic_fractions)

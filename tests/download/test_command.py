@@ -85,12 +85,23 @@ def test_failures_listed_by_path_exit_1(server: PhysioNetServer, ptbxl_url: str,
     (["mimic", "--rate", "500"], "--rate applies to ptbxl only"),
     (["ptbxl", "--records", "/nonexistent/records.txt"], "/nonexistent/records.txt: cannot read"),
     (["ptbxl", "--base-url", "ftp://x/"], "is not an http(s) URL"),
+    (["mimic", "--split", "test", "--recipe", "/nonexistent/r.yaml"], "/nonexistent/r.yaml"),
 ])
 def test_bad_input_is_one_line_exit_2(out: Path, args: list[str], message: str) -> None:
     result = _invoke(*args, "--out", str(out))
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_recipe_split_settings_reach_the_selection(mimic_url: str, out: Path,
+                                                   tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\nsplit:\n  mimic_fractions: [0.0, 0.0, 1.0]\n")
+    result = _invoke("mimic", "--out", str(out), "--base-url", mimic_url, "--split", "test",
+                     "--recipe", str(recipe))
+    assert result.exit_code == 0, result.output
+    assert "10 records selected" in result.output
 
 
 def test_usage_errors_from_typer(out: Path) -> None:

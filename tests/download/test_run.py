@@ -109,10 +109,10 @@ def test_ptbxl_split_test_uses_strat_fold_10(ptbxl_url: str, out: Path) -> None:
     assert records == {f"records500/00000/0000{i}_hr.{e}" for i in (3, 5) for e in ("hea", "dat")}
 
 
-def test_mimic_test_split_is_patient_level(
+def test_mimic_test_split_is_patient_level_and_the_builds(
     pristine: dict, mimic_url: str, out: Path
 ) -> None:
-    from ecg_instruct.download.splits import mimic_split
+    from ecg_instruct.split import mimic_split  # what ecg_instruct.index assigns
 
     subjects: dict[int, list[str]] = pristine["mimic_subjects"]
     summary = _get(out, mimic_url, name="mimic", split="test")
@@ -122,6 +122,18 @@ def test_mimic_test_split_is_patient_level(
     assert got == expected and len(expected) == 8  # 2 test subjects x 2 studies x 2 files
     assert summary.records == 4
     assert {"record_list.csv", "machine_measurements.csv"} <= set(tree_files(out / "mimic-iv-ecg"))
+
+
+def test_split_follows_the_recipe(pristine: dict, ptbxl_url: str, mimic_url: str,
+                                  out: Path) -> None:
+    from ecg_instruct.recipe import SplitConfig
+
+    everyone_test = SplitConfig(mimic_fractions=[0.0, 0.0, 1.0])
+    summary = _get(out, mimic_url, name="mimic", split="test", split_config=everyone_test)
+    assert summary.records == 10  # all 5 subjects x 2 studies
+    folds = SplitConfig(ptbxl_folds={"train": [1, 3, 5, 9], "validation": [], "test": [10]})
+    summary = _get(out, ptbxl_url, split="train", rate=100, split_config=folds)
+    assert summary.records == 4  # ecg_ids 1, 2, 4, 17 (folds 1, 9, 3, 5)
 
 
 def test_mimic_limit_and_study_ids(pristine: dict, mimic_url: str, out: Path,

@@ -15,7 +15,7 @@ from ecg_instruct.download.selection import (
     read_records_file,
     record_plan,
 )
-from ecg_instruct.download.splits import _fallback_mimic_split, _fallback_ptbxl_split
+from ecg_instruct.download.splits import Splitter
 from ecg_instruct.errors import UserError
 
 PTBXL = RELEASES["ptbxl"]
@@ -84,13 +84,13 @@ def test_records_file_comments_and_empty(tmp_path: Path) -> None:
 def test_metadata_missing_columns_is_a_user_error(tmp_path: Path) -> None:
     (tmp_path / "ptbxl_database.csv").write_text("ecg_id,filename_lr\n1,records100/x_lr\n")
     with pytest.raises(UserError, match="missing column.*filename_hr, strat_fold"):
-        read_ptbxl_records(tmp_path, None, 0)
+        read_ptbxl_records(tmp_path, Splitter())
 
 
 def test_real_ptbxl_metadata_excerpt(real_ptbxl_dir: Path, tmp_path: Path) -> None:
     """The real ptbxl_database.csv columns and paths parse; folds map to PTB-XL's splits."""
     (tmp_path / "ptbxl_database.csv").symlink_to(real_ptbxl_dir / "ptbxl_database_excerpt.csv")
-    records = read_ptbxl_records(tmp_path, None, 0)
+    records = read_ptbxl_records(tmp_path, Splitter())
     assert len(records) == 5123
     assert [int(r.id) for r in records] == sorted(int(r.id) for r in records)
     first = records[0]
@@ -98,10 +98,15 @@ def test_real_ptbxl_metadata_excerpt(real_ptbxl_dir: Path, tmp_path: Path) -> No
     assert {r.split for r in records} == {"train", "validation"}  # excerpt has folds 1-9 only
 
 
-def test_fallback_splits() -> None:
-    assert [_fallback_ptbxl_split(f) for f in ("1", "8", "9.0", 10)] == [
+def test_splitter_defaults_match_the_meit_recipe() -> None:
+    from ecg_instruct.recipe import load_recipe
+    from ecg_instruct.split import mimic_split
+
+    meit = Splitter(load_recipe(Path(__file__).parents[2] / "pipelines" / "meit.yaml").split)
+    default = Splitter()
+    assert [default.ptbxl(f) for f in ("1", "8", "9.0", "10")] == [
         "train", "train", "validation", "test"]
-    shares = [_fallback_mimic_split(s) for s in range(10_000_000, 10_020_000)]
-    assert 0.005 < shares.count("test") / len(shares) < 0.015
-    assert _fallback_mimic_split("10000032") == _fallback_mimic_split(10000032)
-    assert _fallback_mimic_split(10000032, seed=0) == _fallback_mimic_split(10000032, seed=0)
+    assert default.ptbxl("") == "" and default.ptbxl("11") == ""
+    subjects = [str(s) for s in range(10_000_000, 10_002_000)]
+    assert [default.mimic(s) for s in subjects] == [meit.mimic(s) for s in subjects] == [
+        mimic_split(s) for s in subjects]
