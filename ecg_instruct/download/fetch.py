@@ -178,8 +178,10 @@ class Fetcher:
                 timeout=(self.config.connect_timeout, self.config.read_timeout),
                 allow_redirects=True,
             )
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except requests.ConnectionError as exc:  # includes ConnectTimeout
             raise _Transient(_short(exc), connect=True) from None
+        except requests.Timeout as exc:  # the server is there, just slow to answer
+            raise _Transient(_short(exc)) from None
         except requests.RequestException as exc:
             raise _Permanent(_short(exc)) from None
         status = response.status_code

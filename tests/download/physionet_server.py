@@ -6,6 +6,7 @@ Faults are queued per path and each consumes one request:
   "corrupt"      send the full length with one byte flipped
   "429" / "503"  answer that status with `Retry-After: 0`
   "ignore_range" answer 200 with the whole file even when a Range was asked for
+  "wrong_range"  answer a Range request with 206 but the whole file from byte 0
   "slow"         send the body in 4 KiB pieces with a pause after each (for kill -9 tests)
 `go_down()` makes the server unreachable at once, cutting slow responses mid-body.
 Every request is logged as (path, Range header or None, status).
@@ -121,6 +122,8 @@ class PhysioNetServer:
             start = int(match.group(1))
             end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
             status = 206
+            if fault == "wrong_range":
+                start, end = 0, size - 1
         body = data[start:end + 1]
         if fault == "corrupt":
             body = bytes([body[0] ^ 0xFF]) + body[1:]
