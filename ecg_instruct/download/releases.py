@@ -8,14 +8,16 @@ exactly the files its index will point at.
 
 from __future__ import annotations
 
+import contextlib
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ecg_instruct.download.manifest import safe_relpath
 from ecg_instruct.download.splits import Splitter
 from ecg_instruct.errors import UserError
+from ecg_instruct.sources import SOURCE_DIRS
 
 
 @dataclass(frozen=True)
@@ -49,21 +51,23 @@ class Release:
         return relpath.startswith(f"records{rate}/")
 
 
-def _open_csv(path: Path, required: tuple[str, ...]) -> tuple[csv.DictReader, object]:
+@contextlib.contextmanager
+def _open_csv(path: Path, required: tuple[str, ...]) -> Iterator[csv.DictReader]:
+    """A DictReader over a metadata CSV that has the columns we need, else a UserError."""
     try:
         handle = path.open(newline="", encoding="utf-8")
     except OSError as exc:
         raise UserError(f"cannot read ({exc.strerror})", path=path, fix="re-run download") from None
-    reader = csv.DictReader(handle)
-    missing = [c for c in required if c not in (reader.fieldnames or [])]
-    if missing:
-        handle.close()
-        raise UserError(
-            f"missing column(s) {', '.join(missing)}",
-            path=path,
-            fix="the metadata does not match this release; check --base-url",
-        )
-    return reader, handle
+    with handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        if missing:
+            raise UserError(
+                f"missing column(s) {', '.join(missing)}",
+                path=path,
+                fix="the metadata does not match this release; check --base-url",
+            )
+        yield reader
 
 
 def _stem(raw: str, path: Path, line: int) -> str:
@@ -80,9 +84,8 @@ def _stem(raw: str, path: Path, line: int) -> str:
 def read_ptbxl_records(root: Path, splitter: Splitter) -> list[Record]:
     """Records from `ptbxl_database.csv` sorted by ecg_id: `filename_lr` and `filename_hr`."""
     path = root / "ptbxl_database.csv"
-    reader, handle = _open_csv(path, ("ecg_id", "filename_lr", "filename_hr", "strat_fold"))
     records = []
-    with handle:  # type: ignore[attr-defined]
+    with _open_csv(path, ("ecg_id", "filename_lr", "filename_hr", "strat_fold")) as reader:
         for line, row in enumerate(reader, start=2):
             try:
                 ecg_id = int(float(row["ecg_id"]))
@@ -100,10 +103,9 @@ def read_ptbxl_records(root: Path, splitter: Splitter) -> list[Record]:
 def read_mimic_records(root: Path, splitter: Splitter) -> list[Record]:
     """Records from `record_list.csv` sorted by (subject_id, study_id); split by subject."""
     path = root / "record_list.csv"
-    reader, handle = _open_csv(path, ("subject_id", "study_id", "path"))
     records = []
     keys = []
-    with handle:  # type: ignore[attr-defined]
+    with _open_csv(path, ("subject_id", "study_id", "path")) as reader:
         for line, row in enumerate(reader, start=2):
             subject, study = row["subject_id"].strip(), row["study_id"].strip()
             if not (subject.isdigit() and study.isdigit()):
@@ -121,7 +123,7 @@ def read_mimic_records(root: Path, splitter: Splitter) -> list[Record]:
 RELEASES: dict[str, Release] = {
     "ptbxl": Release(
         name="ptbxl",
-        dirname="ptb-xl",
+        dirname=SOURCE_DIRS["ptbxl"],  # the folder the builder reads
         base_url="https://physionet.org/files/ptb-xl/1.0.3/",
         record_prefixes=("records100/", "records500/"),
         index_file="ptbxl_database.csv",
@@ -129,7 +131,7 @@ RELEASES: dict[str, Release] = {
     ),
     "mimic": Release(
         name="mimic",
-        dirname="mimic-iv-ecg",
+        dirname=SOURCE_DIRS["mimic"],
         base_url="https://physionet.org/files/mimic-iv-ecg/1.0/",
         record_prefixes=("files/",),
         index_file="record_list.csv",
