@@ -226,6 +226,9 @@ def download_release(
         raise UserError(f"unknown dataset {name!r}", fix=f"use one of {', '.join(RELEASES)}")
     release = RELEASES[name]
     _check_options(release, rate, limit, split, connections)
+    if metadata_only and (limit is not None or records_file is not None or split is not None):
+        raise UserError("--metadata-only fetches no records, so --limit/--records/--split "
+                        "would do nothing", fix="drop one or the other")
     tokens = read_records_file(records_file) if records_file is not None else None
     base = _base(base_url or release.base_url)
     root = out / release.dirname

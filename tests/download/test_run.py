@@ -334,7 +334,8 @@ def test_wrong_base_url_says_so(server: PhysioNetServer, out: Path) -> None:
      ({"limit": 0}, "--limit must be at least 1"),
      ({"split": "dev"}, "--split must be one of"),
      ({"connections": 100}, "--connections must be"),
-     ({"name": "ptb"}, "unknown dataset")],
+     ({"name": "ptb"}, "unknown dataset"),
+     ({"metadata_only": True, "limit": 3}, "--metadata-only fetches no records")],
 )
 def test_bad_options_fail_before_any_request(
     server: PhysioNetServer, ptbxl_url: str, out: Path, kw: dict, message: str
