@@ -50,7 +50,7 @@ _EDIT_RE = re.compile(r"\s*\bedit\s*:", re.IGNORECASE)
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?;])\s+")
 _WORD_RE = re.compile(r"[^\W\d_]+(?:\d+[^\W\d_]*)?", re.UNICODE)
 _SPACE_RE = re.compile(r"\s+")
-_GLUE = {"-": "-", ",": ", ", "/": "/", "+": "+"}
+_GLUE = {"-": "-", ",": ", ", "/": "/", "+": "+", ":": ":"}
 _MIN_TRUNCATED = 2  # shortest cut-off final word we try to complete
 
 
