@@ -169,7 +169,9 @@ def codes_to_check(
     return out
 
 
-def text_derived_codes(scp_codes: Mapping[str, float], statements: pd.DataFrame) -> dict[str, float]:
+def text_derived_codes(
+    scp_codes: Mapping[str, float], statements: pd.DataFrame
+) -> dict[str, float]:
     """The record's form and rhythm statements with likelihood 0.
 
     PTB-XL derived these from the report text itself (cardiologists' diagnostic statements carry
@@ -208,7 +210,7 @@ def label_agreement(
     descriptions = {str(c): str(d) for c, d in statements["description"].items()}
     n_records: dict[str, int] = {}
     n_stated: dict[str, int] = {}
-    for report, codes in zip(reports, scp_codes):
+    for report, codes in zip(reports, scp_codes, strict=True):
         text = report if isinstance(report, str) else ""
         for code in codes_to_check(codes, statements, min_likelihood, kinds):
             n_records[code] = n_records.get(code, 0) + 1
