@@ -344,6 +344,16 @@ def export(
                   highlight=False)
 
 
+def _register_optional_commands() -> None:
+    """Commands that live in their own packages (their modules import lazily what they need)."""
+    from ecg_instruct.download.command import download
+
+    app.command("download")(download)
+
+
+_register_optional_commands()
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
