@@ -24,7 +24,9 @@ def safe_join(root: Path, relative: str) -> Path:
         raise UnsafePath(f"invalid path {relative!r}")
     pure = PurePosixPath(relative)
     if pure.is_absolute() or any(part == ".." for part in pure.parts):
-        raise UnsafePath(f"path {relative!r} escapes {root}")
+        # The message names the offending value, not `root`: it lands in published rejects,
+        # which must not depend on where the mirror lives.
+        raise UnsafePath(f"path {relative!r} is absolute or climbs out of the source folder")
     return root.joinpath(*pure.parts)
 
 

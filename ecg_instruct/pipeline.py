@@ -146,14 +146,30 @@ def _synthetic_records(sources: Sequence[str]) -> list[dict]:
     return records
 
 
+def _render_check(library: TemplateLibrary, template_id: str, context: dict, missing: bool) -> str:
+    """Render once; any failure is a UserError naming the template file."""
+    try:
+        return library.render(template_id, context)  # UserError for Jinja errors
+    except UserError:
+        raise
+    except Exception as exc:  # e.g. `{{ age + 1 }}` when age is missing: TypeError
+        when = "for a record with missing optional fields" if missing else "for a record"
+        raise UserError(
+            f"template {template_id} fails {when} ({type(exc).__name__}: {exc})",
+            path=library.templates[template_id].path,
+            fix="guard optional fields, e.g. {% if age is not none %}...{% endif %}",
+        ) from None
+
+
 def _validate_templates(options: BuildOptions, library: TemplateLibrary) -> None:
     cfg = options.recipe.instruct
     for record in _synthetic_records(options.sources):
         context = template_context(record, cfg.ecg_token)
-        library.render(cfg.system_template, context)  # UserError naming the file on failure
+        missing = record["age"] is None
+        _render_check(library, cfg.system_template, context, missing)
         for task in cfg.tasks:
             for template in library.for_task(task):
-                text = library.render(template.id, context)
+                text = _render_check(library, template.id, context, missing)
                 if text.count(cfg.ecg_token) != 1:
                     raise UserError(
                         f"template must contain the ECG placeholder exactly once (found "
