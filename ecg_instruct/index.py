@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -55,7 +56,11 @@ def build_index(
         reject_frames.append(rejects)
     frames = [frame for frame in frames if len(frame)]
     columns = [*INDEX_COLUMNS, "fold"]
-    index = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    with warnings.catch_warnings():
+        # Sources leave different columns all-empty (MIMIC has no age, PTB-XL no measurements);
+        # the columns are object dtype either way, so pandas' dtype-inference change is moot.
+        warnings.simplefilter("ignore", FutureWarning)
+        index = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     if splits:
         index = index[index["split"].isin(list(splits))]
     index = index.sort_values("id", kind="stable").reset_index(drop=True)
