@@ -68,12 +68,13 @@ def nltk_meteor(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]]) ->
     root = str(ensure_wordnet())
     if root not in nltk.data.path:
         nltk.data.path.insert(0, root)
-    scores = [meteor_score([list(r)], list(h)) for h, r in zip(hyps, refs)]
+    scores = [meteor_score([list(r)], list(h)) for h, r in zip(hyps, refs, strict=True)]
     return sum(scores) / len(scores)
 
 
 def java_available() -> bool:
-    return shutil.which("java") is not None and importlib.util.find_spec("pycocoevalcap") is not None
+    has_jar = importlib.util.find_spec("pycocoevalcap") is not None
+    return shutil.which("java") is not None and has_jar
 
 
 def java_meteor(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]]) -> float:

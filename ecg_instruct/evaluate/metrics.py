@@ -41,7 +41,7 @@ def bleu(hyps: Sequence[Tokens], refs: Sequence[Tokens], max_n: int = 4) -> list
     _check(hyps, refs)
     correct, guess = [0] * max_n, [0] * max_n
     hyp_len = ref_len = 0
-    for hyp, ref in zip(hyps, refs):
+    for hyp, ref in zip(hyps, refs, strict=True):
         hyp, ref = list(hyp), list(ref)
         hyp_len += len(hyp)
         ref_len += len(ref)
@@ -73,11 +73,13 @@ def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
     return row[-1]
 
 
-def rouge_l_scores(hyps: Sequence[Tokens], refs: Sequence[Tokens], beta: float = 1.2) -> list[float]:
+def rouge_l_scores(
+    hyps: Sequence[Tokens], refs: Sequence[Tokens], beta: float = 1.2
+) -> list[float]:
     """Per-record ROUGE-L F-measure (pycocoevalcap ``Rouge``)."""
     _check(hyps, refs)
     out = []
-    for hyp, ref in zip(hyps, refs):
+    for hyp, ref in zip(hyps, refs, strict=True):
         h, r = _coco_split(hyp), _coco_split(ref)
         lcs = _lcs(r, h)
         prec, rec = lcs / len(h), lcs / len(r)
@@ -121,7 +123,7 @@ def cider_d_scores(
         return vecs, norms, length
 
     out = []
-    for hg, rg in zip(hyp_grams, ref_grams):
+    for hg, rg in zip(hyp_grams, ref_grams, strict=True):
         vh, nh, lh = vec(hg)
         vr, nr, lr = vec(rg)
         penalty = math.exp(-((lh - lr) ** 2) / (2 * sigma**2))

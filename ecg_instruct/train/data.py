@@ -63,7 +63,7 @@ class Split:
         raw = self.signals[list(index)]["signal"]
         rows = list(raw) if not isinstance(raw, torch.Tensor) else list(raw.unbind(0))
         out = []
-        for i, x in zip(index, rows):
+        for i, x in zip(index, rows, strict=True):
             x = torch.as_tensor(x, dtype=torch.float32)
             fs = self.fs[i]
             if target_fs and fs and fs != target_fs:
@@ -88,7 +88,8 @@ def resample(x: np.ndarray, fs: int, target_fs: int) -> np.ndarray:
 
 def tokenise_split(ds, encoder, max_report_tokens: int) -> Split:
     """Tokenise prompts and reports of a loaded split."""
-    text = ds.select_columns([c for c in ("id", "messages", "report", "fs") if c in ds.column_names])
+    wanted = [c for c in ("id", "messages", "report", "fs") if c in ds.column_names]
+    text = ds.select_columns(wanted)
     cols = text.to_dict()
     fs = cols.get("fs") or [0] * len(cols["id"])
     return Split(
@@ -125,7 +126,7 @@ def training_batch(
     length = max(len(s) for s in seqs) - 1
     ids = torch.full((len(seqs), length), encoder.pad_id, dtype=torch.long)
     targets = torch.full((len(seqs), length), -100, dtype=torch.long)
-    for row, (s, n_p) in enumerate(zip(seqs, n_prompt)):
+    for row, (s, n_p) in enumerate(zip(seqs, n_prompt, strict=True)):
         s = torch.tensor(s, dtype=torch.long)
         ids[row, : len(s) - 1] = s[:-1]
         targets[row, n_p - 1 : len(s) - 1] = s[n_p:]  # predict report tokens and </s> only

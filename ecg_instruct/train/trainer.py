@@ -202,7 +202,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
         losses.append(loss.item())
         record = {"step": step, "loss": round(losses[-1], 5), "lr": lr, "grad_norm": grad_norm}
         last = step == cfg.max_steps
-        if val_split is not None and (last or (cfg.eval_interval and step % cfg.eval_interval == 0)):
+        due = last or (cfg.eval_interval and step % cfg.eval_interval == 0)
+        if val_split is not None and due:
             record["val_loss"] = round(validation_loss(model, val_split, encoder, cfg, device), 5)
         record["examples_per_s"] = round(seen / (time.perf_counter() - t0), 2)
         log.write(json.dumps(record) + "\n")
