@@ -106,7 +106,7 @@ def plot_robustness(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     clean = next(r for r in rows if r["condition"] == "clean")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, kind, xlabel in (
         (axes[0], "meit", "share of clean signal in a 5-20 % stretch (MEIT)"),
         (axes[1], "snr", "SNR of additive Gaussian noise (dB)"),
@@ -117,15 +117,24 @@ def plot_robustness(rows: list[dict], path: Path) -> None:
         if kind == "snr":  # show "clean" at the right of the finite SNR values
             finite = [x for x in xs if x != float("inf")]
             xs = [(max(finite) + 10 if finite else 40) if x == float("inf") else x for x in xs]
-        for m in METRICS:
+        order = np.argsort(xs)
+        x_sorted = np.array(xs)[order]
+        for m in METRICS[:-1]:  # bounded metrics on the left axis
             if clean.get(m) is not None:
-                order = np.argsort(xs)
-                ax.plot(np.array(xs)[order], [pts[i][m] for i in order], marker="o", label=m)
+                ax.plot(x_sorted, [pts[i][m] for i in order], marker="o", label=m)
+        twin = ax.twinx()  # CIDEr-D is on a 0-10 scale: its own axis
+        twin.plot(x_sorted, [pts[i]["cider_d"] for i in order], "k--", marker="s", label="cider_d")
+        twin.set_ylabel("CIDEr-D" if kind == "snr" else "")
+        if kind == "snr":
+            ax.set_xticks(x_sorted, [f"{x:g}" for x in x_sorted[:-1]] + ["clean"])
         ax.set_xlabel(xlabel)
+        ax.set_ylim(0, 1)
         if kind == "meit":
             ax.invert_xaxis()
+        else:
+            twin.legend(loc="lower right", fontsize=8)
     axes[0].set_ylabel("score")
-    axes[1].legend(fontsize=8)
+    axes[0].legend(loc="lower left", fontsize=8)
     fig.suptitle(f"Robustness ({clean['config']}/{clean['split']}, n={clean['n_records']})")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -1,102 +1,39 @@
-"""A tiny published dataset in the documented layout, and one trained run shared by the tests.
-
-The records are synthetic on purpose: each report names a rhythm whose rate and amplitude are
-planted in the signal, so a model that ignores the ECG cannot reproduce them.
-"""
+"""Fixtures: a tiny published dataset and one trained run shared by the tests."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pyarrow.parquet as pq
 import pytest
-import yaml
-
-torch = pytest.importorskip("torch")
-
-REPORTS = [
-    "sinus rhythm. normal ecg.",
-    "sinus bradycardia. otherwise normal ecg.",
-    "sinus tachycardia. left axis deviation.",
-    "atrial fibrillation with rapid ventricular response.",
-    "sinus rhythm. left ventricular hypertrophy. st-t changes.",
-    "sinus rhythm. first degree av block.",
-    "sinus rhythm. right bundle branch block.",
-    "low qrs voltages in the frontal leads. sinus rhythm.",
-]
-PROMPTS = ["<ecg>\nWrite the report for this ECG.", "Describe this 12-lead ECG.\n<ecg>"]
+from tiny_data import small_config, write_tiny_dataset
 
 
-def synthetic_signal(label: int, rng: np.random.Generator, n: int = 1000) -> np.ndarray:
-    """A (12, n) mV trace whose rate, amplitude and lead pattern encode ``label``."""
-    t = np.arange(n) / 100.0
-    rate = 0.8 + 0.25 * label  # beats per second
-    beat = np.sin(2 * np.pi * rate * t) ** 15  # spiky "QRS" train
-    gains = np.cos(np.arange(12)[:, None] * (0.3 + 0.2 * label))
-    x = (0.5 + 0.15 * label) * gains * beat + 0.02 * rng.standard_normal((12, n))
-    return np.round(x, 3).astype(np.float32)
-
-
-def write_tiny_dataset(
-    root: Path, sizes: dict[str, int], config: str = "ptbxl", seed: int = 0, n: int = 1000
-) -> Path:
-    """``root/data/<config>/<split>-00000-of-00001.parquet`` + README.md with YAML configs."""
-    import datasets
-
-    feats = datasets.Features(
-        {
-            "id": datasets.Value("string"),
-            "source": datasets.Value("string"),
-            "split": datasets.Value("string"),
-            "signal": datasets.Array2D((12, n), "float32"),
-            "fs": datasets.Value("int32"),
-            "report": datasets.Value("string"),
-            "messages": [{"role": datasets.Value("string"), "content": datasets.Value("string")}],
-        }
-    )
-    rng = np.random.default_rng(seed)
-    k = 0
-    for split, count in sizes.items():
-        rows: dict[str, list] = {name: [] for name in feats}
-        for _ in range(count):
-            label = k % len(REPORTS)
-            rows["id"].append(f"{config}/{k:05d}")
-            rows["source"].append(config)
-            rows["split"].append(split)
-            rows["signal"].append(synthetic_signal(label, rng, n))
-            rows["fs"].append(100)
-            rows["report"].append(REPORTS[label])
-            rows["messages"].append(
-                [
-                    {"role": "system", "content": "You are a cardiologist."},
-                    {"role": "user", "content": PROMPTS[k % 2]},
-                    {"role": "assistant", "content": REPORTS[label]},
-                ]
-            )
-            k += 1
-        ds = datasets.Dataset.from_dict(rows, features=feats)
-        path = root / "data" / config / f"{split}-00000-of-00001.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(ds.data.table, path)
-    card = {
-        "configs": [
-            {
-                "config_name": config,
-                "default": True,
-                "data_files": [
-                    {"split": s, "path": f"data/{config}/{s}-*.parquet"} for s in sizes
-                ],
-            }
-        ],
-        "dataset_info": [{"config_name": config, "features": feats._to_yaml_list()}],
-    }
-    (root / "README.md").write_text("---\n" + yaml.safe_dump(card, sort_keys=False) + "---\n")
-    return root
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine OpenMP's spinning threads made a tiny
+    training step 20x slower (50 ms -> 1 s) whenever other processes were busy."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """PTB-XL-like config at 100 Hz (default) and a MIMIC-like one at 500 Hz."""
     return write_tiny_dataset(
-        tmp_path_factory.mktemp("tiny"), {"train": 64, "validation": 16, "test": 16}
+        tmp_path_factory.mktemp("tiny"),
+        {"train": 64, "validation": 16, "test": 16},
+        configs={"ptbxl": 100, "mimic": 500},
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One trained run shared by the evaluation tests (trained once per session)."""
+    from ecg_instruct.train.trainer import train
+
+    out = tmp_path_factory.mktemp("runs") / "ptbxl"
+    train(small_config(tiny_dataset, out, max_steps=150), progress=False)
+    return out
