@@ -79,12 +79,14 @@ def test_cli_commands(tiny_dataset: Path, tmp_path: Path):
     app.command("evaluate")(evaluate)
     runner = CliRunner()
     run = tmp_path / "cli-run"
-    args = ["train-baseline", "--data", str(tiny_dataset), "--out", str(run), "--max-steps", "3",
-            "--d-model", "32", "--n-layer", "1", "--vocab-size", "150", "--no-progress"]  # fmt: skip
+    args = ["train-baseline", "--data", str(tiny_dataset), "--out", str(run),
+            "--max-steps", "3", "--d-model", "32", "--n-layer", "1", "--vocab-size", "150",
+            "--no-progress"]  # fmt: skip
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "3 steps" in res.output and "loss" in res.output
-    res = runner.invoke(app, ["evaluate", "--run", str(run), "--limit", "4", "--meteor", "none",
-                              "--max-new-tokens", "5"])  # fmt: skip
+    args = ["evaluate", "--run", str(run), "--limit", "4", "--meteor", "none",
+            "--max-new-tokens", "5"]  # fmt: skip
+    res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "bleu_4=" in res.output and (run / "metrics.json").exists()
