@@ -36,9 +36,49 @@ class SplitChoice(str, Enum):
     test = "test"
 
 
+def _one_line(text: object) -> str:
+    """One line of plain text, safe to print through rich (brackets are not markup)."""
+    from rich.markup import escape
+
+    return escape(" ".join(str(text).split()))
+
+
 def _fail(error: UserError) -> None:
-    console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {_one_line(error)}", highlight=False, soft_wrap=True,
+                  markup=True)
     raise typer.Exit(2)
+
+
+def _log_traceback(error: BaseException) -> Path:
+    """Write the full traceback (with a worker's remote traceback) to a log file; its path."""
+    import tempfile
+    import time
+    import traceback
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    handle, name = tempfile.mkstemp(prefix=f"ecg-instruct-error-{stamp}-", suffix=".log")
+    with os.fdopen(handle, "w", encoding="utf-8") as log:
+        log.write(f"ecg-instruct {' '.join(sys.argv[1:])}\n\n")
+        log.write("".join(traceback.format_exception(error)))
+    return Path(name)
+
+
+def _guarded(action):
+    """Run a command body: user errors, Ctrl-C and bugs each end in one line, never a traceback."""
+    try:
+        return action()
+    except UserError as error:
+        _fail(error)
+    except KeyboardInterrupt:
+        console.print("interrupted: completed work is kept; rerun the same command to resume",
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    except Exception as error:  # a bug (or a broken environment): say where the details are
+        log = _log_traceback(error)
+        summary = _one_line(f"{type(error).__name__}: {error}")[:300]
+        console.print(f"[bold red]internal error:[/] {summary} — full traceback in {log}; "
+                      f"please report it", highlight=False, soft_wrap=True, markup=True)
+        raise typer.Exit(1) from None
 
 
 def ensure_sample_mirror(folder: Path) -> Path:
@@ -119,26 +159,27 @@ def build(
     from ecg_instruct.recipe import load_recipe
     from ecg_instruct.sources import source_root
 
-    try:
+    def run():
+        raw = raw_dir
         parsed = load_recipe(recipe)
         wanted = parsed.sources.enabled if source == SourceChoice.all else [source.value]
-        present = [s for s in wanted if source_root(raw_dir, s).is_dir()]
+        present = [s for s in wanted if source_root(raw, s).is_dir()]
         used_sample = False
         if not present and sample_fallback is not None:
             console.print(
-                f"No PhysioNet mirror in {raw_dir}/: building from the synthetic sample mirror "
+                f"No PhysioNet mirror in {raw}/: building from the synthetic sample mirror "
                 f"in {sample_fallback}/ (real data: `make download` or `ecg-instruct download`).",
                 highlight=False,
             )
-            raw_dir, used_sample = ensure_sample_mirror(sample_fallback), True
+            raw, used_sample = ensure_sample_mirror(sample_fallback), True
             present = wanted
         elif source == SourceChoice.all and present and len(present) < len(wanted):
             skipped = ", ".join(s for s in wanted if s not in present)
-            console.print(f"Skipping {skipped}: not found under {raw_dir}/.", highlight=False)
+            console.print(f"Skipping {skipped}: not found under {raw}/.", highlight=False)
         sources = present if source == SourceChoice.all and present else wanted
-        summary = run_build(
+        return run_build(
             BuildOptions(
-                raw_dir=raw_dir,
+                raw_dir=raw,
                 out=out,
                 recipe=parsed,
                 sources=sources,
@@ -150,8 +191,8 @@ def build(
                 sample=used_sample,
             )
         )
-    except UserError as error:
-        _fail(error)
+
+    summary = _guarded(run)
     _print_summary(summary)
     console.print(f"Dataset written to {out}/ — load it with datasets.load_dataset(\"{out}\")",
                   highlight=False)
@@ -163,9 +204,12 @@ def sample(
     force: bool = typer.Option(False, help="Rewrite even if a complete mirror is there."),
 ) -> None:
     """Write the synthetic PhysioNet-shaped sample mirror (PTB-XL + MIMIC-IV-ECG layouts)."""
-    if force and (out / SAMPLE_MARKER).exists():
-        (out / SAMPLE_MARKER).unlink()
-    ensure_sample_mirror(out)
+    def run():
+        if force and (out / SAMPLE_MARKER).exists():
+            (out / SAMPLE_MARKER).unlink()
+        ensure_sample_mirror(out)
+
+    _guarded(run)
     console.print(f"Sample mirror written to {out}/ (ptb-xl/, mimic-iv-ecg/)", highlight=False)
 
 
@@ -298,6 +342,20 @@ def export(
         console.print(f"{out / name}: {rows} rows", highlight=False)
     console.print(f"{summary.n_signals} ECGs written to {out / 'ecgs'}/ (.npy, float32 mV)",
                   highlight=False)
+
+
+def _register_optional_commands() -> None:
+    """Commands that live in their own packages (their modules import lazily what they need)."""
+    from ecg_instruct.download.command import download
+    from ecg_instruct.evaluate.command import evaluate
+    from ecg_instruct.train.command import train_baseline
+
+    app.command("download")(download)
+    app.command("train-baseline")(train_baseline)
+    app.command("evaluate")(evaluate)
+
+
+_register_optional_commands()
 
 
 def main() -> None:

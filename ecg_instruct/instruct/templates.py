@@ -179,6 +179,13 @@ class TemplateLibrary:
             raise UserError(f"cannot render template {template_id} ({exc})", path=template.path,
                             fix="declare the fields it uses in `requires:` (docs/templates.md)"
                             ) from None
+        except Exception as exc:  # e.g. `{{ age + 1 }}` on a missing age: a TypeError
+            raise UserError(
+                f"template {template_id} fails on a record ({type(exc).__name__}: {exc})",
+                path=template.path,
+                fix="guard optional fields, e.g. {% if age is not none %}...{% endif %}, "
+                "or list them in `requires:`",
+            ) from None
 
     def render(self, template_id: str, context: dict[str, Any]) -> str:
         """The text of a single-turn template (system prompts), or of its first turn."""
