@@ -61,8 +61,18 @@ def example_id(record_id: str, task: str, number: int) -> str:
     return f"{record_id}/{task}/{number}"
 
 
-def check_messages(messages: list[dict[str, str]], token: str, template: PromptTemplate) -> None:
-    """The invariants of an example; a violation is the template's fault, so name its file."""
+def _words(text: str) -> set[str]:
+    return set(text.replace(".", " ").replace(",", " ").split())
+
+
+def check_messages(
+    messages: list[dict[str, str]], token: str, template: PromptTemplate, source_text: str = "",
+) -> None:
+    """The invariants of an example; a violation is the template's fault, so name its file.
+
+    `source_text` (the record's report) is exempt from the missing-value check: a report may
+    legitimately say "none"; a template may not render Python's None.
+    """
     users = [m["content"] for m in messages if m["role"] == "user"]
     if users[0].count(token) != 1 or sum(u.count(token) for u in users) != 1:
         raise UserError(
@@ -76,9 +86,9 @@ def check_messages(messages: list[dict[str, str]], token: str, template: PromptT
         if not message["content"]:
             raise UserError(f"a {message['role']} turn rendered empty", path=template.path,
                             fix="guard optional text with `is defined` or add to `requires:`")
-        words = set(message["content"].replace(".", " ").replace(",", " ").split())
-        if words & set(_MISSING_WORDS):
-            raise UserError(f"rendered a missing value ({sorted(words & set(_MISSING_WORDS))[0]})",
+        missing = (_words(message["content"]) & set(_MISSING_WORDS)) - _words(source_text)
+        if missing:
+            raise UserError(f"rendered a missing value ({sorted(missing)[0]})",
                             path=template.path, fix="add the field to `requires:`")
 
 
@@ -102,7 +112,7 @@ def render_example(
         context = facts.with_query(draw(seed, record_id, template.task, number, "query-answer"),
                                    draw(seed, record_id, template.task, number, "query-pick"))
     turns = library.render_turns(template.id, context)
-    check_messages(turns, cfg.ecg_token, template)
+    check_messages(turns, cfg.ecg_token, template, context.get("report", ""))
     return [{"role": "system", "content": system}, *turns]
 
 
@@ -130,15 +140,6 @@ def choose_templates(
 
 
 def run_instruct(
-    records: Iterable[Mapping], library: TemplateLibrary, cfg: InstructConfig, seed: int,
-    statements: Mapping[str, Mapping[str, Statement]] | None = None,
-) -> pd.DataFrame:
-    """The per-record rows (id, task, template_id, messages): each record's first `report`
-    example. See `run_instruct_tasks` for every example of every task."""
-    return run_instruct_tasks(records, library, cfg, seed, statements).records
-
-
-def run_instruct_tasks(
     records: Iterable[Mapping], library: TemplateLibrary, cfg: InstructConfig, seed: int,
     statements: Mapping[str, Mapping[str, Statement]] | None = None,
 ) -> InstructResult:
@@ -210,7 +211,7 @@ def _run_chunk(
     """One chunk in a worker process (compiled templates do not pickle: load them once there)."""
     if folders not in _WORKER_LIBRARIES:
         _WORKER_LIBRARIES[folders] = TemplateLibrary([Path(f) for f in folders])
-    return run_instruct_tasks(records, _WORKER_LIBRARIES[folders], cfg, seed, statements)
+    return run_instruct(records, _WORKER_LIBRARIES[folders], cfg, seed, statements)
 
 
 def write_instruct_stage(
@@ -250,7 +251,7 @@ def write_instruct_stage(
                     consume(result)
         else:
             for chunk in chunks:
-                consume(run_instruct_tasks(chunk, library, cfg, seed, statements))
+                consume(run_instruct(chunk, library, cfg, seed, statements))
     finally:
         writer.close()
     os.replace(tmp, examples_path)
