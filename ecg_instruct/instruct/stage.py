@@ -142,6 +142,15 @@ def choose_templates(
 def run_instruct(
     records: Iterable[Mapping], library: TemplateLibrary, cfg: InstructConfig, seed: int,
     statements: Mapping[str, Mapping[str, Statement]] | None = None,
+) -> pd.DataFrame:
+    """The per-record rows (id, task, template_id, messages): each record's first `report`
+    example. See `run_instruct_tasks` for every example of every task."""
+    return run_instruct_tasks(records, library, cfg, seed, statements).records
+
+
+def run_instruct_tasks(
+    records: Iterable[Mapping], library: TemplateLibrary, cfg: InstructConfig, seed: int,
+    statements: Mapping[str, Mapping[str, Statement]] | None = None,
 ) -> InstructResult:
     """Every example of every record, the per-record report example, skip counts, rejects."""
     if cfg.system_template not in library.templates:
@@ -211,7 +220,7 @@ def _run_chunk(
     """One chunk in a worker process (compiled templates do not pickle: load them once there)."""
     if folders not in _WORKER_LIBRARIES:
         _WORKER_LIBRARIES[folders] = TemplateLibrary([Path(f) for f in folders])
-    return run_instruct(records, _WORKER_LIBRARIES[folders], cfg, seed, statements)
+    return run_instruct_tasks(records, _WORKER_LIBRARIES[folders], cfg, seed, statements)
 
 
 def write_instruct_stage(
@@ -251,7 +260,7 @@ def write_instruct_stage(
                     consume(result)
         else:
             for chunk in chunks:
-                consume(run_instruct(chunk, library, cfg, seed, statements))
+                consume(run_instruct_tasks(chunk, library, cfg, seed, statements))
     finally:
         writer.close()
     os.replace(tmp, examples_path)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ecg_instruct.instruct.fields import statements_from_frame
-from ecg_instruct.instruct.stage import run_instruct
+from ecg_instruct.instruct.stage import run_instruct, run_instruct_tasks
 from ecg_instruct.instruct.templates import TemplateLibrary
 from ecg_instruct.recipe import InstructConfig
 from ecg_instruct.sources.ptbxl import parse_scp_codes, read_statements
@@ -50,7 +50,7 @@ def records(real_ptbxl_dir: Path) -> list[dict]:
 
 
 def _run(records, statements, seed=0, **cfg):
-    return run_instruct(records, TemplateLibrary(),
+    return run_instruct_tasks(records, TemplateLibrary(),
                               InstructConfig(tasks=dict(TASKS), **cfg), seed, statements)
 
 
@@ -135,7 +135,7 @@ def test_recipe_threshold_changes_what_counts_as_present(records, statements) ->
 
 
 def test_record_rows_are_one_report_example_per_record(records, statements) -> None:
-    rows = run_instruct(records, TemplateLibrary(), InstructConfig(), 0, statements).records
+    rows = run_instruct(records, TemplateLibrary(), InstructConfig(), 0, statements)
     assert list(rows.columns) == ["id", "task", "template_id", "messages"]
     assert len(rows) == len(records) and set(rows["task"]) == {"report"}
 
