@@ -186,8 +186,16 @@ def text_derived_codes(
     }
 
 
+_KINDS_CACHE: dict[int, tuple[pd.DataFrame, dict[str, str]]] = {}
+
+
 def _kinds(statements: pd.DataFrame) -> dict[str, str]:
-    return {str(code): statement_kind(statements, code) for code in statements.index}
+    """code -> kind, computed once per statements table (it is consulted for every record)."""
+    entry = _KINDS_CACHE.get(id(statements))
+    if entry is None or entry[0] is not statements:
+        kinds = {str(code): statement_kind(statements, code) for code in statements.index}
+        entry = _KINDS_CACHE[id(statements)] = (statements, kinds)
+    return entry[1]
 
 
 def label_agreement(

@@ -355,7 +355,7 @@ class GlossaryTranslator:
             return None
 
         found = parts(norm, 2)
-        if found or len(norm) > 5:
+        if found or len(norm) > 8:
             return found
         # Short run-together tokens of a lead or wave name and a word: `ini` (in I), `qin`
         # (Q in), `iavr` (I aVR), `inv` (in V).
@@ -366,6 +366,10 @@ class GlossaryTranslator:
 
         for cut in range(1, len(norm)):
             head, tail = norm[:cut], norm[cut:]
+            if lead_or_wave(head) and lead_or_wave(tail):
+                return (head, tail)  # `iiiavf`: III aVF
+            if len(norm) > 5:
+                continue
             if all(lead_or_wave(p) or (p in vocab and len(p) >= 2) for p in (head, tail)):
                 if lead_or_wave(head) or lead_or_wave(tail):
                     return (head, tail)
