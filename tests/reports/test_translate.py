@@ -249,8 +249,8 @@ def test_marian_backend_translates_only_what_the_glossary_cannot(
 
     covered = marian.translate("sinusrhythmus normales ekg", "de")
     assert covered.text == "Sinus rhythm. Normal ECG." and calls == []
-    uncovered = marian.translate("sinusrhythmus lungenembolieverdacht Edit: NORM", "de")
-    assert calls == ["sinusrhythmus lungenembolieverdacht"]  # reviewer note not sent
+    uncovered = marian.translate("sinusrhythmus quarkwort Edit: NORM", "de")
+    assert calls == ["sinusrhythmus quarkwort"]  # reviewer note not sent
     assert uncovered == Translation("Sinus rhythm, pulmonary embolism suspected.", 1.0, ())
 
 
