@@ -74,6 +74,14 @@ class Glossary:
     en_words: frozenset[str]
     en_spelling: dict[str, str]
     path: str
+    en_casing: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Clinical casing for English text: the neutral tokens whose form only changes case
+        # (`avf` -> aVF, `qrs` -> QRS), plus EKG -> ECG. Not `s`: "contraction(s)".
+        casing = {k: v for k, v in self.neutral.items() if v.lower() == k and k != "s"}
+        casing.update({"ekg": "ECG", "ecg": "ECG"})
+        self.en_casing = casing
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

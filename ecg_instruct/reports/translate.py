@@ -101,13 +101,6 @@ def _render(sentences: Sequence[str]) -> str:
     return " ".join(out)
 
 
-def _english_casing(glossary: Glossary) -> dict[str, str]:
-    """Lower-case token -> clinical casing (ECG, QRS, aVF, V1, T waves) for English text."""
-    casing = {k: v for k, v in glossary.neutral.items() if v.lower() == k and k != "s"}
-    casing.update({"ekg": "ECG", "ecg": "ECG"})
-    return casing
-
-
 def normalise_english(text: str, glossary: Glossary | None = None) -> str:
     """Bring an English report into MIMIC statement style without changing its words.
 
@@ -115,7 +108,6 @@ def normalise_english(text: str, glossary: Glossary | None = None) -> str:
     American spelling (ischemia).
     """
     glossary = glossary or default_glossary()
-    casing = _cached_casing(id(glossary), glossary)
     text = _SPACE_RE.sub(" ", text).strip()
 
     def fix(m: re.Match[str]) -> str:
@@ -123,19 +115,10 @@ def normalise_english(text: str, glossary: Glossary | None = None) -> str:
         low = word.lower()
         if low in glossary.en_spelling:
             return glossary.en_spelling[low]
-        return casing.get(low, word)
+        return glossary.en_casing.get(low, word)
 
     text = _WORD_RE.sub(fix, text)
     return _render(_SENTENCE_END_RE.split(text))
-
-
-_CASING_CACHE: dict[int, dict[str, str]] = {}
-
-
-def _cached_casing(key: int, glossary: Glossary) -> dict[str, str]:
-    if key not in _CASING_CACHE:
-        _CASING_CACHE[key] = _english_casing(glossary)
-    return _CASING_CACHE[key]
 
 
 class _Sentences:
@@ -144,7 +127,7 @@ class _Sentences:
     def __init__(self) -> None:
         self.sentences: list[str] = []
         self.pending: str | None = None  # a prefix_next qualifier waiting for its sentence
-        self.last_neutral_end: int | None = None  # source offset after the last neutral token
+        self.after_neutral = False  # the last output was a lead/number/unit
 
     def _take_pending(self, english: str) -> str:
         if self.pending:
@@ -152,7 +135,7 @@ class _Sentences:
         return english
 
     def add(self, rule: Rule) -> None:
-        self.last_neutral_end = None
+        self.after_neutral = False
         role, english = rule.role, rule.english
         if role == "sentence":
             self.sentences.append(self._take_pending(english))
@@ -174,19 +157,19 @@ class _Sentences:
         else:
             self.sentences.append(english)
 
-    def neutral(self, english: str, gap: str, start: int, end: int) -> None:
+    def neutral(self, english: str, gap: str) -> None:
+        """A lead, number or unit; glued to a preceding one as the source did (`V1-3`)."""
         glue = _GLUE.get(gap.strip())
         if glue == ", " and english[:1].isdigit():
             glue = ","  # "V4,5,6", not "V4, 5,6"
-        if self.last_neutral_end is not None and glue and self.sentences and not self.pending:
+        if self.after_neutral and glue and self.sentences and not self.pending:
             self.sentences[-1] += glue + english
         else:
             self.word(english)
-        self.last_neutral_end = end
+        self.after_neutral = True
 
     def text(self) -> str:
-        if self.pending:
-            self.word("")
+        if self.pending:  # a qualifier at the very end stands alone
             self.sentences.append(self.pending)
             self.pending = None
         return _render(self.sentences)
@@ -442,9 +425,9 @@ class GlossaryTranslator:
                 continue
             gap = source[prev_end[unit.token] : tok.start]
             if tok.kind == "num":
-                out.neutral(tok.surface, gap, tok.start, tok.end)
+                out.neutral(tok.surface, gap)
             elif unit.norm in self.glossary.neutral:
-                out.neutral(self.glossary.neutral[unit.norm], gap, tok.start, tok.end)
+                out.neutral(self.glossary.neutral[unit.norm], gap)
                 parts_done[unit.token] = parts_done.get(unit.token, 0) + 1
             elif unit.norm in self.glossary.en_words:
                 out.word(tok.surface.lower())
