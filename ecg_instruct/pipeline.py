@@ -1,0 +1,645 @@
+"""The build: index -> reports -> instruct -> signals -> publish, resumable and atomic.
+
+Work happens in `<out>.work/<key>/`, where `key` hashes everything that determines the output
+(recipe, sources, split filter, seed, raw folder, templates), so a rerun of the same build resumes
+it and a different build never picks up stale shards. Each stage output appears under its final
+name only when fully written. The dataset itself is assembled in `<out>.tmp/` and swapped into
+place, so `<out>` always holds either the previous dataset or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import math
+import os
+import shutil
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from ecg_instruct import __version__
+from ecg_instruct.errors import UserError
+from ecg_instruct.index import build_index
+from ecg_instruct.instruct.check import check_templates
+from ecg_instruct.instruct.fields import load_statement_tables
+from ecg_instruct.instruct.stage import write_instruct_stage
+from ecg_instruct.instruct.templates import TemplateLibrary
+from ecg_instruct.paths import is_within, recover_interrupted_swap, replace_dir
+from ecg_instruct.publish.card import card_yaml, render_card
+from ecg_instruct.publish.instructions import add_instructions_config, publish_instructions
+from ecg_instruct.publish.parquet import plain_schema, write_parquet
+from ecg_instruct.recipe import Recipe
+from ecg_instruct.reports.stage import REPORT_COLUMNS, run_reports, translator_provenance
+from ecg_instruct.schema import INDEX_COLUMNS, MEASUREMENT_FIELDS, REJECT_SCHEMA, rejects_frame
+from ecg_instruct.signals.leads import CANONICAL_LEADS
+from ecg_instruct.signals.quality import QualityConfig
+from ecg_instruct.signals.stage import process_shard
+from ecg_instruct.sources import source_root
+from ecg_instruct.split import SPLITS
+
+
+@dataclass
+class BuildOptions:
+    raw_dir: Path
+    out: Path
+    recipe: Recipe
+    sources: list[str]
+    splits: list[str] | None = None
+    workers: int = 1
+    seed: int = 0
+    template_dirs: list[Path] | None = None
+    progress: bool = True
+    sample: bool = False
+
+
+@dataclass
+class BuildSummary:
+    out: Path
+    counts: pd.DataFrame  # source, split, input, published, rejected
+    reasons: pd.DataFrame  # source, stage, reason, count
+    totals: dict[str, int] = field(default_factory=dict)
+    stages: pd.DataFrame | None = None  # source, stage, input, passed, rejected
+    instructions: Any = None  # publish.instructions.InstructionsInfo: examples per task/split
+
+
+class AccountingError(RuntimeError):
+    """Records were lost or counted twice between stages: a bug, never a user error."""
+
+
+def _parquet_bytes(frame_or_table: pd.DataFrame | pa.Table) -> bytes:
+    table = (
+        frame_or_table
+        if isinstance(frame_or_table, pa.Table)
+        else pa.Table.from_pandas(frame_or_table, preserve_index=False)
+    )
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def _atomic_write(data: bytes, path: Path) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _atomic_parquet(frame_or_table: pd.DataFrame | pa.Table, path: Path) -> None:
+    _atomic_write(_parquet_bytes(frame_or_table), path)
+
+
+def _templates_fingerprint(library: TemplateLibrary) -> str:
+    digest = hashlib.sha256()
+    for template_id, template in sorted(library.templates.items()):
+        digest.update(template_id.encode() + b"\0" + template.source.encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def work_key(options: BuildOptions, library: TemplateLibrary, content: str = "") -> str:
+    """What determines the work folder: a different build never resumes another's shards.
+
+    `content` is a digest of the index the build starts from, so that editing the metadata of a
+    mirror (not only moving it) starts a fresh work folder instead of mixing old and new shards.
+    """
+    payload = {
+        "recipe": options.recipe.fingerprint(),
+        "sources": sorted(options.sources),
+        "splits": sorted(options.splits) if options.splits else None,
+        "seed": options.seed,
+        "raw_dir": str(options.raw_dir.resolve()),
+        "templates": _templates_fingerprint(library),
+        "version": __version__,
+        "index": content,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _synthetic_records(sources: Sequence[str]) -> list[dict]:
+    """Stand-in records to render every template once before the build writes anything.
+
+    One with every optional field set and one with every optional field missing, per source, so
+    that a template that breaks on a real record (a typo, `{{ age | int }}` on a missing age) is
+    a configuration error up front, not a crash after an hour of work.
+    """
+    records = []
+    for source in sources:
+        full = {name: "" for name in (*INDEX_COLUMNS, *REPORT_COLUMNS)}
+        full.update({
+            "id": f"{source}/validate", "source": source, "native_id": "1", "patient_id": "1",
+            "path": "validate", "fs": 500, "n_samples": 5000, "labels": ["NORM"],
+            "scp_codes": '{"NORM": 100.0}', "age": 63.0, "sex": "female",
+            "measurements": {"rr_interval": 857.0, "p_onset": 40.0, "p_end": 148.0,
+                             "qrs_onset": 200.0, "qrs_end": 292.0, "t_end": 580.0,
+                             "p_axis": 60.0, "qrs_axis": 30.0, "t_axis": 45.0,
+                             "heart_rate": 70.0},
+            "split": "train", "report": "Sinus rhythm. Normal ECG.",
+            "report_raw": "Sinus rhythm. Normal ECG.", "report_original": "Sinus rhythm. Normal ECG.",
+            "report_language": "en", "translation_coverage": 1.0,
+        })
+        records.append(full)
+        records.append({**full, "age": None, "sex": None, "labels": [], "scp_codes": "{}",
+                        "measurements": None})
+    return records
+
+
+def _validate_templates(options: BuildOptions, library: TemplateLibrary) -> None:
+    """Render every template on stand-in records with the build's own invariants."""
+    statements = load_statement_tables(options.raw_dir, options.sources)
+    check_templates(library, _synthetic_records(options.sources), options.recipe.instruct,
+                    statements)
+
+
+def _validate_locations(options: BuildOptions) -> None:
+    """`--out` must not overlap the input, and may only replace a dataset we published."""
+    out = options.out
+    for source in options.sources:
+        root = source_root(options.raw_dir, source)
+        if is_within(out, root) or is_within(root, out):
+            raise UserError(f"output folder overlaps the {source} input {root}", path=out,
+                            fix="choose an --out outside --raw-dir")
+    if out.exists() and not out.is_dir():
+        raise UserError("exists and is not a folder", path=out, fix="choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        names = {p.name for p in out.iterdir()}
+        if not {"README.md", "rejects.parquet"} <= names or not names <= PUBLISHED_NAMES:
+            raise UserError(
+                "exists and is not a dataset written by ecg-instruct; refusing to replace it",
+                path=out, fix="choose another --out, or move that folder away",
+            )
+
+
+#: Everything `_publish` writes at the top of the output folder.
+PUBLISHED_NAMES = {"README.md", "rejects.parquet", "data"}
+
+
+def _validate(options: BuildOptions) -> TemplateLibrary:
+    """Every configuration check, before anything is written."""
+    QualityConfig.from_dict(options.recipe.signals.quality, source=options.recipe.path)
+    translator_provenance(options.recipe.reports)
+    library = TemplateLibrary(options.template_dirs)
+    for task in options.recipe.instruct.tasks:
+        if not library.for_task(task):
+            raise UserError(f"no templates for task {task!r}", path=options.recipe.path,
+                            fix=f"add templates/{task}/*.j2 or remove it from instruct.tasks")
+    if options.recipe.instruct.system_template not in library.templates:
+        raise UserError(f"system template {options.recipe.instruct.system_template!r} not found",
+                        path=options.recipe.path, fix="fix instruct.system_template")
+    if options.workers < 1:
+        raise UserError("--workers must be at least 1", fix="e.g. --workers 2")
+    _validate_templates(options, library)
+    _validate_locations(options)
+    return library
+
+
+def _shards(index: pd.DataFrame, shard_size: int) -> list[tuple[str, list[dict]]]:
+    """Deterministic shards: per (source, split), in id order, `shard_size` records each."""
+    shards = []
+    for (source, split), group in index.groupby(["source", "split"], sort=True):
+        records = group.sort_values("id")[["id", "source", "path"]].to_dict("records")
+        for number, start in enumerate(range(0, len(records), shard_size)):
+            shards.append((f"{source}-{split}-{number:05d}", records[start:start + shard_size]))
+    return shards
+
+
+def _worker_init(parent: int) -> None:
+    """Signals workers: Ctrl-C is the parent's to handle, and a worker outlives no parent.
+
+    Without the watchdog, `kill -9` of the build leaves its workers running to the end of their
+    queue; their shards would still be correct (same bytes, atomic renames) but the CPU is not
+    theirs to use.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watchdog() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            threading.Event().wait(1.0)
+
+    threading.Thread(target=watchdog, daemon=True).start()
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel queued shards and stop running ones now: unfinished shards are never marked done."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(5)
+
+
+def _run_signals(options: BuildOptions, index: pd.DataFrame, work: Path) -> None:
+    folder = work / "signals"
+    folder.mkdir(exist_ok=True)
+    roots = {source: str(source_root(options.raw_dir, source)) for source in options.sources}
+    todo = [(name, records) for name, records in _shards(index, options.recipe.shard_size)
+            if not (folder / f"{name}.parquet").exists()]
+    total = sum(len(records) for _, records in todo)
+    bar = tqdm(total=total, desc="signals", unit="rec", disable=not options.progress)
+    cfg = options.recipe.signals
+    if options.workers == 1 or len(todo) <= 1:
+        for name, records in todo:
+            process_shard(records, roots, cfg, str(folder / f"{name}.parquet"))
+            bar.update(len(records))
+    else:
+        pool = ProcessPoolExecutor(max_workers=min(options.workers, len(todo)),
+                                   initializer=_worker_init, initargs=(os.getpid(),))
+        try:
+            futures = {
+                pool.submit(process_shard, records, roots, cfg, str(folder / f"{name}.parquet")):
+                len(records)
+                for name, records in todo
+            }
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    future.result()  # re-raises a worker's exception here, stopping the pool
+                    bar.update(futures[future])
+        except BaseException:
+            _stop_pool(pool)
+            raise
+        pool.shutdown(wait=True)
+    bar.close()
+
+
+def _measurements_column(values: Sequence[object]) -> list[dict | None]:
+    out = []
+    for value in values:
+        data = json.loads(value) if isinstance(value, str) and value else None
+        out.append({name: data.get(name) for name in MEASUREMENT_FIELDS} if data else None)
+    return out
+
+
+def _publish_table(
+    options: BuildOptions, signals: pa.Table, meta_by_id: pd.DataFrame, schema: pa.Schema
+) -> pa.Table:
+    """Join curated signals with their metadata, reports and messages, in id order."""
+    order = signals.column("id").to_pylist()
+    rows = meta_by_id.loc[order]
+    cfg = options.recipe.signals
+    columns = {
+        "id": order,
+        "source": rows["source"].tolist(),
+        "patient_id": rows["patient_id"].tolist(),
+        "split": rows["split"].tolist(),
+        "signal": signals.column("signal"),
+    }
+    if cfg.dtype == "int16":
+        columns["adc_gain"] = signals.column("adc_gain")
+    columns.update({
+        "fs": [cfg.fs] * len(order),
+        "leads": [list(CANONICAL_LEADS)] * len(order),
+        "report": rows["report"].tolist(),
+        "report_original": rows["report_original"].tolist(),
+        "report_language": rows["report_language"].tolist(),
+        "translation_coverage": rows["translation_coverage"].tolist(),
+        "messages": rows["messages"].tolist(),
+        "task": rows["task"].tolist(),
+        "template_id": rows["template_id"].tolist(),
+        "labels": [list(v) for v in rows["labels"]],
+        "scp_codes": rows["scp_codes"].tolist(),
+        "measurements": _measurements_column(rows["measurements"].tolist()),
+        "age": [None if pd.isna(v) else float(v) for v in rows["age"]],
+        "sex": [None if v is None or pd.isna(v) else v for v in rows["sex"]],
+        "signal_repairs": signals.column("repairs"),
+    })
+    arrays = []
+    for name in schema.names:
+        value = columns[name]
+        arrays.append(
+            value.cast(schema.field(name).type) if isinstance(value, pa.ChunkedArray)
+            else pa.array(value, schema.field(name).type)
+        )
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _swap_into_place(staging: Path, out: Path) -> None:
+    """Replace `out` by `staging` so that `out` is never a mixture of the two (see paths.py)."""
+    replace_dir(staging, out)
+
+
+@contextlib.contextmanager
+def _build_lock(folder: Path) -> Iterator[None]:
+    """One build per output folder at a time (released by the kernel even on kill -9)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock, builds must not overlap
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError("another build is writing this output folder", path=folder.parent,
+                            fix="wait for it to finish, or use another --out") from None
+        yield
+
+
+def _remove_partial_files(folder: Path) -> None:
+    """Temporary files of a killed run (`*.tmp-<pid>`): never done, never read."""
+    for path in folder.rglob("*.tmp-*"):
+        if path.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def build(options: BuildOptions) -> BuildSummary:
+    """Run (or resume) a build and publish it; returns the accounting summary."""
+    library = _validate(options)
+    recipe = options.recipe
+    statements = None
+    if recipe.reports.report_style == "labels" and "ptbxl" in options.sources:
+        from ecg_instruct.sources.ptbxl import read_statements
+
+        statements = read_statements(source_root(options.raw_dir, "ptbxl"))
+    index, index_rejects = build_index(options.raw_dir, recipe, options.sources, options.splits)
+    stored_index = index.copy()
+    stored_index["measurements"] = [
+        json.dumps(v, sort_keys=True) if isinstance(v, dict) else "" for v in index["measurements"]
+    ]
+    index_bytes = _parquet_bytes(stored_index)
+    rejects_bytes = _parquet_bytes(index_rejects.astype(str))
+    content = hashlib.sha256(index_bytes + b"\0" + rejects_bytes).hexdigest()[:16]
+    key = work_key(options, library, content)
+    root = options.out.with_name(options.out.name + ".work")
+    recover_interrupted_swap(options.out)
+    with _build_lock(root):
+        work = root / key
+        work.mkdir(parents=True, exist_ok=True)
+        _remove_partial_files(work)
+        if not (work / "index.parquet").exists():
+            _atomic_write(rejects_bytes, work / "index_rejects.parquet")
+            _atomic_write(index_bytes, work / "index.parquet")
+        index = pd.read_parquet(work / "index.parquet")
+
+        records = index.to_dict("records")
+        if not (work / "reports.parquet").exists():
+            reports, rejects = run_reports(
+                tqdm(records, desc="reports", unit="rec", disable=not options.progress),
+                recipe.reports, statements,
+            )
+            _atomic_parquet(rejects_frame(rejects), work / "reports_rejects.parquet")
+            _atomic_parquet(reports, work / "reports.parquet")
+        reports = pd.read_parquet(work / "reports.parquet")
+
+        with_reports = index.merge(reports, on="id", how="inner")
+        if not (work / "instruct.parquet").exists():
+            write_instruct_stage(with_reports.to_dict("records"), library, recipe.instruct,
+                                 options.seed,
+                                 load_statement_tables(options.raw_dir, options.sources), work,
+                                 workers=options.workers)
+        instruct = pd.read_parquet(work / "instruct.parquet")
+
+        _run_signals(options, index[index["id"].isin(instruct["id"])], work)
+        meta = with_reports.merge(instruct, on="id", how="inner")
+        return _publish(options, index, meta, work, library)
+
+
+def _read_rejects(path: Path) -> pa.Table:
+    return pq.read_table(path).cast(REJECT_SCHEMA)
+
+
+def _write_split(
+    options: BuildOptions, shard_paths: list[Path], meta_by_id: pd.DataFrame, folder: Path,
+    split: str,
+) -> tuple[list[Path], list[str]]:
+    """Stream one split's signal shards into `<split>-NNNNN-of-NNNNN.parquet` files.
+
+    At most one output file's rows (plus one shard) are in memory, whatever the split's size, and
+    the files do not depend on how records were sharded (`combine_chunks` before writing).
+    """
+    recipe, cfg = options.recipe, options.recipe.signals
+    total = sum(pq.read_metadata(path).num_rows for path in shard_paths)
+    if total == 0:
+        return [], []
+    rows_per_file = recipe.publish.rows_per_file
+    n_files = max(1, math.ceil(total / rows_per_file))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    ids: list[str] = []
+    buffer: list[pa.Table] = []
+    buffered = 0
+
+    def flush(table: pa.Table) -> None:
+        path = folder / f"{split}-{len(paths):05d}-of-{n_files:05d}.parquet"
+        write_parquet(table.combine_chunks(), path, cfg.dtype, recipe.publish.row_group_rows)
+        paths.append(path)
+
+    schema = None
+    for shard_path in shard_paths:
+        signals = pq.read_table(shard_path)
+        if signals.num_rows == 0:
+            continue
+        if schema is None:
+            schema = plain_schema(cfg.n_samples, cfg.dtype, signals.schema.field("signal").type)
+        table = _publish_table(options, signals, meta_by_id, schema)
+        ids.extend(table.column("id").to_pylist())
+        buffer.append(table)
+        buffered += table.num_rows
+        while buffered >= rows_per_file:
+            joined = pa.concat_tables(buffer)
+            flush(joined.slice(0, rows_per_file))
+            rest = joined.slice(rows_per_file)
+            buffer, buffered = ([rest] if rest.num_rows else []), rest.num_rows
+    if buffered:
+        flush(pa.concat_tables(buffer))
+    if len(paths) != n_files:
+        raise AccountingError(f"{folder}: wrote {len(paths)} files for {split}, expected {n_files}")
+    return paths, ids
+
+
+def _publish(
+    options: BuildOptions, index: pd.DataFrame, meta: pd.DataFrame, work: Path,
+    library: TemplateLibrary,
+) -> BuildSummary:
+    recipe, cfg = options.recipe, options.recipe.signals
+    staging = options.out.with_name(options.out.name + ".tmp")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    reject_tables = {"index": _read_rejects(work / "index_rejects.parquet"),
+                     "reports": _read_rejects(work / "reports_rejects.parquet"),
+                     "instruct": _read_rejects(work / "instruct_rejects.parquet")}
+    signal_rejects: list[pa.Table] = []
+    signal_ids: list[str] = []
+    split_counts: dict[str, dict[str, int]] = {}
+    published_ids: list[str] = []
+    file_counts: dict[tuple[str, str], int] = {}
+    split_bytes: dict[str, dict[str, int]] = {}
+    total_bytes = 0
+    meta_by_id = meta.set_index("id")
+    for source in sorted(index["source"].unique()):
+        for split in SPLITS:
+            names = sorted((work / "signals").glob(f"{source}-{split}-*.parquet"))
+            if not names:
+                continue
+            for name in names:
+                signal_rejects.append(_read_rejects(Path(f"{name}.rejects")))
+                signal_ids.extend(pq.read_table(name, columns=["id"]).column("id").to_pylist())
+            paths, ids = _write_split(options, names, meta_by_id, staging / "data" / source,
+                                      split)
+            if not paths:
+                continue
+            n_bytes = sum(p.stat().st_size for p in paths)
+            total_bytes += n_bytes
+            split_bytes.setdefault(source, {})[split] = n_bytes
+            file_counts[(source, split)] = len(paths)
+            split_counts.setdefault(source, {})[split] = len(ids)
+            published_ids.extend(ids)
+    reject_tables["signals"] = pa.concat_tables([REJECT_SCHEMA.empty_table(), *signal_rejects])
+    rejects = pa.concat_tables(list(reject_tables.values())).to_pandas()
+    rejects = rejects.sort_values(["id", "stage"], kind="stable").reset_index(drop=True)
+    summary = _account(options, index, rejects, published_ids)
+    summary.stages = _stage_ledger(
+        {stage: table.column("id").to_pylist() for stage, table in reject_tables.items()},
+        {"index": index["id"].tolist(), "reports": _ids_of(work / "reports.parquet"),
+         "instruct": _ids_of(work / "instruct.parquet"), "signals": signal_ids,
+         "publish": published_ids},
+    )
+    _atomic_parquet(pa.Table.from_pandas(rejects, schema=REJECT_SCHEMA, preserve_index=False),
+                    staging / "rejects.parquet")
+    if not split_counts:
+        raise UserError("no record survived the build; see the rejects summary above",
+                        path=options.raw_dir, fix="check the input mirror and the recipe")
+    header = card_yaml(split_counts, cfg.n_samples, cfg.dtype, split_bytes)
+    instructions = publish_instructions(staging, work, published_ids, recipe, library)
+    add_instructions_config(header, instructions)
+    context = {
+        "recipe": recipe, "fingerprint": recipe.fingerprint(), "seed": options.seed,
+        # The folder name only: the card's bytes must not depend on where the dataset was built.
+        "version": __version__, "out_name": f"./{options.out.name}",
+        "n_leads": len(CANONICAL_LEADS), "n_samples": cfg.n_samples, "leads": CANONICAL_LEADS,
+        "split_rows": [
+            {"source": s, "split": sp, "records": n, "files": file_counts[(s, sp)]}
+            for s in sorted(split_counts) for sp, n in split_counts[s].items()
+        ],
+        "reject_rows": summary.reasons.to_dict("records"),
+        "totals": summary.totals,
+        "bytes_per_record": round(total_bytes / max(1, len(published_ids))),
+        "translation": translator_provenance(recipe.reports),
+        "n_templates": len(library.for_task("report")),
+        "instructions": instructions.card_context(),
+        "sample": options.sample,
+    }
+    _atomic_write(render_card(options.out, context, header).encode("utf-8"), staging / "README.md")
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    _swap_into_place(staging, options.out)
+    summary.instructions = instructions
+    return summary
+
+
+def _ids_of(path: Path) -> list[str]:
+    return pq.read_table(path, columns=["id"]).column("id").to_pylist()
+
+
+#: Stages in order; each one's input is the previous one's output (the index's input is every
+#: metadata row: indexed or rejected).
+STAGES = ("index", "reports", "instruct", "signals", "publish")
+
+
+def _stage_ledger(rejected: dict[str, list[str]], passed: dict[str, list[str]]) -> pd.DataFrame:
+    """Per source and stage: input = passed + rejected, as sets of ids, with nothing counted twice.
+
+    Any violation is a bug in a stage (a record silently dropped, duplicated or both published
+    and rejected) and fails the build before anything is published.
+    """
+    rows = []
+    all_ids = set(passed["index"]) | set(rejected.get("index", []))
+    sources = sorted({i.split("/", 1)[0] for i in all_ids})
+    previous: list[str] | None = None
+    problems = []
+    per_stage = []
+    for stage in STAGES:
+        out = passed[stage]
+        rej = rejected.get(stage, [])
+        into = list(out) + list(rej) if previous is None else previous
+        per_stage.append((stage, into, out, rej))
+        previous = out
+    for stage, into, out, rej in per_stage:
+        for name, ids in (("passed", out), ("rejected", rej)):
+            if len(set(ids)) != len(ids):
+                seen: set[str] = set()
+                twice = sorted({i for i in ids if i in seen or seen.add(i)})
+                problems.append(f"{stage}: {len(twice)} ids {name} twice, e.g. {twice[:3]}")
+        both = set(out) & set(rej)
+        if both:
+            problems.append(f"{stage}: {len(both)} ids both passed and rejected, e.g. "
+                            f"{sorted(both)[:3]}")
+        lost = set(into) - set(out) - set(rej)
+        if lost:
+            problems.append(f"{stage}: {len(lost)} records neither passed nor rejected, e.g. "
+                            f"{sorted(lost)[:3]}")
+        extra = (set(out) | set(rej)) - set(into)
+        if extra:
+            problems.append(f"{stage}: {len(extra)} records out of nowhere, e.g. {sorted(extra)[:3]}")
+        for source in sources:
+            prefix = source + "/"
+            n_in = sum(i.startswith(prefix) for i in into)
+            n_out = sum(i.startswith(prefix) for i in out)
+            n_rej = sum(i.startswith(prefix) for i in rej)
+            rows.append({"source": source, "stage": stage, "input": n_in, "passed": n_out,
+                         "rejected": n_rej})
+    if problems:
+        raise AccountingError("accounting violation: " + "; ".join(problems))
+    return pd.DataFrame(rows, columns=["source", "stage", "input", "passed", "rejected"])
+
+
+def _account(
+    options: BuildOptions, index: pd.DataFrame, rejects: pd.DataFrame, published: list[str]
+) -> BuildSummary:
+    """records in = published + rejected, per source; anything else is a bug and fails loudly."""
+    duplicated = set(rejects["id"][rejects["id"].duplicated()]) | (set(published) & set(rejects["id"]))
+    if duplicated or len(set(published)) != len(published):
+        raise AccountingError(f"accounting violation: records both published and rejected or "
+                           f"counted twice: {sorted(duplicated)[:5]}")
+    index_ids = set(index["id"])
+    missing = index_ids - set(published) - set(rejects["id"])
+    if missing:
+        raise AccountingError(f"accounting violation: {len(missing)} records neither published nor "
+                           f"rejected, e.g. {sorted(missing)[:5]}")
+    split_of = dict(zip(index["id"], index["split"], strict=True))
+    rows = []
+    published_set = set(published)
+    for source in sorted(set(index["source"]) | set(rejects["source"])):
+        ids = {i for i in index_ids if i.startswith(source + "/")}
+        index_rejects = rejects[(rejects["source"] == source) & (rejects["stage"] == "index")]
+        for split in [*SPLITS, "(unassigned)"]:
+            if split == "(unassigned)":
+                n_in, n_pub, n_rej = len(index_rejects), 0, len(index_rejects)
+            else:
+                in_split = {i for i in ids if split_of[i] == split}
+                n_in = len(in_split)
+                n_pub = len(in_split & published_set)
+                n_rej = n_in - n_pub
+            if n_in:
+                rows.append({"source": source, "split": split, "input": n_in,
+                             "published": n_pub, "rejected": n_rej})
+    counts = pd.DataFrame(rows, columns=["source", "split", "input", "published", "rejected"])
+    reasons = (
+        rejects.groupby(["source", "stage", "reason"]).size().reset_index(name="count")
+        if len(rejects) else pd.DataFrame(columns=["source", "stage", "reason", "count"])
+    )
+    totals = {"input": int(counts["input"].sum()), "published": len(published),
+              "rejected": len(rejects)}
+    if totals["input"] != totals["published"] + totals["rejected"]:
+        raise AccountingError(f"accounting violation: {totals}")
+    return BuildSummary(options.out, counts, reasons, totals)

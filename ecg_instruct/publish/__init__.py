@@ -1,0 +1,1 @@
+"""Stage 5 (publish): sharded Parquet, rejects table and dataset card."""

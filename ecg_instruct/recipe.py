@@ -1,0 +1,249 @@
+"""Recipes: the declarative description of a build (`pipelines/*.yaml`).
+
+A recipe is validated completely before anything is written: an unknown key is almost always a
+typo that would otherwise silently fall back to a default, so it is an error naming the file, the
+key and the keys that are allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ecg_instruct.errors import UserError
+from ecg_instruct.split import DEFAULT_MIMIC_FRACTIONS, DEFAULT_PTBXL_FOLDS
+
+
+@dataclass(frozen=True)
+class PtbxlSourceConfig:
+    records: Literal["hr", "lr"] = "hr"
+    """`hr` reads records500/ (500 Hz), `lr` reads records100/ (100 Hz)."""
+
+
+@dataclass(frozen=True)
+class SourcesConfig:
+    ptbxl: PtbxlSourceConfig = field(default_factory=PtbxlSourceConfig)
+    enabled: list[str] = field(default_factory=lambda: ["ptbxl", "mimic"])
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    ptbxl_folds: dict[str, list[int]] = field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_PTBXL_FOLDS.items()}
+    )
+    mimic_fractions: list[float] = field(default_factory=lambda: list(DEFAULT_MIMIC_FRACTIONS))
+    mimic_seed: int = 0
+
+
+@dataclass(frozen=True)
+class SignalsConfig:
+    fs: int = 500
+    duration_s: float = 10.0
+    length_policy: Literal["strict", "crop_pad"] = "strict"
+    dtype: Literal["float32", "int16"] = "float32"
+    quality: dict[str, Any] = field(default_factory=dict)
+    """Thresholds for `ecg_instruct.signals.quality.QualityConfig` (validated there)."""
+
+    @property
+    def n_samples(self) -> int:
+        return int(round(self.fs * self.duration_s))
+
+
+@dataclass(frozen=True)
+class ReportsConfig:
+    translator: str = "glossary"
+    translator_model: str | None = None
+    min_coverage: float = 0.8
+    report_style: Literal["text", "labels"] = "text"
+
+
+@dataclass(frozen=True)
+class InstructConfig:
+    """How records become instruction examples (see docs/templates.md)."""
+
+    tasks: dict[str, int] = field(default_factory=lambda: {"report": 1})
+    """Task family -> examples per record (distinct templates, drawn per record from the seed)."""
+    ecg_token: str = "<ecg>"
+    system_template: str = "system/default"
+    min_likelihood: float = 50.0
+    """PTB-XL statements with likelihood >= this count as present for `diagnosis`/`rhythm`."""
+    layout: Literal["records", "flat"] = "records"
+    """`records`: instruction rows reference the record by `id`; `flat`: each row repeats `signal`."""
+
+    def validate(self, path: str | Path) -> None:
+        """Checks a type annotation cannot express; raises UserError naming the recipe."""
+        for task, count in self.tasks.items():
+            if count < 0:
+                raise UserError(f"instruct.tasks.{task}: examples per record must be >= 0, "
+                                f"got {count}", path=path, fix="e.g. tasks: {report: 1}")
+        if not self.ecg_token.strip():
+            raise UserError("instruct.ecg_token must not be blank", path=path,
+                            fix='e.g. ecg_token: "<ecg>"')
+        if not 0 <= self.min_likelihood <= 100:
+            raise UserError(f"instruct.min_likelihood must be in 0..100, got {self.min_likelihood}",
+                            path=path, fix="PTB-XL likelihoods are percentages, e.g. 50")
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    rows_per_file: int = 1000
+    row_group_rows: int = 128
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str = ""
+    shard_size: int = 256
+    sources: SourcesConfig = field(default_factory=SourcesConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    signals: SignalsConfig = field(default_factory=SignalsConfig)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
+    instruct: InstructConfig = field(default_factory=InstructConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    path: str = ""
+
+    def fingerprint(self) -> str:
+        """A hash of everything that changes the output (not the file's location)."""
+        payload = dataclasses.asdict(self)
+        payload.pop("path")
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        payload = dataclasses.asdict(self)
+        payload.pop("path")
+        return payload
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def _coerce(value: Any, annotation: Any, where: str, path: Path) -> Any:
+    """Check `value` against a type annotation, converting only where it is lossless."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+
+    def fail() -> typing.NoReturn:
+        raise UserError(
+            f"{where}: expected {_type_name(annotation)}, got {value!r}",
+            path=path,
+            fix="fix the value in the recipe (see pipelines/meit.yaml for an example)",
+        )
+
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            fail()
+        return _build(annotation, value, where, path)
+    if origin is Literal:
+        if value not in args:
+            raise UserError(
+                f"{where}: {value!r} is not one of {', '.join(map(repr, args))}", path=path,
+                fix="use one of the allowed values",
+            )
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in args:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, where, path)
+            except UserError:
+                continue
+        fail()
+    if origin is list:
+        if not isinstance(value, list):
+            fail()
+        return [_coerce(item, args[0], f"{where}[{i}]", path) for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            fail()
+        return {
+            _coerce(k, args[0], f"{where} key", path): _coerce(v, args[1], f"{where}.{k}", path)
+            for k, v in value.items()
+        }
+    if annotation is Any:
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            fail()
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail()
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail()
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            fail()
+        return value
+    fail()
+
+
+def _build(cls: type, data: dict[str, Any], where: str, path: Path) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name != "path"]
+    unknown = [key for key in data if key not in names]
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise UserError(
+            f"unknown key {prefix}{unknown[0]}",
+            path=path,
+            fix=f"allowed keys{' in ' + where if where else ''}: {', '.join(names)}",
+        )
+    kwargs = {
+        key: _coerce(value, hints[key], f"{where}.{key}" if where else key, path)
+        for key, value in data.items()
+    }
+    return cls(**kwargs)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Parse and validate a recipe file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("recipe not found", path=path, fix="pass --recipe pipelines/meit.yaml")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeError as exc:
+        raise UserError(f"not UTF-8 text (byte {exc.start})", path=path,
+                        fix="save the recipe as UTF-8") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        reason = (getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]).strip()
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise UserError(f"not valid YAML ({reason}{where})", path=path,
+                        fix="fix the YAML syntax") from None
+    if not isinstance(data, dict):
+        raise UserError("a recipe must be a YAML mapping", path=path, fix="see pipelines/meit.yaml")
+    if "name" not in data:
+        raise UserError("missing key name", path=path, fix="add `name: <recipe name>`")
+    recipe = _build(Recipe, data, "", path)
+    for source in recipe.sources.enabled:
+        if source not in ("ptbxl", "mimic"):
+            raise UserError(f"sources.enabled: unknown source {source!r}", path=path,
+                            fix="use ptbxl and/or mimic")
+    fractions = recipe.split.mimic_fractions
+    if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
+        raise UserError("split.mimic_fractions must be three non-negative numbers summing to 1",
+                        path=path, fix="e.g. [0.9, 0.05, 0.05]")
+    if recipe.signals.fs <= 0 or recipe.signals.duration_s <= 0 or recipe.shard_size <= 0:
+        raise UserError("signals.fs, signals.duration_s and shard_size must be positive",
+                        path=path, fix="fix the value in the recipe")
+    recipe.instruct.validate(path)
+    return dataclasses.replace(recipe, path=str(path))

@@ -1,0 +1,94 @@
+"""Stage 2 (reports): raw report text -> clean English with its provenance.
+
+Every record leaves this stage either with a report (`report`, `report_original`,
+`report_language`, `translation_coverage`) or as a reject with a reason: `bad_encoding`,
+`empty_report`, `untranslated` (coverage below the recipe's `min_coverage`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import pandas as pd
+
+from ecg_instruct.recipe import ReportsConfig
+from ecg_instruct.reports.clean import clean_mimic_statements, clean_text, strip_ptbxl_edit
+from ecg_instruct.reports.language import detect_language
+from ecg_instruct.reports.translate import Translator, get_translator
+
+REPORT_COLUMNS = (
+    "id",
+    "report",
+    "report_original",
+    "report_language",
+    "translation_coverage",
+)
+
+
+def _reject(record_id: str, source: str, reason: str, detail: str) -> dict[str, str]:
+    return {"id": record_id, "source": source, "stage": "reports", "reason": reason,
+            "detail": detail}
+
+
+def process_report(
+    record: dict, translator: Translator, cfg: ReportsConfig, statements: pd.DataFrame | None
+) -> tuple[dict | None, dict | None]:
+    """(report row, None) or (None, reject row) for one index record."""
+    record_id, source, raw = record["id"], record["source"], record["report_raw"] or ""
+    if "\ufffd" in raw:
+        return None, _reject(record_id, source, "bad_encoding",
+                             "report contains bytes that are not UTF-8")
+    if source == "mimic":
+        parts = raw.split("\n")
+        original = ". ".join(clean_text(p) for p in parts if clean_text(p))
+        text, language = clean_mimic_statements(parts), "en"
+    else:
+        original = raw
+        text = clean_text(strip_ptbxl_edit(raw))
+        language = detect_language(text) if text else "other"
+    if not text:
+        return None, _reject(record_id, source, "empty_report", "no report text after cleaning")
+    translation = translator.translate(text, language)
+    report, coverage = translation.text, translation.coverage
+    if cfg.report_style == "labels" and source == "ptbxl" and statements is not None:
+        from ecg_instruct.reports.label_reports import report_from_labels
+
+        report, coverage = report_from_labels(json.loads(record["scp_codes"]), statements), 1.0
+    elif coverage < cfg.min_coverage:
+        missing = ", ".join(translation.untranslated[:8])
+        return None, _reject(record_id, source, "untranslated",
+                             f"coverage {coverage:.2f} < {cfg.min_coverage}: {missing}")
+    if not report.strip():
+        return None, _reject(record_id, source, "empty_report", "translation is empty")
+    row = {
+        "id": record_id,
+        "report": report,
+        "report_original": original,
+        "report_language": language,
+        "translation_coverage": float(coverage),
+    }
+    return row, None
+
+
+def run_reports(
+    records: Iterable[dict], cfg: ReportsConfig, statements: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, list[dict[str, str]]]:
+    """Reports for all records, plus the rejects of this stage."""
+    translator = get_translator(cfg.translator, cfg.translator_model)
+    rows, rejects = [], []
+    for record in records:
+        row, reject = process_report(record, translator, cfg, statements)
+        if row is not None:
+            rows.append(row)
+        if reject is not None:
+            rejects.append(reject)
+    frame = pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
+    return frame, rejects
+
+
+def translator_provenance(cfg: ReportsConfig) -> dict[str, str]:
+    """Backend name and version, for the dataset card."""
+    translator = get_translator(cfg.translator, cfg.translator_model)
+    return {"translator": translator.name, "translator_version": translator.version,
+            "report_style": cfg.report_style}

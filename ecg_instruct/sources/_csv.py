@@ -1,0 +1,57 @@
+"""CSV loading shared by the source readers: strict about structure, tolerant about content."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from ecg_instruct.errors import UserError
+
+
+def read_metadata_csv(path: Path, required: Iterable[str], fix: str) -> pd.DataFrame:
+    """Read a metadata CSV as strings, failing with one line if it is absent or misshapen.
+
+    Everything is read as text (no NaN coercion, no float ids like ``15709.0`` becoming floats)
+    so that each reader decides how to interpret a cell. Undecodable bytes become U+FFFD so that
+    one bad report costs one record (rejected later with a reason), not the whole build.
+    """
+    if not path.is_file():
+        raise UserError("file not found", path=path, fix=fix)
+    try:
+        frame = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8",
+            encoding_errors="replace",
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeError, OSError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot parse CSV ({first_line})", path=path, fix=fix) from None
+    missing = [column for column in required if column not in frame.columns]
+    if missing:
+        raise UserError(
+            f"missing column(s) {', '.join(missing)}",
+            path=path,
+            fix=f"expected the original PhysioNet columns; {fix}",
+        )
+    return frame
+
+
+def to_float(value: str) -> float | None:
+    """Parse a numeric cell; empty or malformed cells are missing, not errors."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number else None  # NaN -> None
+
+
+def to_int_string(value: str) -> str | None:
+    """Normalise integer-like ids (``'15709.0'`` -> ``'15709'``); None if not an integer."""
+    number = to_float(value)
+    if number is None or number != int(number):
+        return None
+    return str(int(number))

@@ -1,0 +1,124 @@
+"""PTB-XL 1.0.3 reader: `ptbxl_database.csv` -> canonical index rows.
+
+Facts this relies on (PTB-XL paper and release): one row per ECG; `scp_codes` is a Python dict
+literal of SCP statement -> likelihood (0 means "not given", not "absent", so every key is a
+label); `strat_fold` 1-10 is stratified by patient; `sex` 0 = male, 1 = female; ages above 89 are
+stored as 300 for de-identification; `filename_lr`/`filename_hr` point at the 100/500 Hz records.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ecg_instruct.paths import UnsafePath, safe_join
+from ecg_instruct.sources._csv import read_metadata_csv, to_float, to_int_string
+
+DATABASE_CSV = "ptbxl_database.csv"
+STATEMENTS_CSV = "scp_statements.csv"
+REQUIRED_COLUMNS = (
+    "ecg_id",
+    "patient_id",
+    "report",
+    "scp_codes",
+    "strat_fold",
+    "filename_lr",
+    "filename_hr",
+)
+RATES = {"hr": (500, 5000, "filename_hr"), "lr": (100, 1000, "filename_lr")}
+FIX = "point --raw-dir at a folder holding ptb-xl/ (PTB-XL 1.0.3) or run `ecg-instruct download ptbxl`"
+
+
+def parse_scp_codes(text: str) -> dict[str, float] | None:
+    """Parse the `scp_codes` literal safely (never eval); None if it is not a code->number dict."""
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    codes: dict[str, float] = {}
+    for key, likelihood in value.items():
+        if not isinstance(key, str) or not isinstance(likelihood, (int, float)):
+            return None
+        codes[key] = float(likelihood)
+    return codes
+
+
+def read_statements(root: Path) -> pd.DataFrame:
+    """`scp_statements.csv` indexed by SCP code (its first header cell is empty in the release)."""
+    path = root / STATEMENTS_CSV
+    frame = read_metadata_csv(path, required=("description",), fix=FIX)
+    first = frame.columns[0]
+    return frame.rename(columns={first: "code"}).set_index("code")
+
+
+def read_index(root: Path, records: str = "hr") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Canonical index rows and index-stage rejects for one PTB-XL mirror."""
+    fs, n_samples, filename_column = RATES[records]
+    frame = read_metadata_csv(root / DATABASE_CSV, REQUIRED_COLUMNS, FIX)
+    rows: list[dict] = []
+    rejects: list[dict] = []
+    seen: set[str] = set()
+    for position, record in enumerate(frame.to_dict("records")):
+        ecg_id = to_int_string(record["ecg_id"])
+        record_id = f"ptbxl/{int(ecg_id):05d}" if ecg_id else f"ptbxl/row-{position + 2}"
+
+        def reject(reason: str, detail: str, record_id: str = record_id) -> None:
+            rejects.append(
+                {"id": record_id, "source": "ptbxl", "stage": "index", "reason": reason,
+                 "detail": detail}
+            )
+
+        if ecg_id is None:
+            reject("bad_metadata", f"ecg_id {record['ecg_id']!r} is not an integer (CSV line "
+                   f"{position + 2})")
+            continue
+        if record_id in seen:
+            reject("duplicate_id", f"ecg_id {ecg_id} appears more than once (CSV line "
+                   f"{position + 2}); kept the first", f"{record_id}#line-{position + 2}")
+            continue
+        seen.add(record_id)
+        scp_codes = parse_scp_codes(record["scp_codes"])
+        if scp_codes is None:
+            reject("bad_scp_codes", f"scp_codes is not a code->likelihood dict: "
+                   f"{record['scp_codes'][:80]!r}")
+            continue
+        fold = to_int_string(record["strat_fold"])
+        if fold is None or not 1 <= int(fold) <= 10:
+            reject("bad_strat_fold", f"strat_fold {record['strat_fold']!r} is not in 1..10")
+            continue
+        try:
+            safe_join(root, record[filename_column])
+        except UnsafePath as exc:
+            reject("unsafe_path", str(exc))
+            continue
+        patient = to_int_string(record["patient_id"])
+        age = to_float(record.get("age", ""))
+        if age is not None and age >= 300:
+            age = 90.0  # PTB-XL stores ages above 89 as 300
+        sex = {"0": "male", "1": "female", "0.0": "male", "1.0": "female"}.get(
+            record.get("sex", ""), None
+        )
+        rows.append(
+            {
+                "id": record_id,
+                "source": "ptbxl",
+                "native_id": ecg_id,
+                "patient_id": patient if patient is not None else f"unknown-{ecg_id}",
+                "path": record[filename_column],
+                "fs": fs,
+                "n_samples": n_samples,
+                "report_raw": record["report"],
+                "labels": sorted(scp_codes),
+                "scp_codes": json.dumps(scp_codes, sort_keys=True),
+                "measurements": None,
+                "age": age,
+                "sex": sex,
+                "fold": int(fold),
+            }
+        )
+    return pd.DataFrame(rows), pd.DataFrame(rejects)
