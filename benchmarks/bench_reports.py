@@ -38,7 +38,7 @@ HOLDOUT_MODULUS = 5  # ecg_id % 5 == 0: the German reports held out while the gl
 
 def _translate_all(db: pd.DataFrame) -> tuple[pd.DataFrame, int, float]:
     translator = GlossaryTranslator()
-    translator.translate("sinusrhythmus", "de")  # load the glossary outside the timing
+    translator.translate("sinusrhythmux", "de")  # load glossary and typo index outside the timing
     languages, results, crashes = [], [], 0
     start = time.perf_counter()
     for report in db["report"]:

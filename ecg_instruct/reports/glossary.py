@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -33,9 +34,11 @@ _TOKEN_RE = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:\d+[^\W\d_]*)?|[^\w\s]|_", 
 _SLOT_RE = re.compile(r"\{(\w+)\}")
 
 
-@dataclass(frozen=True)
-class Token:
-    """One source token: `norm` is what is matched, `surface` what the source wrote."""
+class Token(NamedTuple):
+    """One source token: `norm` is what is matched, `surface` what the source wrote.
+
+    A NamedTuple rather than a dataclass: tokenising is the translator's hot loop.
+    """
 
     norm: str
     surface: str
@@ -110,8 +113,14 @@ def fold(text: str, fold_map: dict[str, str] | None = None) -> str:
 
     `mÖglich`, `möglich` and `moeglich` all become `moeglich`, so one key covers all three.
     """
+    return _fold(text, tuple((fold_map or _DEFAULT_FOLD).items()))
+
+
+@lru_cache(maxsize=131072)
+def _fold(text: str, fold_items: tuple[tuple[str, str], ...]) -> str:
+    # Cached: report vocabularies are small, so the same words are folded over and over.
     text = text.lower()
-    for src, dst in (fold_map or _DEFAULT_FOLD).items():
+    for src, dst in fold_items:
         text = text.replace(src, dst)
     if not text.isascii():
         text = "".join(
@@ -128,12 +137,13 @@ def tokenize(text: str, fold_map: dict[str, str] | None = None) -> list[Token]:
     """Split text into word, number and punctuation tokens, keeping source offsets."""
     if "#" in text:
         text = _BROKEN_UMLAUT_RE.sub("ü", text)  # same length: offsets stay valid
+    items = tuple((fold_map or _DEFAULT_FOLD).items())
     tokens = []
     for m in _TOKEN_RE.finditer(text):
         surface = m.group()
         first = surface[0]
         kind = "num" if first.isdigit() else ("word" if first.isalpha() else "punct")
-        tokens.append(Token(fold(surface, fold_map), surface, m.start(), m.end(), kind))
+        tokens.append(Token(_fold(surface, items), surface, m.start(), m.end(), kind))
     return tokens
 
 
