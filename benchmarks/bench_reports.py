@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"| de, German text before translation | - | {overall_agreement(untranslated):.1%} | - |")
 
-    print("\n### Per code, German reports translated to English (diagnostic statements)\n")
+    print("\n### Per code, German reports translated to English\n")
     print(agreement_markdown(results["de"][0]))
 
     print(f"\n## Robustness and speed\n\ncrashes: {crashes}\n"
