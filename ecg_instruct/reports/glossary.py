@@ -96,9 +96,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in mapping:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         mapping[key] = loader.construct_object(value_node, deep=deep)
     return mapping
 
@@ -123,9 +121,7 @@ def _fold(text: str, fold_items: tuple[tuple[str, str], ...]) -> str:
     for src, dst in fold_items:
         text = text.replace(src, dst)
     if not text.isascii():
-        text = "".join(
-            c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
-        )
+        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     return text
 
 
@@ -186,9 +182,7 @@ def _compile_language(section: dict, slots: dict, fold_map: dict[str, str], wher
             if not english and role != "word":
                 raise UserError(f"{role}: {phrase!r} has no English (only words may)", where)
             if key in rules:
-                raise UserError(
-                    f"key {' '.join(key)!r} appears twice ({rules[key].role} and {role})", where
-                )
+                raise UserError(f"key {' '.join(key)!r} appears twice ({rules[key].role} and {role})", where)
             rules[key] = Rule(english, role)
             explicit.add(key)
     # Patterns never override an explicit entry: explicit entries are the curated exceptions.
@@ -232,8 +226,7 @@ def load_glossary(path: str | Path | None = None) -> Glossary:
     slots = data.get("slots") or {}
     slots_by_name = {name: slot for name, slot in slots.items()}
     languages = {
-        lang: _compile_language(data.get(lang) or {}, slots_by_name, fold_map, where)
-        for lang in LANGUAGES
+        lang: _compile_language(data.get(lang) or {}, slots_by_name, fold_map, where) for lang in LANGUAGES
     }
     neutral = {fold(str(k), fold_map): str(v) for k, v in (data.get("neutral") or {}).items()}
     en_words = frozenset(fold(w, fold_map) for w in str(data.get("en_words", "")).split())

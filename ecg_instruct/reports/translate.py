@@ -214,11 +214,7 @@ class GlossaryTranslator:
 
     # -- matching -----------------------------------------------------------------------------
     def _known(self, norm: str, rules: LanguageRules) -> bool:
-        return (
-            norm in rules.vocabulary
-            or norm in self.glossary.neutral
-            or norm in self.glossary.en_words
-        )
+        return norm in rules.vocabulary or norm in self.glossary.neutral or norm in self.glossary.en_words
 
     def _units(self, tokens: list[Token], language: str) -> list[_Unit]:
         rules = self.glossary.languages[language]
@@ -501,12 +497,8 @@ class MarianTranslator:
                 fix="pip install transformers sentencepiece",
             ) from exc
         try:
-            self._tokenizer = transformers.MarianTokenizer.from_pretrained(
-                str(path), local_files_only=True
-            )
-            self._model = transformers.MarianMTModel.from_pretrained(
-                str(path), local_files_only=True
-            )
+            self._tokenizer = transformers.MarianTokenizer.from_pretrained(str(path), local_files_only=True)
+            self._model = transformers.MarianMTModel.from_pretrained(str(path), local_files_only=True)
         except (OSError, ValueError, ImportError) as exc:
             raise UserError(
                 f"cannot load a MarianMT model ({exc})".replace("\n", " "),

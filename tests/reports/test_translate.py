@@ -140,8 +140,7 @@ def test_typos_and_compounds(translator: GlossaryTranslator) -> None:
 def test_ambiguous_typo_stays_untranslated(tmp_path: Path) -> None:
     glossary = tmp_path / "g.yaml"
     glossary.write_text(
-        'version: "t1"\n'
-        "de:\n  sentence:\n    abcdefg: first meaning\n    abcdefh: second meaning\n",
+        'version: "t1"\nde:\n  sentence:\n    abcdefg: first meaning\n    abcdefh: second meaning\n',
         encoding="utf-8",
     )
     translator = GlossaryTranslator(load_glossary(glossary))
@@ -149,6 +148,25 @@ def test_ambiguous_typo_stays_untranslated(tmp_path: Path) -> None:
     assert translator.translate("abcdefg", "de").text == "First meaning."
     result = translator.translate("abcdefx", "de")  # one edit from both entries
     assert result.untranslated == ("abcdefx",) and result.coverage == 0.0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("de:\n  sentence:\n    a: b\n", "missing `version:`"),
+        ('version: "1"\nde:\n  sentence:\n    kein: no\n', "quote YAML words"),
+        ('version: "1"\nde:\n  sentence:\n    a: x\n    a: y\n', "duplicate key"),
+        ('version: "1"\nde:\n  sentence:\n    a: x\n  word:\n    a: y\n', "appears twice"),
+        ('version: "1"\nde:\n  sentence:\n    a: ""\n', "has no English"),
+        ("version: [unclosed\n", "invalid YAML"),
+    ],
+)
+def test_glossary_file_errors(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "glossary.yaml"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(UserError, match=message) as info:
+        load_glossary(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
 def test_english_is_normalised_not_translated(translator: GlossaryTranslator) -> None:
@@ -304,8 +322,5 @@ def test_deterministic_and_order_independent(real_reports: pd.DataFrame) -> None
     sample = real_reports.iloc[::7]
     first = [GlossaryTranslator().translate(t, lang) for t, lang in sample.itertuples(index=False)]
     second_translator = GlossaryTranslator()
-    reverse = [
-        second_translator.translate(t, lang)
-        for t, lang in list(sample.itertuples(index=False))[::-1]
-    ]
+    reverse = [second_translator.translate(t, lang) for t, lang in list(sample.itertuples(index=False))[::-1]]
     assert first == reverse[::-1]
