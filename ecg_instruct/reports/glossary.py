@@ -78,8 +78,19 @@ class Glossary:
     en_spelling: dict[str, str]
     path: str
     en_casing: dict[str, str] = field(default_factory=dict)
+    foreign_words: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        # German/Swedish glossary words that are not English, neutral or abbreviations (<= 2
+        # letters): found in an "English" report, they reveal text passed through untranslated.
+        glossary_words = frozenset().union(*(r.vocabulary for r in self.languages.values()))
+        english = set(self.en_words) | set(self.neutral)
+        for compiled in self.languages.values():  # words the glossary itself writes in English
+            for rule in compiled.rules.values():
+                english.update(t.norm for t in tokenize(rule.english) if t.kind == "word")
+        self.foreign_words = frozenset(
+            w for w in glossary_words - english if len(w) > 2 and not w[0].isdigit()
+        )
         # Clinical casing for English text: the neutral tokens whose form only changes case
         # (`avf` -> aVF, `qrs` -> QRS), plus EKG -> ECG. Not `s`: "contraction(s)".
         casing = {k: v for k, v in self.neutral.items() if v.lower() == k and k != "s"}

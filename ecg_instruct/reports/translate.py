@@ -20,7 +20,8 @@ punctuation excluded) that were consumed by a glossary rule or are language-neut
 and, inside a German or Swedish report, English words. Typos that are one edit away from a
 glossary word (two for long words), German compounds of glossary words and a final word cut off
 by truncation count as covered only when the correction is unambiguous. English input has
-coverage 1.0 by definition. A reviewer's note appended as ``Edit: ...`` is metadata, not report
+coverage 1.0 unless it contains German or Swedish glossary words (a misidentified or mixed
+report), which count as untranslated. A reviewer's note appended as ``Edit: ...`` is metadata, not report
 text: it is excluded from the translation (see `split_reviewer_edit`).
 """
 
@@ -201,7 +202,7 @@ class GlossaryTranslator:
         on any string."""
         source, _ = split_reviewer_edit(text if isinstance(text, str) else str(text))
         if language == "en":
-            return Translation(normalise_english(source, self.glossary), 1.0, ())
+            return self._english(source)
         if language in self.glossary.languages:
             return self._translate(source, language)
         # Unknown language: the better of the two glossaries (German first on ties).
@@ -211,6 +212,14 @@ class GlossaryTranslator:
             if best is None or result.coverage > best.coverage:
                 best = result
         return best if best is not None else Translation(source.strip(), 0.0, ())
+
+    def _english(self, source: str) -> Translation:
+        """English needs no translation, but German/Swedish words in it were not translated
+        either (a mixed report, or a misidentified one): they lower the coverage."""
+        words = [t for t in tokenize(source, self.glossary.fold_map) if t.kind == "word"]
+        foreign = tuple(t.surface for t in words if t.norm in self.glossary.foreign_words)
+        coverage = 1.0 - len(foreign) / len(words) if foreign else 1.0
+        return Translation(normalise_english(source, self.glossary), coverage, foreign)
 
     # -- matching -----------------------------------------------------------------------------
     def _known(self, norm: str, rules: LanguageRules) -> bool:

@@ -182,6 +182,13 @@ def test_english_is_normalised_not_translated(translator: GlossaryTranslator) ->
     )
 
 
+def test_german_passed_as_english_is_not_covered(translator: GlossaryTranslator) -> None:
+    """A misidentified German report must not slip through as fully covered English."""
+    result = translator.translate("sinusrhythmus linkstyp normal ekg", "en")
+    assert result.untranslated == ("sinusrhythmus", "linkstyp")
+    assert result.coverage == pytest.approx(0.5)
+
+
 def test_reviewer_edit_is_metadata(translator: GlossaryTranslator) -> None:
     raw = "sinusrhythmus normales ekg Edit: NORM 100, schlechte Qualität V2,V3"
     assert split_reviewer_edit(raw) == (
