@@ -53,7 +53,8 @@ _WORD_RE = re.compile(r"[^\W\d_]+(?:\d+[^\W\d_]*)?", re.UNICODE)
 _SPACE_RE = re.compile(r"\s+")
 _GLUE = {"-": "-", ",": ", ", "/": "/", "+": "+", ":": ":"}
 _MIN_TRUNCATED = 2  # shortest cut-off final word we try to complete
-_SPLIT_LETTERS = frozenset("ipqrstuv")  # one-letter leads/waves allowed in a run-together token
+_SPLIT_LETTERS = frozenset("ipqrstuv")
+_MAX_REPAIR = 40  # longest unknown word we try to split or spell-correct  # one-letter leads/waves allowed in a run-together token
 
 
 @dataclass(frozen=True)
@@ -307,6 +308,8 @@ class GlossaryTranslator:
     def _correct_uncached(self, norm: str, language: str) -> tuple[str, ...] | None:
         """Map an unknown word to glossary words: a one-edit typo, a compound, a two-edit typo."""
         rules = self.glossary.languages[language]
+        if len(norm) > _MAX_REPAIR:
+            return None  # no ECG word is this long; and repair cost grows with length
         if len(norm) >= 5:
             hit = self._fuzzy(norm, language, 1)
             if hit:
@@ -354,8 +357,8 @@ class GlossaryTranslator:
 
         for cut in range(1, len(norm)):
             head, tail = norm[:cut], norm[cut:]
-            if lead_or_wave(head) and lead_or_wave(tail):
-                return (head, tail)  # `iiiavf`: III aVF
+            if lead_or_wave(head) and lead_or_wave(tail) and len(norm) > 2:
+                return (head, tail)  # `iiiavf`: III aVF; not `qq`
             if len(norm) > 5:
                 continue
             if all(lead_or_wave(p) or (p in vocab and len(p) >= 2) for p in (head, tail)):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -167,6 +168,14 @@ def test_glossary_file_errors(tmp_path: Path, content: str, message: str) -> Non
     with pytest.raises(UserError, match=message) as info:
         load_glossary(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_pathological_input_is_fast(translator: GlossaryTranslator) -> None:
+    start = time.perf_counter()
+    result = translator.translate("x" * 20_000 + " sinusrhythmus " + "zz " * 5_000, "de")
+    assert result.text.endswith("Sinus rhythm zz" + " zz" * 4_999 + ".")
+    assert len(result.untranslated) == 5_001
+    assert time.perf_counter() - start < 5
 
 
 def test_english_is_normalised_not_translated(translator: GlossaryTranslator) -> None:
