@@ -53,8 +53,8 @@ _WORD_RE = re.compile(r"[^\W\d_]+(?:\d+[^\W\d_]*)?", re.UNICODE)
 _SPACE_RE = re.compile(r"\s+")
 _GLUE = {"-": "-", ",": ", ", "/": "/", "+": "+", ":": ":"}
 _MIN_TRUNCATED = 2  # shortest cut-off final word we try to complete
-_SPLIT_LETTERS = frozenset("ipqrstuv")
-_MAX_REPAIR = 40  # longest unknown word we try to split or spell-correct  # one-letter leads/waves allowed in a run-together token
+_SPLIT_LETTERS = frozenset("ipqrstuv")  # one-letter leads/waves allowed in a run-together token
+_MAX_REPAIR = 40  # longest unknown word we try to split or spell-correct
 
 
 @dataclass(frozen=True)
