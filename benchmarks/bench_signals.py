@@ -45,8 +45,9 @@ def _base_waveforms(k: int, fs: int, seconds: float) -> list[np.ndarray]:
 
     out = []
     for i in range(k):
-        df = nk.ecg_simulate(duration=seconds, sampling_rate=fs, heart_rate=55 + 12 * i,
-                             method="multileads", random_state=i)
+        df = nk.ecg_simulate(
+            duration=seconds, sampling_rate=fs, heart_rate=55 + 12 * i, method="multileads", random_state=i
+        )
         x = df[CANONICAL].to_numpy().T.copy()
         x[2] = x[1] - x[0]
         x[3] = -(x[0] + x[1]) / 2
@@ -56,8 +57,9 @@ def _base_waveforms(k: int, fs: int, seconds: float) -> list[np.ndarray]:
     return out
 
 
-def _write_wfdb(directory: Path, name: str, x: np.ndarray, fs: int, gain: float,
-                names: list[str], signed_checksum: bool) -> None:
+def _write_wfdb(
+    directory: Path, name: str, x: np.ndarray, fs: int, gain: float, names: list[str], signed_checksum: bool
+) -> None:
     """Format-16 record with the header layout wfdb.wrsamp writes (checked against wfdb)."""
     counts = np.rint(np.clip(np.nan_to_num(x, nan=-1e9) * gain, -32768, 32767)).astype("<i2")
     counts.T.tofile(directory / f"{name}.dat")
@@ -69,8 +71,9 @@ def _write_wfdb(directory: Path, name: str, x: np.ndarray, fs: int, gain: float,
     (directory / f"{name}.hea").write_text("\n".join(lines) + "\n")
 
 
-def make_corpus(root: Path, n: int, fs: int = 500, seconds: float = 10.0,
-                defect_share: float = 0.02, seed: int = 0) -> list[dict]:
+def make_corpus(
+    root: Path, n: int, fs: int = 500, seconds: float = 10.0, defect_share: float = 0.02, seed: int = 0
+) -> list[dict]:
     """Write n records under root; returns index rows {id, source, path} like stage 1 makes."""
     rng = np.random.default_rng(seed)
     bases = _base_waveforms(6, fs, seconds)
@@ -81,8 +84,7 @@ def make_corpus(root: Path, n: int, fs: int = 500, seconds: float = 10.0,
         mimic = i % 2 == 1
         x = np.roll(bases[i % len(bases)], rng.integers(n_samples), axis=1)
         x = x * rng.uniform(0.7, 1.3, (12, 1)) + rng.normal(0, 0.01, x.shape)
-        x += rng.uniform(0.05, 0.4) * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t
-                                             + rng.uniform(0, 6.3))
+        x += rng.uniform(0.05, 0.4) * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t + rng.uniform(0, 6.3))
         defect = rng.random() < defect_share
         if defect:
             kind = rng.integers(3)
@@ -183,12 +185,15 @@ def _warm(_: int) -> int:
     return os.getpid()
 
 
-def run_stage(rows: list[dict], root: Path, out_dir: Path, cfg_kwargs: dict, shard: int,
-              workers: int, keep: bool = True) -> dict:
+def run_stage(
+    rows: list[dict], root: Path, out_dir: Path, cfg_kwargs: dict, shard: int, workers: int, keep: bool = True
+) -> dict:
     """Process rows in shards; workers == 0 means in this process. Timed after pool warm-up."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(rows[i:i + shard], str(root), cfg_kwargs, str(out_dir / f"shard-{i // shard:05d}"),
-             keep) for i in range(0, len(rows), shard)]
+    jobs = [
+        (rows[i : i + shard], str(root), cfg_kwargs, str(out_dir / f"shard-{i // shard:05d}"), keep)
+        for i in range(0, len(rows), shard)
+    ]
     if workers == 0:
         t0 = time.perf_counter()
         results = [_shard_job(j) for j in jobs]
@@ -202,8 +207,13 @@ def run_stage(rows: list[dict], root: Path, out_dir: Path, cfg_kwargs: dict, sha
             results = list(pool.map(_shard_job, jobs))
             elapsed = time.perf_counter() - t0
     kept = sum(r[0] for r in results)
-    return {"rate": len(rows) / elapsed, "kept": kept, "rejected": sum(r[1] for r in results),
-            "bytes": sum(r[2] for r in results), "rss_kib": max(r[3] for r in results)}
+    return {
+        "rate": len(rows) / elapsed,
+        "kept": kept,
+        "rejected": sum(r[1] for r in results),
+        "bytes": sum(r[2] for r in results),
+        "rss_kib": max(r[3] for r in results),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -213,8 +223,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--shard-size", type=int, default=256)
     ap.add_argument("--dtype", choices=["float32", "int16"], default="float32")
-    ap.add_argument("--rss-factor", type=int, default=10,
-                    help="also run the pool over this many x N records to show flat RSS (0: skip)")
+    ap.add_argument(
+        "--rss-factor",
+        type=int,
+        default=10,
+        help="also run the pool over this many x N records to show flat RSS (0: skip)",
+    )
     ap.add_argument("--keep", type=Path, default=None, help="keep the corpus/output here")
     args = ap.parse_args(argv)
 
@@ -233,8 +247,11 @@ def _run(args: argparse.Namespace, tmp: Path) -> None:
     paths = _paths(root, rows)
     _self_check(root, rows)
     raw_bytes = sum(os.path.getsize(p + ".dat") + os.path.getsize(p + ".hea") for p in paths)
-    print(f"corpus: {args.n} records (500 Hz x 10 s, 12 leads), {raw_bytes / args.n / 1e3:.1f} kB "
-          f"per record as WFDB, generated in {time.perf_counter() - t0:.1f} s", flush=True)
+    print(
+        f"corpus: {args.n} records (500 Hz x 10 s, 12 leads), {raw_bytes / args.n / 1e3:.1f} kB "
+        f"per record as WFDB, generated in {time.perf_counter() - t0:.1f} s",
+        flush=True,
+    )
     n_out = int(args.fs_out * 10)
     cfg = {"fs": args.fs_out, "duration_s": 10.0, "dtype": args.dtype}
 
@@ -258,19 +275,24 @@ def _run(args: argparse.Namespace, tmp: Path) -> None:
     ):
         print(f"{label:<34}{rate:>12.0f}{rate / n_cores:>12.0f}")
     print(f"kept {multi['kept']}, rejected {multi['rejected']} (injected defects)")
-    print(f"reader vs naive: {reader / naive:.1f}x; full stage per core vs naive: "
-          f"{multi['rate'] / cores / naive:.1f}x; raw-read limit / full stage (all workers): "
-          f"{raw / multi['rate']:.1f}x")
+    print(
+        f"reader vs naive: {reader / naive:.1f}x; full stage per core vs naive: "
+        f"{multi['rate'] / cores / naive:.1f}x; raw-read limit / full stage (all workers): "
+        f"{raw / multi['rate']:.1f}x"
+    )
     for dtype, res in ((args.dtype, multi), (other, alt)):
-        print(f"bytes per record on disk ({dtype}, {args.fs_out} Hz, stage shards): "
-              f"{res['bytes'] / max(res['kept'], 1) / 1e3:.1f} kB")
+        print(
+            f"bytes per record on disk ({dtype}, {args.fs_out} Hz, stage shards): "
+            f"{res['bytes'] / max(res['kept'], 1) / 1e3:.1f} kB"
+        )
     print(f"peak RSS per worker, N={args.n}: {multi['rss_kib'] / 1024:.0f} MiB", flush=True)
     if args.rss_factor > 1:
         big = rows * args.rss_factor
-        res = run_stage(big, root, tmp / "out-rss", cfg, args.shard_size, args.workers,
-                        keep=False)
-        print(f"peak RSS per worker, N={len(big)}: {res['rss_kib'] / 1024:.0f} MiB "
-              f"({res['rate']:.0f} records/s)")
+        res = run_stage(big, root, tmp / "out-rss", cfg, args.shard_size, args.workers, keep=False)
+        print(
+            f"peak RSS per worker, N={len(big)}: {res['rss_kib'] / 1024:.0f} MiB "
+            f"({res['rate']:.0f} records/s)"
+        )
     print(f"signal-stage speedup vs naive: {multi['rate'] / naive:.1f}")
 
 
