@@ -9,14 +9,20 @@ place, so `<out>` always holds either the previous dataset or the new one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
+import math
 import os
 import shutil
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -26,13 +32,17 @@ from tqdm.auto import tqdm
 from ecg_instruct import __version__
 from ecg_instruct.errors import UserError
 from ecg_instruct.index import build_index
-from ecg_instruct.instruct.stage import run_instruct
+from ecg_instruct.instruct.check import check_templates
+from ecg_instruct.instruct.fields import load_statement_tables
+from ecg_instruct.instruct.stage import write_instruct_stage
 from ecg_instruct.instruct.templates import TemplateLibrary
+from ecg_instruct.paths import is_within, recover_interrupted_swap, replace_dir
 from ecg_instruct.publish.card import card_yaml, render_card
-from ecg_instruct.publish.parquet import plain_schema, write_split_files
+from ecg_instruct.publish.instructions import add_instructions_config, publish_instructions
+from ecg_instruct.publish.parquet import plain_schema, write_parquet
 from ecg_instruct.recipe import Recipe
-from ecg_instruct.reports.stage import run_reports, translator_provenance
-from ecg_instruct.schema import MEASUREMENT_FIELDS, REJECT_SCHEMA, rejects_frame
+from ecg_instruct.reports.stage import REPORT_COLUMNS, run_reports, translator_provenance
+from ecg_instruct.schema import INDEX_COLUMNS, MEASUREMENT_FIELDS, REJECT_SCHEMA, rejects_frame
 from ecg_instruct.signals.leads import CANONICAL_LEADS
 from ecg_instruct.signals.quality import QualityConfig
 from ecg_instruct.signals.stage import process_shard
@@ -60,17 +70,36 @@ class BuildSummary:
     counts: pd.DataFrame  # source, split, input, published, rejected
     reasons: pd.DataFrame  # source, stage, reason, count
     totals: dict[str, int] = field(default_factory=dict)
+    stages: pd.DataFrame | None = None  # source, stage, input, passed, rejected
+    instructions: Any = None  # publish.instructions.InstructionsInfo: examples per task/split
 
 
-def _atomic_parquet(frame_or_table: pd.DataFrame | pa.Table, path: Path) -> None:
+class AccountingError(RuntimeError):
+    """Records were lost or counted twice between stages: a bug, never a user error."""
+
+
+def _parquet_bytes(frame_or_table: pd.DataFrame | pa.Table) -> bytes:
     table = (
         frame_or_table
         if isinstance(frame_or_table, pa.Table)
         else pa.Table.from_pandas(frame_or_table, preserve_index=False)
     )
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def _atomic_write(data: bytes, path: Path) -> None:
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def _atomic_parquet(frame_or_table: pd.DataFrame | pa.Table, path: Path) -> None:
+    _atomic_write(_parquet_bytes(frame_or_table), path)
 
 
 def _templates_fingerprint(library: TemplateLibrary) -> str:
@@ -80,7 +109,12 @@ def _templates_fingerprint(library: TemplateLibrary) -> str:
     return digest.hexdigest()[:16]
 
 
-def work_key(options: BuildOptions, library: TemplateLibrary) -> str:
+def work_key(options: BuildOptions, library: TemplateLibrary, content: str = "") -> str:
+    """What determines the work folder: a different build never resumes another's shards.
+
+    `content` is a digest of the index the build starts from, so that editing the metadata of a
+    mirror (not only moving it) starts a fresh work folder instead of mixing old and new shards.
+    """
     payload = {
         "recipe": options.recipe.fingerprint(),
         "sources": sorted(options.sources),
@@ -89,8 +123,67 @@ def work_key(options: BuildOptions, library: TemplateLibrary) -> str:
         "raw_dir": str(options.raw_dir.resolve()),
         "templates": _templates_fingerprint(library),
         "version": __version__,
+        "index": content,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _synthetic_records(sources: Sequence[str]) -> list[dict]:
+    """Stand-in records to render every template once before the build writes anything.
+
+    One with every optional field set and one with every optional field missing, per source, so
+    that a template that breaks on a real record (a typo, `{{ age | int }}` on a missing age) is
+    a configuration error up front, not a crash after an hour of work.
+    """
+    records = []
+    for source in sources:
+        full = {name: "" for name in (*INDEX_COLUMNS, *REPORT_COLUMNS)}
+        full.update({
+            "id": f"{source}/validate", "source": source, "native_id": "1", "patient_id": "1",
+            "path": "validate", "fs": 500, "n_samples": 5000, "labels": ["NORM"],
+            "scp_codes": '{"NORM": 100.0}', "age": 63.0, "sex": "female",
+            "measurements": {"rr_interval": 857.0, "p_onset": 40.0, "p_end": 148.0,
+                             "qrs_onset": 200.0, "qrs_end": 292.0, "t_end": 580.0,
+                             "p_axis": 60.0, "qrs_axis": 30.0, "t_axis": 45.0,
+                             "heart_rate": 70.0},
+            "split": "train", "report": "Sinus rhythm. Normal ECG.",
+            "report_raw": "Sinus rhythm. Normal ECG.", "report_original": "Sinus rhythm. Normal ECG.",
+            "report_language": "en", "translation_coverage": 1.0,
+        })
+        records.append(full)
+        records.append({**full, "age": None, "sex": None, "labels": [], "scp_codes": "{}",
+                        "measurements": None})
+    return records
+
+
+def _validate_templates(options: BuildOptions, library: TemplateLibrary) -> None:
+    """Render every template on stand-in records with the build's own invariants."""
+    statements = load_statement_tables(options.raw_dir, options.sources)
+    check_templates(library, _synthetic_records(options.sources), options.recipe.instruct,
+                    statements)
+
+
+def _validate_locations(options: BuildOptions) -> None:
+    """`--out` must not overlap the input, and may only replace a dataset we published."""
+    out = options.out
+    for source in options.sources:
+        root = source_root(options.raw_dir, source)
+        if is_within(out, root) or is_within(root, out):
+            raise UserError(f"output folder overlaps the {source} input {root}", path=out,
+                            fix="choose an --out outside --raw-dir")
+    if out.exists() and not out.is_dir():
+        raise UserError("exists and is not a folder", path=out, fix="choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        names = {p.name for p in out.iterdir()}
+        if not {"README.md", "rejects.parquet"} <= names or not names <= PUBLISHED_NAMES:
+            raise UserError(
+                "exists and is not a dataset written by ecg-instruct; refusing to replace it",
+                path=out, fix="choose another --out, or move that folder away",
+            )
+
+
+#: Everything `_publish` writes at the top of the output folder.
+PUBLISHED_NAMES = {"README.md", "rejects.parquet", "data"}
 
 
 def _validate(options: BuildOptions) -> TemplateLibrary:
@@ -107,6 +200,8 @@ def _validate(options: BuildOptions) -> TemplateLibrary:
                         path=options.recipe.path, fix="fix instruct.system_template")
     if options.workers < 1:
         raise UserError("--workers must be at least 1", fix="e.g. --workers 2")
+    _validate_templates(options, library)
+    _validate_locations(options)
     return library
 
 
@@ -120,6 +215,36 @@ def _shards(index: pd.DataFrame, shard_size: int) -> list[tuple[str, list[dict]]
     return shards
 
 
+def _worker_init(parent: int) -> None:
+    """Signals workers: Ctrl-C is the parent's to handle, and a worker outlives no parent.
+
+    Without the watchdog, `kill -9` of the build leaves its workers running to the end of their
+    queue; their shards would still be correct (same bytes, atomic renames) but the CPU is not
+    theirs to use.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watchdog() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            threading.Event().wait(1.0)
+
+    threading.Thread(target=watchdog, daemon=True).start()
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel queued shards and stop running ones now: unfinished shards are never marked done."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(5)
+
+
 def _run_signals(options: BuildOptions, index: pd.DataFrame, work: Path) -> None:
     folder = work / "signals"
     folder.mkdir(exist_ok=True)
@@ -129,20 +254,29 @@ def _run_signals(options: BuildOptions, index: pd.DataFrame, work: Path) -> None
     total = sum(len(records) for _, records in todo)
     bar = tqdm(total=total, desc="signals", unit="rec", disable=not options.progress)
     cfg = options.recipe.signals
-    if options.workers == 1:
+    if options.workers == 1 or len(todo) <= 1:
         for name, records in todo:
             process_shard(records, roots, cfg, str(folder / f"{name}.parquet"))
             bar.update(len(records))
     else:
-        with ProcessPoolExecutor(max_workers=options.workers) as pool:
+        pool = ProcessPoolExecutor(max_workers=min(options.workers, len(todo)),
+                                   initializer=_worker_init, initargs=(os.getpid(),))
+        try:
             futures = {
                 pool.submit(process_shard, records, roots, cfg, str(folder / f"{name}.parquet")):
                 len(records)
                 for name, records in todo
             }
-            for future in futures:  # in submission order; each result re-raises worker errors
-                future.result()
-                bar.update(futures[future])
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    future.result()  # re-raises a worker's exception here, stopping the pool
+                    bar.update(futures[future])
+        except BaseException:
+            _stop_pool(pool)
+            raise
+        pool.shutdown(wait=True)
     bar.close()
 
 
@@ -155,11 +289,11 @@ def _measurements_column(values: Sequence[object]) -> list[dict | None]:
 
 
 def _publish_table(
-    options: BuildOptions, signals: pa.Table, meta: pd.DataFrame, schema: pa.Schema
+    options: BuildOptions, signals: pa.Table, meta_by_id: pd.DataFrame, schema: pa.Schema
 ) -> pa.Table:
     """Join curated signals with their metadata, reports and messages, in id order."""
     order = signals.column("id").to_pylist()
-    rows = meta.set_index("id").loc[order]
+    rows = meta_by_id.loc[order]
     cfg = options.recipe.signals
     columns = {
         "id": order,
@@ -198,59 +332,139 @@ def _publish_table(
 
 
 def _swap_into_place(staging: Path, out: Path) -> None:
-    """Replace `out` by `staging` so that `out` is never a mixture of the two."""
-    backup = out.with_name(out.name + ".old")
-    if backup.exists():
-        shutil.rmtree(backup)
-    if out.exists():
-        os.replace(out, backup)
-    os.replace(staging, out)
-    if backup.exists():
-        shutil.rmtree(backup)
+    """Replace `out` by `staging` so that `out` is never a mixture of the two (see paths.py)."""
+    replace_dir(staging, out)
+
+
+@contextlib.contextmanager
+def _build_lock(folder: Path) -> Iterator[None]:
+    """One build per output folder at a time (released by the kernel even on kill -9)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock, builds must not overlap
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError("another build is writing this output folder", path=folder.parent,
+                            fix="wait for it to finish, or use another --out") from None
+        yield
+
+
+def _remove_partial_files(folder: Path) -> None:
+    """Temporary files of a killed run (`*.tmp-<pid>`): never done, never read."""
+    for path in folder.rglob("*.tmp-*"):
+        if path.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 def build(options: BuildOptions) -> BuildSummary:
     """Run (or resume) a build and publish it; returns the accounting summary."""
     library = _validate(options)
     recipe = options.recipe
+    statements = None
+    if recipe.reports.report_style == "labels" and "ptbxl" in options.sources:
+        from ecg_instruct.sources.ptbxl import read_statements
+
+        statements = read_statements(source_root(options.raw_dir, "ptbxl"))
     index, index_rejects = build_index(options.raw_dir, recipe, options.sources, options.splits)
-    key = work_key(options, library)
-    work = options.out.with_name(options.out.name + ".work") / key
-    work.mkdir(parents=True, exist_ok=True)
     stored_index = index.copy()
     stored_index["measurements"] = [
         json.dumps(v, sort_keys=True) if isinstance(v, dict) else "" for v in index["measurements"]
     ]
-    if not (work / "index.parquet").exists():
-        _atomic_parquet(index_rejects.astype(str), work / "index_rejects.parquet")
-        _atomic_parquet(stored_index, work / "index.parquet")
-    index = pd.read_parquet(work / "index.parquet")
+    index_bytes = _parquet_bytes(stored_index)
+    rejects_bytes = _parquet_bytes(index_rejects.astype(str))
+    content = hashlib.sha256(index_bytes + b"\0" + rejects_bytes).hexdigest()[:16]
+    key = work_key(options, library, content)
+    root = options.out.with_name(options.out.name + ".work")
+    recover_interrupted_swap(options.out)
+    with _build_lock(root):
+        work = root / key
+        work.mkdir(parents=True, exist_ok=True)
+        _remove_partial_files(work)
+        if not (work / "index.parquet").exists():
+            _atomic_write(rejects_bytes, work / "index_rejects.parquet")
+            _atomic_write(index_bytes, work / "index.parquet")
+        index = pd.read_parquet(work / "index.parquet")
 
-    records = index.to_dict("records")
-    if not (work / "reports.parquet").exists():
-        statements = None
-        if recipe.reports.report_style == "labels" and "ptbxl" in options.sources:
-            from ecg_instruct.sources.ptbxl import read_statements
+        records = index.to_dict("records")
+        if not (work / "reports.parquet").exists():
+            reports, rejects = run_reports(
+                tqdm(records, desc="reports", unit="rec", disable=not options.progress),
+                recipe.reports, statements,
+            )
+            _atomic_parquet(rejects_frame(rejects), work / "reports_rejects.parquet")
+            _atomic_parquet(reports, work / "reports.parquet")
+        reports = pd.read_parquet(work / "reports.parquet")
 
-            statements = read_statements(source_root(options.raw_dir, "ptbxl"))
-        reports, rejects = run_reports(
-            tqdm(records, desc="reports", unit="rec", disable=not options.progress),
-            recipe.reports, statements,
-        )
-        _atomic_parquet(rejects_frame(rejects), work / "reports_rejects.parquet")
-        _atomic_parquet(reports, work / "reports.parquet")
-    reports = pd.read_parquet(work / "reports.parquet")
+        with_reports = index.merge(reports, on="id", how="inner")
+        if not (work / "instruct.parquet").exists():
+            write_instruct_stage(with_reports.to_dict("records"), library, recipe.instruct,
+                                 options.seed,
+                                 load_statement_tables(options.raw_dir, options.sources), work,
+                                 workers=options.workers)
+        instruct = pd.read_parquet(work / "instruct.parquet")
 
-    with_reports = index.merge(reports, on="id", how="inner")
-    if not (work / "instruct.parquet").exists():
-        instruct = run_instruct(with_reports.to_dict("records"), library, recipe.instruct,
-                                options.seed)
-        _atomic_parquet(instruct, work / "instruct.parquet")
-    instruct = pd.read_parquet(work / "instruct.parquet")
+        _run_signals(options, index[index["id"].isin(instruct["id"])], work)
+        meta = with_reports.merge(instruct, on="id", how="inner")
+        return _publish(options, index, meta, work, library)
 
-    _run_signals(options, index[index["id"].isin(reports["id"])], work)
-    meta = with_reports.merge(instruct, on="id", how="inner")
-    return _publish(options, index, meta, work, library)
+
+def _read_rejects(path: Path) -> pa.Table:
+    return pq.read_table(path).cast(REJECT_SCHEMA)
+
+
+def _write_split(
+    options: BuildOptions, shard_paths: list[Path], meta_by_id: pd.DataFrame, folder: Path,
+    split: str,
+) -> tuple[list[Path], list[str]]:
+    """Stream one split's signal shards into `<split>-NNNNN-of-NNNNN.parquet` files.
+
+    At most one output file's rows (plus one shard) are in memory, whatever the split's size, and
+    the files do not depend on how records were sharded (`combine_chunks` before writing).
+    """
+    recipe, cfg = options.recipe, options.recipe.signals
+    total = sum(pq.read_metadata(path).num_rows for path in shard_paths)
+    if total == 0:
+        return [], []
+    rows_per_file = recipe.publish.rows_per_file
+    n_files = max(1, math.ceil(total / rows_per_file))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    ids: list[str] = []
+    buffer: list[pa.Table] = []
+    buffered = 0
+
+    def flush(table: pa.Table) -> None:
+        path = folder / f"{split}-{len(paths):05d}-of-{n_files:05d}.parquet"
+        write_parquet(table.combine_chunks(), path, cfg.dtype, recipe.publish.row_group_rows)
+        paths.append(path)
+
+    schema = None
+    for shard_path in shard_paths:
+        signals = pq.read_table(shard_path)
+        if signals.num_rows == 0:
+            continue
+        if schema is None:
+            schema = plain_schema(cfg.n_samples, cfg.dtype, signals.schema.field("signal").type)
+        table = _publish_table(options, signals, meta_by_id, schema)
+        ids.extend(table.column("id").to_pylist())
+        buffer.append(table)
+        buffered += table.num_rows
+        while buffered >= rows_per_file:
+            joined = pa.concat_tables(buffer)
+            flush(joined.slice(0, rows_per_file))
+            rest = joined.slice(rows_per_file)
+            buffer, buffered = ([rest] if rest.num_rows else []), rest.num_rows
+    if buffered:
+        flush(pa.concat_tables(buffer))
+    if len(paths) != n_files:
+        raise AccountingError(f"{folder}: wrote {len(paths)} files for {split}, expected {n_files}")
+    return paths, ids
 
 
 def _publish(
@@ -262,45 +476,56 @@ def _publish(
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
-    reject_tables = [pq.read_table(work / "index_rejects.parquet"),
-                     pq.read_table(work / "reports_rejects.parquet")]
+    reject_tables = {"index": _read_rejects(work / "index_rejects.parquet"),
+                     "reports": _read_rejects(work / "reports_rejects.parquet"),
+                     "instruct": _read_rejects(work / "instruct_rejects.parquet")}
+    signal_rejects: list[pa.Table] = []
+    signal_ids: list[str] = []
     split_counts: dict[str, dict[str, int]] = {}
     published_ids: list[str] = []
     file_counts: dict[tuple[str, str], int] = {}
     split_bytes: dict[str, dict[str, int]] = {}
     total_bytes = 0
+    meta_by_id = meta.set_index("id")
     for source in sorted(index["source"].unique()):
         for split in SPLITS:
-            names = sorted(p for p in (work / "signals").glob(f"{source}-{split}-*.parquet"))
+            names = sorted((work / "signals").glob(f"{source}-{split}-*.parquet"))
             if not names:
                 continue
             for name in names:
-                reject_tables.append(pq.read_table(f"{name}.rejects"))
-            signals = pa.concat_tables([pq.read_table(name) for name in names])
-            if signals.num_rows == 0:
+                signal_rejects.append(_read_rejects(Path(f"{name}.rejects")))
+                signal_ids.extend(pq.read_table(name, columns=["id"]).column("id").to_pylist())
+            paths, ids = _write_split(options, names, meta_by_id, staging / "data" / source,
+                                      split)
+            if not paths:
                 continue
-            schema = plain_schema(cfg.n_samples, cfg.dtype, signals.schema.field("signal").type)
-            table = _publish_table(options, signals, meta, schema)
-            paths = write_split_files(table, staging / "data" / source, split,
-                                      recipe.publish.rows_per_file, cfg.dtype,
-                                      recipe.publish.row_group_rows)
             n_bytes = sum(p.stat().st_size for p in paths)
             total_bytes += n_bytes
             split_bytes.setdefault(source, {})[split] = n_bytes
             file_counts[(source, split)] = len(paths)
-            split_counts.setdefault(source, {})[split] = table.num_rows
-            published_ids.extend(table.column("id").to_pylist())
-    rejects = pa.concat_tables([t.cast(REJECT_SCHEMA) for t in reject_tables]).to_pandas()
+            split_counts.setdefault(source, {})[split] = len(ids)
+            published_ids.extend(ids)
+    reject_tables["signals"] = pa.concat_tables([REJECT_SCHEMA.empty_table(), *signal_rejects])
+    rejects = pa.concat_tables(list(reject_tables.values())).to_pandas()
     rejects = rejects.sort_values(["id", "stage"], kind="stable").reset_index(drop=True)
     summary = _account(options, index, rejects, published_ids)
+    summary.stages = _stage_ledger(
+        {stage: table.column("id").to_pylist() for stage, table in reject_tables.items()},
+        {"index": index["id"].tolist(), "reports": _ids_of(work / "reports.parquet"),
+         "instruct": _ids_of(work / "instruct.parquet"), "signals": signal_ids,
+         "publish": published_ids},
+    )
     _atomic_parquet(pa.Table.from_pandas(rejects, schema=REJECT_SCHEMA, preserve_index=False),
                     staging / "rejects.parquet")
     if not split_counts:
         raise UserError("no record survived the build; see the rejects summary above",
                         path=options.raw_dir, fix="check the input mirror and the recipe")
     header = card_yaml(split_counts, cfg.n_samples, cfg.dtype, split_bytes)
+    instructions = publish_instructions(staging, work, published_ids, recipe, library)
+    add_instructions_config(header, instructions)
     context = {
         "recipe": recipe, "fingerprint": recipe.fingerprint(), "seed": options.seed,
+        # The folder name only: the card's bytes must not depend on where the dataset was built.
         "version": __version__, "out_name": f"./{options.out.name}",
         "n_leads": len(CANONICAL_LEADS), "n_samples": cfg.n_samples, "leads": CANONICAL_LEADS,
         "split_rows": [
@@ -312,13 +537,70 @@ def _publish(
         "bytes_per_record": round(total_bytes / max(1, len(published_ids))),
         "translation": translator_provenance(recipe.reports),
         "n_templates": len(library.for_task("report")),
+        "instructions": instructions.card_context(),
         "sample": options.sample,
     }
-    (staging / "README.md").write_text(render_card(options.out, context, header),
-                                       encoding="utf-8")
+    _atomic_write(render_card(options.out, context, header).encode("utf-8"), staging / "README.md")
     options.out.parent.mkdir(parents=True, exist_ok=True)
     _swap_into_place(staging, options.out)
+    summary.instructions = instructions
     return summary
+
+
+def _ids_of(path: Path) -> list[str]:
+    return pq.read_table(path, columns=["id"]).column("id").to_pylist()
+
+
+#: Stages in order; each one's input is the previous one's output (the index's input is every
+#: metadata row: indexed or rejected).
+STAGES = ("index", "reports", "instruct", "signals", "publish")
+
+
+def _stage_ledger(rejected: dict[str, list[str]], passed: dict[str, list[str]]) -> pd.DataFrame:
+    """Per source and stage: input = passed + rejected, as sets of ids, with nothing counted twice.
+
+    Any violation is a bug in a stage (a record silently dropped, duplicated or both published
+    and rejected) and fails the build before anything is published.
+    """
+    rows = []
+    all_ids = set(passed["index"]) | set(rejected.get("index", []))
+    sources = sorted({i.split("/", 1)[0] for i in all_ids})
+    previous: list[str] | None = None
+    problems = []
+    per_stage = []
+    for stage in STAGES:
+        out = passed[stage]
+        rej = rejected.get(stage, [])
+        into = list(out) + list(rej) if previous is None else previous
+        per_stage.append((stage, into, out, rej))
+        previous = out
+    for stage, into, out, rej in per_stage:
+        for name, ids in (("passed", out), ("rejected", rej)):
+            if len(set(ids)) != len(ids):
+                seen: set[str] = set()
+                twice = sorted({i for i in ids if i in seen or seen.add(i)})
+                problems.append(f"{stage}: {len(twice)} ids {name} twice, e.g. {twice[:3]}")
+        both = set(out) & set(rej)
+        if both:
+            problems.append(f"{stage}: {len(both)} ids both passed and rejected, e.g. "
+                            f"{sorted(both)[:3]}")
+        lost = set(into) - set(out) - set(rej)
+        if lost:
+            problems.append(f"{stage}: {len(lost)} records neither passed nor rejected, e.g. "
+                            f"{sorted(lost)[:3]}")
+        extra = (set(out) | set(rej)) - set(into)
+        if extra:
+            problems.append(f"{stage}: {len(extra)} records out of nowhere, e.g. {sorted(extra)[:3]}")
+        for source in sources:
+            prefix = source + "/"
+            n_in = sum(i.startswith(prefix) for i in into)
+            n_out = sum(i.startswith(prefix) for i in out)
+            n_rej = sum(i.startswith(prefix) for i in rej)
+            rows.append({"source": source, "stage": stage, "input": n_in, "passed": n_out,
+                         "rejected": n_rej})
+    if problems:
+        raise AccountingError("accounting violation: " + "; ".join(problems))
+    return pd.DataFrame(rows, columns=["source", "stage", "input", "passed", "rejected"])
 
 
 def _account(
@@ -327,12 +609,12 @@ def _account(
     """records in = published + rejected, per source; anything else is a bug and fails loudly."""
     duplicated = set(rejects["id"][rejects["id"].duplicated()]) | (set(published) & set(rejects["id"]))
     if duplicated or len(set(published)) != len(published):
-        raise RuntimeError(f"accounting violation: records both published and rejected or "
+        raise AccountingError(f"accounting violation: records both published and rejected or "
                            f"counted twice: {sorted(duplicated)[:5]}")
     index_ids = set(index["id"])
     missing = index_ids - set(published) - set(rejects["id"])
     if missing:
-        raise RuntimeError(f"accounting violation: {len(missing)} records neither published nor "
+        raise AccountingError(f"accounting violation: {len(missing)} records neither published nor "
                            f"rejected, e.g. {sorted(missing)[:5]}")
     split_of = dict(zip(index["id"], index["split"], strict=True))
     rows = []
@@ -359,5 +641,5 @@ def _account(
     totals = {"input": int(counts["input"].sum()), "published": len(published),
               "rejected": len(rejects)}
     if totals["input"] != totals["published"] + totals["rejected"]:
-        raise RuntimeError(f"accounting violation: {totals}")
+        raise AccountingError(f"accounting violation: {totals}")
     return BuildSummary(options.out, counts, reasons, totals)

@@ -67,9 +67,29 @@ class ReportsConfig:
 
 @dataclass(frozen=True)
 class InstructConfig:
+    """How records become instruction examples (see docs/templates.md)."""
+
     tasks: dict[str, int] = field(default_factory=lambda: {"report": 1})
+    """Task family -> examples per record (distinct templates, drawn per record from the seed)."""
     ecg_token: str = "<ecg>"
     system_template: str = "system/default"
+    min_likelihood: float = 50.0
+    """PTB-XL statements with likelihood >= this count as present for `diagnosis`/`rhythm`."""
+    layout: Literal["records", "flat"] = "records"
+    """`records`: instruction rows reference the record by `id`; `flat`: each row repeats `signal`."""
+
+    def validate(self, path: str | Path) -> None:
+        """Checks a type annotation cannot express; raises UserError naming the recipe."""
+        for task, count in self.tasks.items():
+            if count < 0:
+                raise UserError(f"instruct.tasks.{task}: examples per record must be >= 0, "
+                                f"got {count}", path=path, fix="e.g. tasks: {report: 1}")
+        if not self.ecg_token.strip():
+            raise UserError("instruct.ecg_token must not be blank", path=path,
+                            fix='e.g. ecg_token: "<ecg>"')
+        if not 0 <= self.min_likelihood <= 100:
+            raise UserError(f"instruct.min_likelihood must be in 0..100, got {self.min_likelihood}",
+                            path=path, fix="PTB-XL likelihoods are percentages, e.g. 50")
 
 
 @dataclass(frozen=True)
@@ -197,10 +217,18 @@ def load_recipe(path: str | Path) -> Recipe:
     if not path.is_file():
         raise UserError("recipe not found", path=path, fix="pass --recipe pipelines/meit.yaml")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeError) as exc:
-        reason = str(exc).strip().splitlines()[0]
-        raise UserError(f"not valid YAML ({reason})", path=path, fix="fix the YAML syntax") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeError as exc:
+        raise UserError(f"not UTF-8 text (byte {exc.start})", path=path,
+                        fix="save the recipe as UTF-8") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        reason = (getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]).strip()
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise UserError(f"not valid YAML ({reason}{where})", path=path,
+                        fix="fix the YAML syntax") from None
     if not isinstance(data, dict):
         raise UserError("a recipe must be a YAML mapping", path=path, fix="see pipelines/meit.yaml")
     if "name" not in data:
@@ -217,4 +245,5 @@ def load_recipe(path: str | Path) -> Recipe:
     if recipe.signals.fs <= 0 or recipe.signals.duration_s <= 0 or recipe.shard_size <= 0:
         raise UserError("signals.fs, signals.duration_s and shard_size must be positive",
                         path=path, fix="fix the value in the recipe")
+    recipe.instruct.validate(path)
     return dataclasses.replace(recipe, path=str(path))

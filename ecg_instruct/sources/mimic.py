@@ -89,10 +89,12 @@ def read_index(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
         subject = to_int_string(record["subject_id"])
         if study is None or subject is None:
-            reject("bad_metadata", f"subject_id/study_id not integers (CSV line {position + 2})")
+            reject("bad_metadata", f"subject_id/study_id not integers (CSV line {position + 2})",
+                   record_id if study is None else f"{record_id}#line-{position + 2}")
             continue
         if record_id in seen:
-            reject("duplicate_id", f"study_id {study} appears more than once; kept the first")
+            reject("duplicate_id", f"study_id {study} appears more than once (CSV line "
+                   f"{position + 2}); kept the first", f"{record_id}#line-{position + 2}")
             continue
         seen.add(record_id)
         try:

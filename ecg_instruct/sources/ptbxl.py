@@ -78,7 +78,8 @@ def read_index(root: Path, records: str = "hr") -> tuple[pd.DataFrame, pd.DataFr
                    f"{position + 2})")
             continue
         if record_id in seen:
-            reject("duplicate_id", f"ecg_id {ecg_id} appears more than once; kept the first")
+            reject("duplicate_id", f"ecg_id {ecg_id} appears more than once (CSV line "
+                   f"{position + 2}); kept the first", f"{record_id}#line-{position + 2}")
             continue
         seen.add(record_id)
         scp_codes = parse_scp_codes(record["scp_codes"])

@@ -75,16 +75,29 @@ def test_clean_text_removes_controls_and_runs_of_spaces() -> None:
     assert clean_text("sinus\x00rhythmus   normales\u200b ekg\r\n") == "sinus rhythmus normales ekg"
 
 
-def test_every_real_report_becomes_a_chat_example(real_records: list[dict]) -> None:
+def test_every_real_report_becomes_chat_examples(
+    real_records: list[dict], real_ptbxl_dir: Path
+) -> None:
+    """Every real record gets its report example, and every task family renders on real data."""
+    from ecg_instruct.instruct.fields import statements_from_frame
     from ecg_instruct.instruct.stage import run_instruct
     from ecg_instruct.instruct.templates import TemplateLibrary
     from ecg_instruct.recipe import InstructConfig
+    from ecg_instruct.sources.ptbxl import read_statements
 
     reports, _ = run_reports(real_records, ReportsConfig())
     by_id = {r["id"]: r for r in real_records}
     records = [{**by_id[row["id"]], **row} for row in reports.to_dict("records")]
-    examples = run_instruct(records, TemplateLibrary(), InstructConfig(), seed=0)
-    assert len(examples) >= len(records)
-    for messages in examples["messages"]:
-        assert [m["role"] for m in messages][:3] == ["system", "user", "assistant"]
+    statements = {"ptbxl": statements_from_frame(read_statements(real_ptbxl_dir))}
+    cfg = InstructConfig(tasks={"report": 1, "diagnosis": 2, "multi-turn": 1})
+    result = run_instruct(records, TemplateLibrary(), cfg, seed=0, statements=statements)
+    assert len(result.records) + len(result.rejects) == len(records)
+    assert len(result.records) == len(records)
+    for messages in result.records["messages"]:
+        assert [m["role"] for m in messages] == ["system", "user", "assistant"]
         assert messages[1]["content"].count("<ecg>") == 1
+    tasks = set(result.examples["task"])
+    assert tasks == {"report", "diagnosis", "multi-turn"}
+    for messages in result.examples["messages"]:
+        assert sum(m["content"].count("<ecg>") for m in messages) == 1
+        assert all(m["content"].strip() for m in messages)
