@@ -34,6 +34,9 @@ def evaluate(
     ] = "nltk",
     seed: Annotated[int, typer.Option(help="Seed for noise and the shuffled control.")] = 0,
     device: Annotated[str, typer.Option()] = "auto",
+    threads: Annotated[
+        int, typer.Option(help="CPU threads for torch (0: torch's default, all cores).")
+    ] = 0,
     out_dir: Annotated[
         Path | None, typer.Option(help="Where to write (default: run folder).")
     ] = None,
@@ -43,6 +46,9 @@ def evaluate(
 ) -> None:
     """Generate reports for a split and write metrics.json + predictions.parquet."""
     from ecg_instruct.evaluate.runner import METRICS, EvalOptions, evaluate_run
+    from ecg_instruct.train.trainer import set_threads
+
+    set_threads(threads)
 
     result = evaluate_run(
         EvalOptions(

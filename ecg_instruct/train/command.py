@@ -14,7 +14,7 @@ def train_baseline(
     data: Annotated[Path, typer.Option(help="Published dataset folder (`build --out`).")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoint, tokenizer, logs.")],
     config: Annotated[str, typer.Option(help="Dataset config: ptbxl, mimic or all.")] = "ptbxl",
-    max_steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 600,
+    max_steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 300,
     batch_size: Annotated[int, typer.Option()] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 1e-3,
     warmup_steps: Annotated[int, typer.Option()] = 50,
@@ -35,13 +35,18 @@ def train_baseline(
     device: Annotated[str, typer.Option(help="auto (CUDA if available), cpu, cuda.")] = "auto",
     eval_interval: Annotated[int, typer.Option(help="Validation loss every N steps.")] = 100,
     save_interval: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 200,
+    threads: Annotated[
+        int, typer.Option(help="CPU threads for torch (0: torch's default, all cores).")
+    ] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Progress bar.")
     ] = None,
 ) -> None:
     """Train the baseline ECG-to-report model on a published dataset."""
-    from ecg_instruct.train.trainer import train
+    from ecg_instruct.train.trainer import set_threads, train
+
+    set_threads(threads)
 
     cfg = TrainConfig(
         data=str(Path(data).resolve()),

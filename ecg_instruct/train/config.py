@@ -44,7 +44,7 @@ class TrainConfig:
     out: str
     model: ModelConfig = field(default_factory=ModelConfig)
     seed: int = 0
-    max_steps: int = 600
+    max_steps: int = 300
     batch_size: int = 16
     lr: float = 1e-3
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio

@@ -41,6 +41,13 @@ def pick_device(name: str):
     return torch.device(name)
 
 
+def set_threads(n: int) -> None:
+    """Intra-op CPU threads (0 leaves torch's default). On a shared or oversubscribed machine
+    one thread can be many times faster than two: OpenMP workers spin while waiting."""
+    if n > 0:
+        require_torch().set_num_threads(n)
+
+
 def autocast(device):
     """bf16 autocast on GPUs that support it; plain float32 on CPU (faster there)."""
     torch = require_torch()
