@@ -24,7 +24,11 @@ def safe_join(root: Path, relative: str) -> Path:
         raise UnsafePath(f"invalid path {relative!r}")
     pure = PurePosixPath(relative)
     if pure.is_absolute() or any(part == ".." for part in pure.parts):
-        raise UnsafePath(f"path {relative!r} escapes {root}")
+        # The message names the offending value, not `root`: it lands in published rejects,
+        # which must not depend on where the mirror lives.
+        raise UnsafePath(f"path {relative!r} is absolute or climbs out of the source folder")
+    if not pure.parts:  # "." or "./": the root itself, and `<root>.hea` would be outside it
+        raise UnsafePath(f"path {relative!r} names the source folder itself, not a file in it")
     return root.joinpath(*pure.parts)
 
 

@@ -405,7 +405,8 @@ def build(options: BuildOptions) -> BuildSummary:
         if not (work / "instruct.parquet").exists():
             write_instruct_stage(with_reports.to_dict("records"), library, recipe.instruct,
                                  options.seed,
-                                 load_statement_tables(options.raw_dir, options.sources), work)
+                                 load_statement_tables(options.raw_dir, options.sources), work,
+                                 workers=options.workers)
         instruct = pd.read_parquet(work / "instruct.parquet")
 
         _run_signals(options, index[index["id"].isin(instruct["id"])], work)

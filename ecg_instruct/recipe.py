@@ -217,10 +217,18 @@ def load_recipe(path: str | Path) -> Recipe:
     if not path.is_file():
         raise UserError("recipe not found", path=path, fix="pass --recipe pipelines/meit.yaml")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeError) as exc:
-        reason = str(exc).strip().splitlines()[0]
-        raise UserError(f"not valid YAML ({reason})", path=path, fix="fix the YAML syntax") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeError as exc:
+        raise UserError(f"not UTF-8 text (byte {exc.start})", path=path,
+                        fix="save the recipe as UTF-8") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        reason = (getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]).strip()
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise UserError(f"not valid YAML ({reason}{where})", path=path,
+                        fix="fix the YAML syntax") from None
     if not isinstance(data, dict):
         raise UserError("a recipe must be a YAML mapping", path=path, fix="see pipelines/meit.yaml")
     if "name" not in data:

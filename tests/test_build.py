@@ -81,8 +81,8 @@ def test_card_declares_configs_and_counts(built_dataset: Path) -> None:
     text = (built_dataset / "README.md").read_text()
     header = yaml.safe_load(text.split("---")[1])
     names = [c["config_name"] for c in header["configs"]]
-    assert names == ["all", "mimic", "ptbxl"]
-    assert [c.get("default", False) for c in header["configs"]] == [True, False, False]
+    assert names == ["all", "mimic", "ptbxl", "instructions"]  # instructions: every example
+    assert [c.get("default", False) for c in header["configs"]] == [True, False, False, False]
     assert "records in =" in text and "CC BY 4.0" in text
     assert str(built_dataset.parent) not in text  # no machine-specific paths in the card
 
@@ -92,8 +92,9 @@ def test_split_filter_builds_only_that_split(sample_mirror: Path, tmp_path: Path
     summary = build(BuildOptions(raw_dir=sample_mirror, out=out,
                                  recipe=load_recipe(REPO / "pipelines" / "meit-100hz.yaml"),
                                  sources=["mimic"], splits=["test"], progress=False))
-    assert sorted(p.name for p in (out / "data").rglob("*.parquet")) == [
-        "test-00000-of-00001.parquet"]
+    assert sorted(p.relative_to(out / "data").as_posix()
+                  for p in (out / "data").rglob("*.parquet")) == [
+        "instructions/test-00000-of-00001.parquet", "mimic/test-00000-of-00001.parquet"]
     assert set(summary.counts["split"]) == {"test"}
     ds = load_dataset(str(out), "mimic", split="test").with_format("numpy")
     assert ds[0]["signal"].shape == (12, 1000)

@@ -181,7 +181,7 @@ def _compile_language(section: dict, slots: dict, fold_map: dict[str, str], wher
                 if key in explicit or key in rules:
                     continue
                 rules[key] = Rule(english_t.format(**values), role)
-    compiled = LanguageRules(rules=rules, max_len=max(len(k) for k in rules))
+    compiled = LanguageRules(rules=rules, max_len=max((len(k) for k in rules), default=1))
     for key in rules:
         for k in range(1, len(key) + 1):
             compiled.prefixes.setdefault(key[: k - 1], []).append((key[k - 1], key))

@@ -20,6 +20,9 @@ LANGUAGE_CODES = ("de", "en", "sv", "other")
 _PREFERENCE = ("de", "en", "sv")  # tie-break: PTB-XL's most frequent language first
 # Letters only one candidate language uses: evidence even when the word itself is unknown.
 _LETTER_HINTS = {"ß": "de", "å": "sv"}
+# Language-neutral for translation, but spelled differently: English writes ECG, German and
+# Swedish write EKG (half a point each: it tells English apart, not German from Swedish).
+_WORD_HINTS = {"ecg": {"en": 1.0}, "ekg": {"de": 0.5, "sv": 0.5}}
 
 
 @dataclass(frozen=True)
@@ -52,15 +55,17 @@ def _lexicons(glossary: Glossary) -> _Lexicons:
     return entry[1]
 
 
-def language_scores(text: str, glossary: Glossary | None = None) -> dict[str, int]:
+def language_scores(text: str, glossary: Glossary | None = None) -> dict[str, float]:
     """Number of language-specific words per candidate language (for inspection and tests)."""
     glossary = glossary or default_glossary()
     lex = _lexicons(glossary)
     report, _ = split_reviewer_edit(text)
-    scores = dict.fromkeys(_PREFERENCE, 0)
+    scores = dict.fromkeys(_PREFERENCE, 0.0)
     for tok in tokenize(report, glossary.fold_map):
         if tok.kind != "word":
             continue
+        for lang, weight in _WORD_HINTS.get(tok.norm, {}).items():
+            scores[lang] += weight
         for lang, words in lex.words.items():
             if tok.norm in words:
                 scores[lang] += 1

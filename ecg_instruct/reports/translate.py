@@ -50,8 +50,9 @@ _EDIT_RE = re.compile(r"\s*\bedit\s*:", re.IGNORECASE)
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?;])\s+")
 _WORD_RE = re.compile(r"[^\W\d_]+(?:\d+[^\W\d_]*)?", re.UNICODE)
 _SPACE_RE = re.compile(r"\s+")
-_GLUE = {"-": "-", ",": ", ", "/": "/", "+": "+"}
+_GLUE = {"-": "-", ",": ", ", "/": "/", "+": "+", ":": ":"}
 _MIN_TRUNCATED = 2  # shortest cut-off final word we try to complete
+_SPLIT_LETTERS = frozenset("ipqrstuv")  # one-letter leads/waves allowed in a run-together token
 
 
 @dataclass(frozen=True)
@@ -359,10 +360,14 @@ class GlossaryTranslator:
         # Short run-together tokens of a lead or wave name and a word: `ini` (in I), `qin`
         # (Q in), `iavr` (I aVR), `inv` (in V).
         neutral = self.glossary.neutral
+
+        def lead_or_wave(part: str) -> bool:
+            return part in neutral and (len(part) > 1 or part in _SPLIT_LETTERS)
+
         for cut in range(1, len(norm)):
             head, tail = norm[:cut], norm[cut:]
-            if all(p in neutral or (p in vocab and len(p) >= 2) for p in (head, tail)):
-                if head in neutral or tail in neutral:
+            if all(lead_or_wave(p) or (p in vocab and len(p) >= 2) for p in (head, tail)):
+                if lead_or_wave(head) or lead_or_wave(tail):
                     return (head, tail)
         return None
 

@@ -162,16 +162,44 @@ def _repair_non_finite(x: np.ndarray, fs: float, cfg: QualityConfig, notes: list
         notes.append(f"nan_interpolated:{name}:{len(starts)} run(s), {int(per_lead[i])} samples")
 
 
+def _extremes(x: np.ndarray, fs: float, cfg: QualityConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per-lead max and min; with the windowed flat check, from the same two window passes.
+
+    ``flat_lead`` when a window's peak-to-peak is below ``flat_window_ptp_mv``.
+    """
+    n_leads, n = x.shape
+    w = int(round(cfg.flat_window_s * fs)) if cfg.flat_window_s is not None else 0
+    n_win = n // w if w > 0 else 0
+    if not n_win:
+        return x.max(axis=1), x.min(axis=1)
+    win = x[:, : n_win * w].reshape(n_leads, n_win, w)
+    wmax, wmin = win.max(axis=2), win.min(axis=2)
+    ptp = wmax - wmin
+    lead, k = np.unravel_index(int(np.argmin(ptp)), ptp.shape)
+    if ptp[lead, k] < cfg.flat_window_ptp_mv:
+        raise RecordReject("flat_lead",
+                           f"{_lead_name(lead, n_leads)}: peak-to-peak "
+                           f"{ptp[lead, k] * 1000:.1f} µV over {cfg.flat_window_s} s "
+                           f"from t={k * cfg.flat_window_s:.1f} s")
+    lead_max, lead_min = wmax.max(axis=1), wmin.min(axis=1)
+    if n_win * w < n:
+        tail = x[:, n_win * w:]
+        lead_max = np.maximum(lead_max, tail.max(axis=1))
+        lead_min = np.minimum(lead_min, tail.min(axis=1))
+    return lead_max, lead_min
+
+
 def _check_clipping(x: np.ndarray, lead_max: np.ndarray, lead_min: np.ndarray, fs: float,
                     cfg: QualityConfig) -> None:
     """``clipping`` when plateaus at a lead's extreme value cover too much of the record."""
     n_leads, n = x.shape
     limit = cfg.clip_max_fraction * n
-    at_rail = (x == lead_max[:, None]) | (x == lead_min[:, None])
-    counts = at_rail.sum(axis=1)
+    counts = (np.count_nonzero(x == lead_max[:, None], axis=1)
+              + np.count_nonzero(x == lead_min[:, None], axis=1))
     min_run = max(2, int(round(cfg.clip_min_run_s * fs)))
     for i in np.flatnonzero(counts > limit):  # rare: only then look at run lengths
-        starts, ends = _runs(at_rail[i])
+        at_rail = (x[i] == lead_max[i]) | (x[i] == lead_min[i])
+        starts, ends = _runs(at_rail)
         lengths = ends - starts
         on_plateaus = int(lengths[lengths >= min_run].sum())
         if on_plateaus > limit:
@@ -200,14 +228,20 @@ def heart_rate_bpm(signal: np.ndarray, fs: float, max_bpm: float = 300.0) -> tup
     r = int(fs // 100) if fs >= 150 else 1
     if r > 1:
         n = x.shape[1] // r * r
-        x = x[:, :n].reshape(x.shape[0], -1, r).mean(axis=2)
+        # block sums via a matrix product: ~8x faster than .sum(axis=2) over a length-r axis
+        x = (np.ascontiguousarray(x[:, :n]).reshape(-1, r) @ np.ones(r)).reshape(x.shape[0], -1)
         fs = fs / r
     d = np.diff(x, axis=-1)
     energy = np.einsum("ij,ij->j", d, d)
     width = max(1, int(round(0.1 * fs)))
-    smooth = np.convolve(energy, np.ones(width) / width, mode="same")
-    top = np.percentile(smooth, 99)
-    if not top > _MIN_QRS_CONTRAST * np.median(smooth):
+    if energy.size <= width:
+        return math.nan, 0
+    csum = np.cumsum(energy)
+    smooth = csum[width:] - csum[:-width]  # moving sum, O(n)
+    k50, k99 = smooth.size // 2, min(smooth.size - 1, int(0.99 * smooth.size))
+    part = np.partition(smooth, (k50, k99))
+    median, top = part[k50], part[k99]
+    if not top > _MIN_QRS_CONTRAST * median:
         return math.nan, 0
     peaks, _ = find_peaks(smooth, height=0.3 * top, distance=max(1, int(60.0 / max_bpm * fs)))
     if peaks.size < 2:
@@ -234,26 +268,16 @@ def check_and_repair(
         x = x.copy()
         _repair_non_finite(x, fs, cfg, notes)
 
-    lead_max = x.max(axis=1)
-    lead_min = x.min(axis=1)
+    lead_max, lead_min = _extremes(x, fs, cfg)
     if cfg.flat_std_mv is not None:
-        std = x.std(axis=1)
-        i = int(np.argmin(std))
-        if std[i] < cfg.flat_std_mv:
-            raise RecordReject("flat_lead", f"{_lead_name(i, n_leads)}: std {std[i] * 1000:.1f} µV "
+        # one pass for the second moment instead of np.std's three
+        mean = x.sum(axis=1) / n
+        var = np.maximum(np.einsum("ij,ij->i", x, x) / n - mean * mean, 0.0)
+        i = int(np.argmin(var))
+        if var[i] < cfg.flat_std_mv**2:
+            raise RecordReject("flat_lead", f"{_lead_name(i, n_leads)}: std "
+                                            f"{np.sqrt(var[i]) * 1000:.1f} µV "
                                             f"< {cfg.flat_std_mv * 1000:.1f} µV")
-    if cfg.flat_window_s is not None:
-        w = int(round(cfg.flat_window_s * fs))
-        n_win = n // w if w > 0 else 0
-        if n_win:
-            win = x[:, : n_win * w].reshape(n_leads, n_win, w)
-            ptp = win.max(axis=2) - win.min(axis=2)
-            lead, k = np.unravel_index(int(np.argmin(ptp)), ptp.shape)
-            if ptp[lead, k] < cfg.flat_window_ptp_mv:
-                raise RecordReject("flat_lead",
-                                   f"{_lead_name(lead, n_leads)}: peak-to-peak "
-                                   f"{ptp[lead, k] * 1000:.1f} µV over {cfg.flat_window_s} s "
-                                   f"from t={k * cfg.flat_window_s:.1f} s")
     if cfg.clip_max_fraction is not None:
         _check_clipping(x, lead_max, lead_min, fs, cfg)
     if cfg.max_ptp_mv is not None:
@@ -264,10 +288,10 @@ def check_and_repair(
                                f"{_lead_name(i, n_leads)}: peak-to-peak {ptp[i]:.2f} mV "
                                f"> {cfg.max_ptp_mv} mV")
     if cfg.hf_max_power_ratio is not None and fs / 2 > cfg.hf_cutoff_hz:
-        centred = x - x.mean(axis=1, keepdims=True)
-        power = np.abs(np.fft.rfft(centred, axis=1)) ** 2
+        spec = np.fft.rfft(x, axis=1)
+        power = spec.real**2 + spec.imag**2
         k = int(np.ceil(cfg.hf_cutoff_hz * n / fs))
-        total = power.sum(axis=1)
+        total = power[:, 1:].sum(axis=1)  # bin 0 is the mean: leaving it out centres the lead
         ratio = power[:, k:].sum(axis=1) / np.where(total > 0, total, 1.0)
         i = int(np.argmax(ratio))
         if ratio[i] > cfg.hf_max_power_ratio:

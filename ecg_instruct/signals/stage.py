@@ -90,13 +90,21 @@ def process_shard(
             "source": [r["source"] for r, _, _ in rejects],
             "stage": ["signals"] * len(rejects),
             "reason": [reason for _, reason, _ in rejects],
-            "detail": [detail.replace("\n", " ") for _, _, detail in rejects],
+            "detail": [_portable_detail(detail, raw_roots[r["source"]]) for r, _, detail in rejects],
         },
         schema=REJECT_SCHEMA,
     )
     _write_atomic(reject_table, output + ".rejects")  # the signals file, written last, marks done
     _write_atomic(table, output)
     return len(ids), len(rejects)
+
+
+def _portable_detail(detail: str, root: str) -> str:
+    """One line, with the mirror's location removed: published bytes must not depend on where
+    the raw files were (error messages from readers quote absolute paths)."""
+    for prefix in {str(Path(root)), str(Path(root).resolve())}:
+        detail = detail.replace(prefix + os.sep, "").replace(prefix, ".")
+    return " ".join(detail.split())
 
 
 def _signal_column(signals: list[np.ndarray], gains: list[float], dtype: str) -> pa.Array:

@@ -296,13 +296,17 @@ def _read_fast(record_path: str, header: WfdbHeader, verify_checksum: bool) -> E
     gain = header.adc_gain
     if np.any(factors != 1.0):
         gain = gain / factors
-    # Same float64 operations in the same order as wfdb's dac(), hence bit-identical values.
-    signal = digital.astype(np.float64)
-    signal -= header.baseline[:, None]
-    signal /= gain[:, None]
-    invalid = digital == INVALID_SAMPLE_16
-    if invalid.any():
-        signal[invalid] = np.nan
+    # wfdb's dac() computes (float64(d) - baseline) / gain; the same float64 operations in the
+    # same order give bit-identical values, fused here into one pass when baselines are 0
+    # (int16 -> float64 is exact and x - 0.0 == x).
+    signal = np.empty(digital.shape, dtype=np.float64)
+    if np.any(header.baseline):
+        np.subtract(digital, header.baseline[:, None].astype(np.float64), out=signal)
+        signal /= gain[:, None]
+    else:
+        np.divide(digital, gain[:, None], out=signal)
+    if digital.min() == INVALID_SAMPLE_16:  # one cheap pass; the mask only when needed
+        signal[digital == INVALID_SAMPLE_16] = np.nan
     return EcgRecord(signal=signal, fs=float(header.fs), sig_names=list(header.sig_names),
                      adc_gain=np.asarray(gain, dtype=np.float64),
                      baseline=header.baseline.copy(), digital=digital,

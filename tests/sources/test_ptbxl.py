@@ -89,10 +89,12 @@ def test_bad_rows_are_rejected_with_reasons(sample_mirror: Path, tmp_path: Path)
     frame.to_csv(root / "ptbxl_database.csv", index=False)
     rows, rejects = read_index(root)
     reasons = dict(zip(rejects["id"], rejects["reason"], strict=True))
+    duplicate = [i for i in reasons if i.startswith("ptbxl/00001#")]  # a distinct reject id
     assert reasons == {
         "ptbxl/00002": "bad_scp_codes",
         "ptbxl/00003": "bad_strat_fold",
         "ptbxl/00004": "unsafe_path",
-        "ptbxl/00001": "duplicate_id",
+        **dict.fromkeys(duplicate, "duplicate_id"),
     }
+    assert len(duplicate) == 1 and "ptbxl/00001" in set(rows["id"])
     assert len(rows) + len(rejects) == len(frame)

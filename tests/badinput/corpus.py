@@ -1,0 +1,232 @@
+"""The bad-input corpus, generated (never hand-edited binaries) from a copy of the sample mirror.
+
+`RECORD_FAULTS` damage single records: the build must go on, and each damaged record must end up
+rejected with a named reason (or, for repairable text, published clean). `CONFIG_FAULTS` damage
+the configuration or a whole metadata file: the build must stop with a one-line error naming the
+file and the fix, before writing anything. `docs/robustness.md` lists every case by name (a test
+checks that).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+PTBXL_CSV = "ptb-xl/ptbxl_database.csv"
+MIMIC_RECORDS = "mimic-iv-ecg/record_list.csv"
+MIMIC_MEASUREMENTS = "mimic-iv-ecg/machine_measurements.csv"
+CLEAN_ENGLISH = "sinus rhythm. normal ecg."
+#: Reasons a reader of a damaged WFDB record may give until the signal library pins them.
+SIGNAL_DAMAGE = {"truncated_dat", "dat_size_mismatch", "header_mismatch", "bad_header",
+                 "wrong_length", "unsupported_format", "missing_file"}
+
+
+def study(index: int) -> int:
+    """The MIMIC study_id of the sample mirror's index-th record (see ecg_instruct.sample)."""
+    return 40000000 + index * 1013
+
+
+def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def write_rows(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def ptbxl_row(rows: list[dict[str, str]], ecg_id: int) -> dict[str, str]:
+    return next(row for row in rows if row["ecg_id"] == str(ecg_id))
+
+
+def edit_header(path: Path, edit: Callable[[list[str]], list[str]]) -> None:
+    lines = path.read_text(encoding="ascii").splitlines()
+    path.write_text("\n".join(edit(lines)) + "\n", encoding="ascii")
+
+
+@dataclass(frozen=True)
+class RecordFault:
+    name: str
+    record_id: str
+    expect: frozenset[str]  # reject reasons accepted; empty: published (text repaired)
+    what: str
+
+
+def _fault(name: str, record_id: str, expect: set[str] | str, what: str) -> RecordFault:
+    return RecordFault(name, record_id, frozenset({expect} if isinstance(expect, str) else expect),
+                       what)
+
+
+def make_record_faults(raw: Path) -> list[RecordFault]:
+    """Damage records of a (copied) 20 + 20 sample mirror in place; what each should yield.
+
+    Signal faults go to records with a plain English report so that no earlier stage (a
+    translation below coverage) can hide them.
+    """
+    faults: list[RecordFault] = []
+    columns, rows = read_rows(raw / PTBXL_CSV)
+    lr = raw / "ptb-xl" / "records100" / "00000"
+
+    def signal_fault(ecg_id: int, name: str, expect, what: str, damage) -> None:
+        ptbxl_row(rows, ecg_id)["report"] = CLEAN_ENGLISH
+        damage(lr / f"{ecg_id:05d}_lr")
+        faults.append(_fault(name, f"ptbxl/{ecg_id:05d}", expect, what))
+
+    def truncate(stem: Path) -> None:
+        dat = stem.with_suffix(".dat")
+        dat.write_bytes(dat.read_bytes()[: dat.stat().st_size // 2])
+
+    def header_samples(n: int):
+        def edit(stem: Path) -> None:
+            def first(lines: list[str]) -> list[str]:
+                name, n_sig, fs, _ = lines[0].split()
+                return [f"{name} {n_sig} {fs} {n}", *lines[1:]]
+            edit_header(stem.with_suffix(".hea"), first)
+        return edit
+
+    def unknown_format(stem: Path) -> None:
+        edit_header(stem.with_suffix(".hea"), lambda lines: [lines[0]] + [
+            line.replace(".dat 16 ", ".dat 999 ", 1) for line in lines[1:]])
+
+    def garbage_header(stem: Path) -> None:
+        stem.with_suffix(".hea").write_bytes(b"\xff\xfe\x00garbage \x00\x01\n\x80\x81 12 x\n")
+
+    def no_header(stem: Path) -> None:
+        stem.with_suffix(".hea").unlink()
+
+    signal_fault(1, "truncated .dat", SIGNAL_DAMAGE - {"missing_file", "unsupported_format"},
+                 "`.dat` cut to half its size", truncate)
+    signal_fault(2, "header sample count > file", SIGNAL_DAMAGE - {"missing_file"},
+                 "header says 1200 samples, the `.dat` holds 1000", header_samples(1200))
+    signal_fault(3, "header sample count < file", SIGNAL_DAMAGE - {"missing_file"},
+                 "header says 800 samples, the `.dat` holds 1000", header_samples(800))
+    signal_fault(4, "unknown WFDB format", SIGNAL_DAMAGE - {"missing_file"},
+                 "signal format 999 in the header", unknown_format)
+    signal_fault(19, "header is binary garbage", SIGNAL_DAMAGE - {"missing_file"},
+                 "`.hea` replaced by non-text bytes", garbage_header)
+    signal_fault(20, "header file missing", "missing_file", "`.hea` deleted, `.dat` kept",
+                 no_header)
+
+    ptbxl_row(rows, 7)["report"] = ""
+    faults.append(_fault("empty report", "ptbxl/00007", "empty_report", "empty `report` cell"))
+    ptbxl_row(rows, 8)["report"] = "\x01\x02 \t\x0b\x7f\u200b"
+    faults.append(_fault("report of control characters only", "ptbxl/00008", "empty_report",
+                         "only C0/C1 controls, tabs and zero-width spaces"))
+    ptbxl_row(rows, 9)["report"] = "sinus\x07 rhythm.\x1b normal\u200b ecg.\x00"
+    faults.append(_fault("report with control characters", "ptbxl/00009", set(),
+                         "BEL, ESC, NUL and a zero-width space inside the text"))
+    duplicate = dict(ptbxl_row(rows, 11))
+    duplicate["report"] = "a different report for the same ecg_id"
+    rows.append(duplicate)
+    faults.append(_fault("duplicate record id", f"ptbxl/00011#line-{len(rows) + 1}",
+                         "duplicate_id", "a second row with ecg_id 11 (the first is kept)"))
+    ptbxl_row(rows, 12)["filename_lr"] = "records100/00000/99999_lr"
+    faults.append(_fault("metadata row pointing at missing files", "ptbxl/00012", "missing_file",
+                         "`filename_lr` names a record that does not exist"))
+    ptbxl_row(rows, 13)["filename_lr"] = "../../../../etc/passwd"
+    faults.append(_fault("path escaping the raw folder", "ptbxl/00013", "unsafe_path",
+                         "`filename_lr` is `../../../../etc/passwd`"))
+    ptbxl_row(rows, 15)["scp_codes"] = "__import__('os').system('touch PWNED')"
+    faults.append(_fault("code in scp_codes", "ptbxl/00015", "bad_scp_codes",
+                         "`scp_codes` is a Python expression (parsed as a literal, never run)"))
+    ptbxl_row(rows, 16)["strat_fold"] = "eleven"
+    faults.append(_fault("bad strat_fold", "ptbxl/00016", "bad_strat_fold",
+                         "`strat_fold` is not 1..10"))
+    bad_id = ptbxl_row(rows, 17)
+    bad_id["ecg_id"] = "17x"
+    faults.append(_fault("non-integer record id", f"ptbxl/row-{rows.index(bad_id) + 2}",
+                         "bad_metadata", "`ecg_id` is `17x`"))
+    columns = [*columns, "extra_column"]
+    for row in rows:
+        row["extra_column"] = "ignored"
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    # One report in Latin-1, as a mis-exported CSV would have it.
+    body = _replace_report_bytes(text.getvalue().encode("utf-8"), ecg_id=5,
+                                 raw=b"sinusrhythmus \xe4nderung")
+    (raw / PTBXL_CSV).write_bytes(body)
+    faults.append(_fault("non-UTF-8 report", "ptbxl/00005", "bad_encoding",
+                         "the `report` cell holds Latin-1 bytes"))
+
+    # MIMIC-IV-ECG
+    columns, records = read_rows(raw / MIMIC_RECORDS)
+    m_columns, measurements = read_rows(raw / MIMIC_MEASUREMENTS)
+    by_study = {row["study_id"]: row for row in records}
+    by_study[str(study(1))]["study_id"] = "4000x"
+    faults.append(_fault("non-integer study_id", "mimic/row-3", "bad_metadata",
+                         "`study_id` is `4000x` in record_list.csv"))
+    records.append(dict(by_study[str(study(2))]))
+    faults.append(_fault("duplicate study_id", f"mimic/{study(2)}#line-{len(records) + 1}",
+                         "duplicate_id", "a study listed twice in record_list.csv"))
+    by_study[str(study(3))]["path"] = "/etc/passwd"
+    faults.append(_fault("absolute path in record_list", f"mimic/{study(3)}", "unsafe_path",
+                         "`path` is `/etc/passwd`"))
+    measurements[:] = [row for row in measurements if row["study_id"] != str(study(5))]
+    faults.append(_fault("study without measurements row", f"mimic/{study(5)}", "empty_report",
+                         "no machine_measurements.csv row, so no report"))
+    write_rows(raw / MIMIC_RECORDS, columns, records)
+    dropped = [c for c in m_columns if c not in ("p_axis", "t_axis")] + ["extra_column"]
+    for row in measurements:
+        row.pop("p_axis"), row.pop("t_axis")
+        row["extra_column"] = "ignored"
+    write_rows(raw / MIMIC_MEASUREMENTS, dropped, measurements)
+    return faults
+
+
+def _replace_report_bytes(data: bytes, ecg_id: int, raw: bytes) -> bytes:
+    lines = data.split(b"\n")
+    header = lines[0].decode().split(",")
+    column = header.index("report")
+    for number, line in enumerate(lines[1:], start=1):
+        cells = next(csv.reader([line.decode("utf-8")])) if line else []
+        if cells and cells[0] == str(ecg_id):
+            cells[column] = "@@REPORT@@"
+            out = io.StringIO()
+            csv.writer(out, lineterminator="").writerow(cells)
+            lines[number] = out.getvalue().encode("utf-8").replace(b"@@REPORT@@", raw)
+            return b"\n".join(lines)
+    raise AssertionError(f"ecg_id {ecg_id} not found")
+
+
+@dataclass(frozen=True)
+class ConfigFault:
+    name: str
+    names: str  # a fragment of the path the error must name
+    what: str
+
+
+CONFIG_FAULTS = (
+    ConfigFault("CSV column renamed", "ptbxl_database.csv", "`scp_codes` renamed `scp_code`"),
+    ConfigFault("CSV column missing", "record_list.csv", "no `path` column"),
+    ConfigFault("CSV without report columns", "machine_measurements.csv",
+                "no `report_0..17` columns"),
+    ConfigFault("metadata CSV missing", "record_list.csv", "file deleted"),
+    ConfigFault("metadata CSV empty", "ptbxl_database.csv", "zero bytes"),
+    ConfigFault("recipe unknown key", "recipe.yaml", "`shard_sise: 4`"),
+    ConfigFault("recipe wrong type", "recipe.yaml", "`signals.fs: fast`"),
+    ConfigFault("recipe bad value", "recipe.yaml", "`signals.dtype: float64`"),
+    ConfigFault("recipe not YAML", "recipe.yaml", "unbalanced brackets"),
+    ConfigFault("recipe not a mapping", "recipe.yaml", "a YAML list"),
+    ConfigFault("recipe not UTF-8", "recipe.yaml", "Latin-1 bytes"),
+    ConfigFault("recipe unknown source", "recipe.yaml", "`sources.enabled: [ptbxl, ecgdb]`"),
+    ConfigFault("template undefined variable", "typo.j2", "`{{ ecg }} {{ patient_age }}`"),
+    ConfigFault("template fails on a missing field", "arith.j2",
+                "`{{ age + 1 }}` (age is missing for some records)"),
+    ConfigFault("template without the ECG placeholder", "noecg.j2", "no `{{ ecg }}`"),
+    ConfigFault("template escaping the sandbox", "escape.j2",
+                "`{{ ''.__class__.__mro__[1].__subclasses__() }}`"),
+    ConfigFault("template syntax error", "syntax.j2", "`{% if %}`"),
+    ConfigFault("template without front matter", "nofront.j2", "no `{#--- ... ---#}` block"),
+    ConfigFault("template not UTF-8", "latin.j2", "Latin-1 bytes"),
+    ConfigFault("--out is a folder of other files", "notes", "`--out` holds a user's files"),
+    ConfigFault("--out inside the raw mirror", "ptb-xl", "`--out RAW/ptb-xl/out`"),
+)

@@ -1,0 +1,75 @@
+"""Helpers shared by the robustness tests: one small sample mirror per session, quick recipes,
+in-process builds and a byte-level fingerprint of a published dataset."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RECIPE_100HZ = REPO_ROOT / "pipelines" / "meit-100hz.yaml"
+N_PTBXL = 20
+N_MIMIC = 20
+
+
+def sample_mirror(tmp_path_factory) -> Path:
+    """A 20 + 20 record sample mirror, written once per test session (read-only for tests)."""
+    from ecg_instruct.sample import write_sample_mirror
+
+    folder = tmp_path_factory.getbasetemp() / "robust-mirror"
+    if not (folder / ".done").exists():
+        if folder.exists():
+            shutil.rmtree(folder)
+        write_sample_mirror(folder, n_ptbxl=N_PTBXL, n_mimic=N_MIMIC)
+        (folder / ".done").write_text("")
+    return folder
+
+
+def copy_mirror(mirror: Path, dest: Path) -> Path:
+    """A private, writable copy of the mirror for tests that damage it."""
+    shutil.copytree(mirror, dest, ignore=shutil.ignore_patterns(".done"))
+    return dest
+
+
+def quick_recipe(folder: Path, shard_size: int = 4, rows_per_file: int = 6, **changes) -> Path:
+    """The 100 Hz recipe with small shards (several shards to kill between) and small files."""
+    data = yaml.safe_load(RECIPE_100HZ.read_text(encoding="utf-8"))
+    data["shard_size"] = shard_size
+    data["publish"]["rows_per_file"] = rows_per_file
+    data["publish"]["row_group_rows"] = 4
+    for dotted, value in changes.items():
+        node = data
+        *parents, last = dotted.split("__")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def options(raw: Path, out: Path, recipe: Path, workers: int = 1, seed: int = 0, **kwargs):
+    from ecg_instruct.pipeline import BuildOptions
+    from ecg_instruct.recipe import load_recipe
+
+    return BuildOptions(raw_dir=raw, out=out, recipe=load_recipe(recipe),
+                        sources=["ptbxl", "mimic"], workers=workers, seed=seed, progress=False,
+                        **kwargs)
+
+
+def run_build(raw: Path, out: Path, recipe: Path, workers: int = 1, seed: int = 0, **kwargs):
+    from ecg_instruct.pipeline import build
+
+    return build(options(raw, out, recipe, workers, seed, **kwargs))
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    """sha256 of every file under `folder`, by relative path."""
+    return {
+        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*")) if path.is_file()
+    }

@@ -1,0 +1,270 @@
+"""Kill a real build process at many points, resume it, and get the bytes of an uninterrupted run.
+
+Two kinds of kill:
+
+* precise: the build runs in a subprocess whose `os.replace` (every "this file is done" step of
+  every stage, and the publish) and directory exchange are wrapped to SIGKILL the process right
+  before the N-th call, i.e. with a fully written temporary file that is not yet in place. A
+  first run with no kill counts the steps; kills are spread over all of them.
+* external: `kill -9` of the CLI's main process (workers 2) while shards are being written, and
+  Ctrl-C (SIGINT to the process group), as a user or a scheduler would do it.
+
+After each kill, the previously published dataset must be untouched, and the resumed build must
+produce exactly the files (sha256) of a build that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from buildkit import REPO_ROOT, quick_recipe, run_build, sample_mirror, tree_digest
+
+pytestmark = pytest.mark.slow
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    import ecg_instruct.paths as paths
+
+    kill_at = int(os.environ["KILL_AT"])
+    count = 0
+    real_replace, real_exchange = os.replace, paths.exchange_dirs
+
+    def step():
+        global count
+        count += 1
+        if count == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def replace(*args, **kwargs):
+        step()
+        return real_replace(*args, **kwargs)
+
+    def exchange(*args, **kwargs):
+        step()
+        return real_exchange(*args, **kwargs)
+
+    os.replace, paths.exchange_dirs = replace, exchange
+    from ecg_instruct.cli import app
+    try:
+        app(sys.argv[1:], standalone_mode=False)
+    finally:
+        print(f"STEPS {count}", flush=True)
+    """
+)
+
+SLOW = textwrap.dedent(
+    """
+    import sys, time
+    import ecg_instruct.signals.stage as stage
+    real = stage.curate_record
+
+    def slow(*args, **kwargs):
+        time.sleep(0.08)
+        return real(*args, **kwargs)
+
+    stage.curate_record = slow
+    from ecg_instruct.cli import main
+    sys.argv = ["ecg-instruct", *sys.argv[1:]]
+    main()
+    """
+)
+
+
+def _cli_args(raw: Path, out: Path, recipe: Path, workers: int, seed: int) -> list[str]:
+    return ["build", "--raw-dir", str(raw), "--out", str(out), "--recipe", str(recipe),
+            "--workers", str(workers), "--seed", str(seed), "--no-progress"]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _run_killed(script: Path, args: list[str], kill_at: int) -> subprocess.CompletedProcess:
+    env = _env()
+    env["KILL_AT"] = str(kill_at)
+    return subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    mirror = sample_mirror(tmp_path_factory)
+    base = tmp_path_factory.mktemp("resume")
+    recipe = quick_recipe(base)
+    reference = base / "reference" / "meit"
+    run_build(mirror, reference, recipe, workers=1, seed=1)
+    killer = base / "killer.py"
+    killer.write_text(KILLER, encoding="utf-8")
+    return mirror, base, recipe, tree_digest(reference), killer
+
+
+def _count_steps(monkeypatch, build) -> int:
+    """Run `build()` in this process, counting the steps the killer script would count."""
+    import ecg_instruct.paths as paths
+
+    count = {"n": 0}
+    real_replace, real_exchange = os.replace, paths.exchange_dirs
+
+    def replace(*args, **kwargs):
+        count["n"] += 1
+        return real_replace(*args, **kwargs)
+
+    def exchange(*args, **kwargs):
+        count["n"] += 1
+        return real_exchange(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", replace)
+        patch.setattr(paths, "exchange_dirs", exchange)
+        build()
+    return count["n"]
+
+
+def test_kill_9_at_every_kind_of_step_then_resume_is_byte_identical(setup, tmp_path, monkeypatch):
+    mirror, _, recipe, reference, killer = setup
+    out = tmp_path / "meit"
+    # A previous dataset (seed 0) is published: every killed build must leave it intact.
+    run_build(mirror, out, recipe, workers=1, seed=0)
+    previous = tree_digest(out)
+    saved = tmp_path / "previous"
+    shutil.copytree(out, saved)
+    args = _cli_args(mirror, out, recipe, workers=1, seed=1)
+    work = out.with_name("meit.work")
+
+    def resume() -> int:
+        return _count_steps(monkeypatch, lambda: run_build(mirror, out, recipe, workers=1, seed=1))
+
+    steps = _count_steps(monkeypatch, lambda: run_build(mirror, tmp_path / "count" / "meit",
+                                                        recipe, workers=1, seed=1))
+    assert steps > 20  # index, reports, instruct, two files per shard, every published file
+    # Spread over the whole build: the reports stage, the middle of the signal shards (also
+    # between a shard's two files), the middle of publishing, and right before the final swap.
+    # Each point starts from an empty work folder, so the numbering is that of a fresh build.
+    points = sorted({3, steps // 3, steps // 2 + 1, steps - 3, steps})
+    for kill_at in points:
+        shutil.rmtree(work, ignore_errors=True)
+        killed = _run_killed(killer, args, kill_at)
+        assert killed.returncode == -signal.SIGKILL, (kill_at, killed.stderr[-2000:])
+        assert tree_digest(out) == previous, f"previous dataset damaged (kill at {kill_at})"
+        if kill_at == steps // 3:  # a resumed build killed again: resume of a resume
+            again = _run_killed(killer, args, 5)
+            assert again.returncode == -signal.SIGKILL, again.stderr[-2000:]
+            assert tree_digest(out) == previous
+        done = resume()
+        assert done < steps, "the resumed build redid finished work"
+        assert tree_digest(out) == reference, f"resumed build differs (kill at {kill_at})"
+        assert not out.with_name("meit.tmp").exists()
+        assert not out.with_name("meit.old").exists()
+        assert list(work.rglob("*.tmp-*")) == []
+        shutil.rmtree(out)  # put the previous dataset back for the next kill point
+        shutil.copytree(saved, out)
+
+
+def test_external_kill_9_and_ctrl_c_then_resume(setup, tmp_path):
+    mirror, _, recipe, reference, _ = setup
+    out = tmp_path / "meit"
+    slow = tmp_path / "slow.py"
+    slow.write_text(SLOW, encoding="utf-8")
+    args = _cli_args(mirror, out, recipe, workers=2, seed=1)
+    shards = out.with_name("meit.work")
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, str(slow), *args], env=_env(), text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+
+    def wait_for_shards(process: subprocess.Popen, n: int) -> int:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            done = len(list(shards.glob("*/signals/*.parquet")))
+            if done >= n:
+                return done
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.02)
+        raise AssertionError("no shards written within 60 s")
+
+    # 1. Ctrl-C: SIGINT to the whole process group, as a terminal does.
+    process = start()
+    wait_for_shards(process, 1)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "resume" in stderr
+    assert "Traceback" not in stderr
+    assert not out.exists()
+
+    # 2. kill -9 of the main process only: its workers must not outlive it for long.
+    process = start()
+    before = wait_for_shards(process, 3)
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("worker processes outlived the killed build by 10 s")
+    assert not out.exists()
+    total = len(list(shards.glob("*/signals/*.parquet")))
+    assert before <= total  # the shards done before the kill are kept
+
+    # 3. Resume with the plain CLI: same bytes as the uninterrupted reference.
+    resumed = subprocess.run([sys.executable, "-m", "ecg_instruct.cli", *args], env=_env(),
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert tree_digest(out) == reference
+
+
+def test_a_failed_build_leaves_the_previous_dataset_intact(setup, tmp_path, monkeypatch):
+    mirror, _, recipe, _, _ = setup
+    out = tmp_path / "meit"
+    run_build(mirror, out, recipe, workers=1, seed=0)
+    previous = tree_digest(out)
+
+    import ecg_instruct.pipeline as pipeline
+
+    calls = {"n": 0}
+    real = pipeline.write_parquet
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "write_parquet", failing)
+    with pytest.raises(OSError, match="No space left"):
+        run_build(mirror, out, recipe, workers=1, seed=1)
+    assert tree_digest(out) == previous
+
+
+def test_two_builds_into_one_folder_cannot_run_at_once(setup, tmp_path):
+    import fcntl
+
+    from ecg_instruct.errors import UserError
+
+    mirror, _, recipe, _, _ = setup
+    out = tmp_path / "meit"
+    work = out.with_name("meit.work")
+    work.mkdir(parents=True)
+    with open(work / "lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(UserError, match="another build is writing"):
+            run_build(mirror, out, recipe)
+    assert not out.exists()
