@@ -24,8 +24,12 @@ def train_baseline(
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 1e-3,
     warmup_steps: Annotated[int, typer.Option()] = 50,
     fusion: Annotated[
-        str, typer.Option(help="'kv' (MEIT: ECG as key/value slots) or 'prefix' (LLaVA).")
-    ] = "kv",
+        str | None,
+        typer.Option(
+            help="'kv' (MEIT: ECG as key/value slots) or 'prefix' (LLaVA). "
+            "Default: kv, or prefix with --model."
+        ),
+    ] = None,
     d_model: Annotated[int, typer.Option(help="Decoder width.")] = 256,
     n_layer: Annotated[int, typer.Option(help="Decoder depth.")] = 2,
     n_head: Annotated[int, typer.Option()] = 4,
@@ -40,6 +44,16 @@ def train_baseline(
     device: Annotated[str, typer.Option(help="auto (CUDA if available), cpu, cuda.")] = "auto",
     eval_interval: Annotated[int, typer.Option(help="Validation loss every N steps.")] = 100,
     save_interval: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 200,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Local Hugging Face causal LM (folder or cached name) instead of the built-in "
+            "decoder. Never downloads.",
+        ),
+    ] = None,
+    lora: Annotated[bool, typer.Option(help="With --model: train LoRA adapters (peft).")] = False,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
     threads: Annotated[
         int, typer.Option(help="CPU threads for torch (0: torch's default, all cores).")
     ] = 0,
@@ -69,15 +83,21 @@ def _run(**opts) -> str:
         config=opts["config"],
         out=str(opts["out"]),
         model=ModelConfig(
-            fusion=opts["fusion"], d_model=opts["d_model"], n_layer=opts["n_layer"],
-            n_head=opts["n_head"], dropout=opts["dropout"], ecg_tokens=opts["ecg_tokens"],
+            fusion=opts["fusion"] or ("prefix" if opts["model"] else "kv"),
+            d_model=opts["d_model"], n_layer=opts["n_layer"], n_head=opts["n_head"],
+            dropout=opts["dropout"], ecg_tokens=opts["ecg_tokens"],
         ),  # fmt: skip
         **{k: opts[k] for k in (
             "seed", "max_steps", "batch_size", "lr", "warmup_steps", "vocab_size",
             "max_report_tokens", "eval_interval", "save_interval", "device",
         )},  # fmt: skip
         signal_fs=opts["signal_fs"] or None,
+        hf_model=opts["model"],
+        lora=opts["lora"],
+        lora_r=opts["lora_r"],
     )
+    if opts["lora"] and not opts["model"]:
+        raise UserError("--lora applies to --model only")
     s = train(cfg, resume=opts["resume"], progress=opts["progress"])
     if s["first_loss"] is None:
         return f"{s['out']}: already at step {s['steps']}"

@@ -58,6 +58,9 @@ class TrainConfig:
     eval_records: int = 256  # validation records used for the loss
     save_interval: int = 200
     device: str = "auto"
+    hf_model: str | None = None  # local Hugging Face causal LM instead of the built-in decoder
+    lora: bool = False  # with hf_model: train LoRA adapters (peft) + embeddings only
+    lora_r: int = 16
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
