@@ -93,6 +93,23 @@ def ensure_sample_mirror(folder: Path) -> Path:
     return folder
 
 
+def _print_instructions(info) -> None:
+    """Examples per task and split, and template applications skipped for a missing field."""
+    context = info.card_context() if info is not None else None
+    if not context or not context["rows"]:
+        return
+    table = Table(title=f"instruction examples (layout {context['layout']})")
+    for column in ("task", "templates", *context["splits"], "total"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for row in context["rows"]:
+        table.add_row(row["task"], str(row["templates"]),
+                      *(str(row[s]) for s in context["splits"]), str(row["total"]))
+    console.print(table)
+    if context["skips"]:
+        skipped = "; ".join(f"{s['task']}/{s['missing']} {s['count']}" for s in context["skips"])
+        console.print(f"templates skipped for a missing field: {skipped}", highlight=False)
+
+
 def _print_summary(summary) -> None:
     table = Table(title=f"build summary: {summary.out}")
     for column in ("source", "split", "records in", "published", "rejected"):
@@ -107,6 +124,7 @@ def _print_summary(summary) -> None:
         for row in summary.reasons.itertuples():
             reasons.add_row(row.source, row.stage, row.reason, str(row.count))
         console.print(reasons)
+    _print_instructions(summary.instructions)
     totals = summary.totals
     console.print(
         f"records in = published + rejected: {totals['input']} = {totals['published']} + "
@@ -193,6 +211,137 @@ def sample(
 
     _guarded(run)
     console.print(f"Sample mirror written to {out}/ (ptb-xl/, mimic-iv-ecg/)", highlight=False)
+
+
+templates_app = typer.Typer(help="List, show and check prompt templates.", no_args_is_help=True)
+app.add_typer(templates_app, name="templates")
+
+
+class ExportFormat(str, Enum):
+    llava = "llava"
+    sharegpt = "sharegpt"
+    openai_jsonl = "openai-jsonl"
+    meit = "meit"
+
+
+def _template_setup(templates: list[Path] | None, recipe: Path | None):
+    from ecg_instruct.instruct.templates import BUNDLED_TEMPLATES, TemplateLibrary
+    from ecg_instruct.recipe import InstructConfig, load_recipe
+
+    library = TemplateLibrary([BUNDLED_TEMPLATES, *templates] if templates else None)
+    cfg = load_recipe(recipe).instruct if recipe else InstructConfig()
+    return library, cfg
+
+
+def _check_records(data: Path | None, raw_dir: Path | None, sample: Path):
+    """Records and statement tables for rendering: a dataset, a mirror, or the sample mirror."""
+    from ecg_instruct.instruct.check import records_from_dataset, records_from_mirror
+    from ecg_instruct.instruct.fields import load_statement_tables
+    from ecg_instruct.sources import source_root
+
+    mirror = raw_dir if raw_dir is not None else ensure_sample_mirror(sample)
+    statements = load_statement_tables(mirror, ["ptbxl"]) \
+        if source_root(mirror, "ptbxl").is_dir() else {}
+    records = records_from_dataset(data) if data is not None else records_from_mirror(mirror)
+    return records, statements
+
+
+@templates_app.command("list")
+def templates_list(
+    templates: list[Path] = typer.Option(None, help="Extra template folder(s)."),
+) -> None:
+    """List every template: id, task, required fields, file."""
+    try:
+        library, _ = _template_setup(templates, None)
+    except UserError as error:
+        _fail(error)
+    table = Table(title=f"{len(library.templates)} templates")
+    for column in ("id", "task", "turns", "requires", "file"):
+        table.add_column(column)
+    for template_id, template in sorted(library.templates.items()):
+        table.add_row(template_id, template.task, str(len(template.turns)),
+                      ", ".join(template.requires), str(template.path))
+    Console().print(table)
+    counts = ", ".join(f"{task}: {len(library.for_task(task))}" for task in library.tasks())
+    console.print(f"per task: {counts}", highlight=False)
+
+
+@templates_app.command("show")
+def templates_show(
+    template_id: str = typer.Argument(..., help="Template id, e.g. report/plain-01."),
+    templates: list[Path] = typer.Option(None, help="Extra template folder(s)."),
+    data: Path = typer.Option(None, help="Render on a record of this published dataset."),
+    raw_dir: Path = typer.Option(None, help="Render on a record of this PhysioNet mirror."),
+    sample: Path = typer.Option(Path("data/sample"), help="Sample mirror (default records)."),
+    recipe: Path = typer.Option(None, help="Recipe whose `instruct` settings to use."),
+) -> None:
+    """Print a template's source and one rendering on a record it applies to."""
+    from ecg_instruct.instruct.check import show_template
+
+    try:
+        library, cfg = _template_setup(templates, recipe)
+        records, statements = _check_records(data, raw_dir, sample)
+        template, messages = show_template(library, template_id, records, cfg, statements)
+    except UserError as error:
+        _fail(error)
+    out = Console()
+    out.print(f"{template.id} (task {template.task}) — {template.path}", highlight=False)
+    out.print(f"requires: {', '.join(template.requires) or '-'}", highlight=False)
+    out.print(template.source, markup=False, highlight=False)
+    if messages is None:
+        out.print("(no record meets its requirements)", highlight=False)
+    for message in messages or []:
+        out.print(f"[{message['role']}] {message['content']}", markup=False, highlight=False)
+
+
+@templates_app.command("check")
+def templates_check(
+    templates: list[Path] = typer.Option(None, help="Extra template folder(s) to check."),
+    data: Path = typer.Option(None, help="Render on the records of this published dataset."),
+    raw_dir: Path = typer.Option(None, help="Render on the records of this PhysioNet mirror."),
+    sample: Path = typer.Option(Path("data/sample"), help="Sample mirror (default records)."),
+    recipe: Path = typer.Option(None, help="Recipe whose `instruct` settings to use."),
+) -> None:
+    """Render every template on every record it applies to; fail naming the first bad file."""
+    from ecg_instruct.instruct.check import check_templates
+
+    try:
+        library, cfg = _template_setup(templates, recipe)
+        records, statements = _check_records(data, raw_dir, sample)
+        result = check_templates(library, records, cfg, statements)
+    except UserError as error:
+        _fail(error)
+    total = sum(result.rendered.values())
+    console.print(f"{len(result.rendered)} templates rendered {total} times on "
+                  f"{result.n_records} records: all OK", highlight=False)
+    if result.never_applicable:
+        console.print(f"never applicable on these records (not checked): "
+                      f"{', '.join(result.never_applicable)}", highlight=False)
+
+
+@app.command()
+def export(
+    format: ExportFormat = typer.Option(..., "--format", help="Target format."),
+    data: Path = typer.Option(Path("out/meit"), help="Published dataset (output of build)."),
+    out: Path = typer.Option(..., help="Folder for the exported files and ecgs/*.npy."),
+    task: list[str] = typer.Option(None, help="Only these task families (repeatable)."),
+    split: list[SplitChoice] = typer.Option(None, help="Only these splits (repeatable)."),
+    token: str = typer.Option(None, help="Replace the ECG placeholder, e.g. '<image>'."),
+    media_key: str = typer.Option("ecg", help="Key of the ECG path (LLaVA uses 'image')."),
+) -> None:
+    """Export a published dataset for LLaVA-style trainers, TRL, ShareGPT tools or MEIT."""
+    from ecg_instruct.export import export_dataset
+
+    try:
+        summary = export_dataset(data, out, format.value, tasks=task or None,
+                                 splits=[s.value for s in split] if split else None,
+                                 token=token, media_key=media_key)
+    except UserError as error:
+        _fail(error)
+    for name, rows in summary.files.items():
+        console.print(f"{out / name}: {rows} rows", highlight=False)
+    console.print(f"{summary.n_signals} ECGs written to {out / 'ecgs'}/ (.npy, float32 mV)",
+                  highlight=False)
 
 
 def main() -> None:

@@ -57,8 +57,8 @@ def build_index(
     frames = [frame for frame in frames if len(frame)]
     columns = [*INDEX_COLUMNS, "fold"]
     with warnings.catch_warnings():
-        # Sources leave different columns all-empty (MIMIC has no age, PTB-XL no measurements);
-        # the columns are object dtype either way, so pandas' dtype-inference change is moot.
+        # Sources leave different columns all-missing (MIMIC has no age); the result's dtypes
+        # are fixed when the index is written, so pandas' upcoming dtype change does not matter.
         warnings.simplefilter("ignore", FutureWarning)
         index = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     if splits:

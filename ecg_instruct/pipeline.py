@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -31,10 +32,13 @@ from tqdm.auto import tqdm
 from ecg_instruct import __version__
 from ecg_instruct.errors import UserError
 from ecg_instruct.index import build_index
-from ecg_instruct.instruct.stage import run_instruct, template_context
+from ecg_instruct.instruct.check import check_templates
+from ecg_instruct.instruct.fields import load_statement_tables
+from ecg_instruct.instruct.stage import write_instruct_stage
 from ecg_instruct.instruct.templates import TemplateLibrary
 from ecg_instruct.paths import is_within, recover_interrupted_swap, replace_dir
 from ecg_instruct.publish.card import card_yaml, render_card
+from ecg_instruct.publish.instructions import add_instructions_config, publish_instructions
 from ecg_instruct.publish.parquet import plain_schema, write_parquet
 from ecg_instruct.recipe import Recipe
 from ecg_instruct.reports.stage import REPORT_COLUMNS, run_reports, translator_provenance
@@ -67,6 +71,7 @@ class BuildSummary:
     reasons: pd.DataFrame  # source, stage, reason, count
     totals: dict[str, int] = field(default_factory=dict)
     stages: pd.DataFrame | None = None  # source, stage, input, passed, rejected
+    instructions: Any = None  # publish.instructions.InstructionsInfo: examples per task/split
 
 
 class AccountingError(RuntimeError):
@@ -136,46 +141,26 @@ def _synthetic_records(sources: Sequence[str]) -> list[dict]:
         full.update({
             "id": f"{source}/validate", "source": source, "native_id": "1", "patient_id": "1",
             "path": "validate", "fs": 500, "n_samples": 5000, "labels": ["NORM"],
-            "scp_codes": '{"NORM": 100.0}', "measurements": None, "age": 63.0, "sex": "female",
+            "scp_codes": '{"NORM": 100.0}', "age": 63.0, "sex": "female",
+            "measurements": {"rr_interval": 857.0, "p_onset": 40.0, "p_end": 148.0,
+                             "qrs_onset": 200.0, "qrs_end": 292.0, "t_end": 580.0,
+                             "p_axis": 60.0, "qrs_axis": 30.0, "t_axis": 45.0,
+                             "heart_rate": 70.0},
             "split": "train", "report": "Sinus rhythm. Normal ECG.",
             "report_raw": "Sinus rhythm. Normal ECG.", "report_original": "Sinus rhythm. Normal ECG.",
             "report_language": "en", "translation_coverage": 1.0,
         })
         records.append(full)
-        records.append({**full, "age": None, "sex": None, "labels": [], "scp_codes": "{}"})
+        records.append({**full, "age": None, "sex": None, "labels": [], "scp_codes": "{}",
+                        "measurements": None})
     return records
 
 
-def _render_check(library: TemplateLibrary, template_id: str, context: dict, missing: bool) -> str:
-    """Render once; any failure is a UserError naming the template file."""
-    try:
-        return library.render(template_id, context)  # UserError for Jinja errors
-    except UserError:
-        raise
-    except Exception as exc:  # e.g. `{{ age + 1 }}` when age is missing: TypeError
-        when = "for a record with missing optional fields" if missing else "for a record"
-        raise UserError(
-            f"template {template_id} fails {when} ({type(exc).__name__}: {exc})",
-            path=library.templates[template_id].path,
-            fix="guard optional fields, e.g. {% if age is not none %}...{% endif %}",
-        ) from None
-
-
 def _validate_templates(options: BuildOptions, library: TemplateLibrary) -> None:
-    cfg = options.recipe.instruct
-    for record in _synthetic_records(options.sources):
-        context = template_context(record, cfg.ecg_token)
-        missing = record["age"] is None
-        _render_check(library, cfg.system_template, context, missing)
-        for task in cfg.tasks:
-            for template in library.for_task(task):
-                text = _render_check(library, template.id, context, missing)
-                if text.count(cfg.ecg_token) != 1:
-                    raise UserError(
-                        f"template must contain the ECG placeholder exactly once (found "
-                        f"{text.count(cfg.ecg_token)})", path=template.path,
-                        fix="put {{ ecg }} once in the template",
-                    )
+    """Render every template on stand-in records with the build's own invariants."""
+    statements = load_statement_tables(options.raw_dir, options.sources)
+    check_templates(library, _synthetic_records(options.sources), options.recipe.instruct,
+                    statements)
 
 
 def _validate_locations(options: BuildOptions) -> None:
@@ -418,9 +403,9 @@ def build(options: BuildOptions) -> BuildSummary:
 
         with_reports = index.merge(reports, on="id", how="inner")
         if not (work / "instruct.parquet").exists():
-            instruct = run_instruct(with_reports.to_dict("records"), library, recipe.instruct,
-                                    options.seed)
-            _atomic_parquet(instruct, work / "instruct.parquet")
+            write_instruct_stage(with_reports.to_dict("records"), library, recipe.instruct,
+                                 options.seed,
+                                 load_statement_tables(options.raw_dir, options.sources), work)
         instruct = pd.read_parquet(work / "instruct.parquet")
 
         _run_signals(options, index[index["id"].isin(instruct["id"])], work)
@@ -491,7 +476,8 @@ def _publish(
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     reject_tables = {"index": _read_rejects(work / "index_rejects.parquet"),
-                     "reports": _read_rejects(work / "reports_rejects.parquet")}
+                     "reports": _read_rejects(work / "reports_rejects.parquet"),
+                     "instruct": _read_rejects(work / "instruct_rejects.parquet")}
     signal_rejects: list[pa.Table] = []
     signal_ids: list[str] = []
     split_counts: dict[str, dict[str, int]] = {}
@@ -534,6 +520,8 @@ def _publish(
         raise UserError("no record survived the build; see the rejects summary above",
                         path=options.raw_dir, fix="check the input mirror and the recipe")
     header = card_yaml(split_counts, cfg.n_samples, cfg.dtype, split_bytes)
+    instructions = publish_instructions(staging, work, published_ids, recipe, library)
+    add_instructions_config(header, instructions)
     context = {
         "recipe": recipe, "fingerprint": recipe.fingerprint(), "seed": options.seed,
         # The folder name only: the card's bytes must not depend on where the dataset was built.
@@ -548,11 +536,13 @@ def _publish(
         "bytes_per_record": round(total_bytes / max(1, len(published_ids))),
         "translation": translator_provenance(recipe.reports),
         "n_templates": len(library.for_task("report")),
+        "instructions": instructions.card_context(),
         "sample": options.sample,
     }
     _atomic_write(render_card(options.out, context, header).encode("utf-8"), staging / "README.md")
     options.out.parent.mkdir(parents=True, exist_ok=True)
     _swap_into_place(staging, options.out)
+    summary.instructions = instructions
     return summary
 
 

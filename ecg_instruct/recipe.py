@@ -67,9 +67,29 @@ class ReportsConfig:
 
 @dataclass(frozen=True)
 class InstructConfig:
+    """How records become instruction examples (see docs/templates.md)."""
+
     tasks: dict[str, int] = field(default_factory=lambda: {"report": 1})
+    """Task family -> examples per record (distinct templates, drawn per record from the seed)."""
     ecg_token: str = "<ecg>"
     system_template: str = "system/default"
+    min_likelihood: float = 50.0
+    """PTB-XL statements with likelihood >= this count as present for `diagnosis`/`rhythm`."""
+    layout: Literal["records", "flat"] = "records"
+    """`records`: instruction rows reference the record by `id`; `flat`: each row repeats `signal`."""
+
+    def validate(self, path: str | Path) -> None:
+        """Checks a type annotation cannot express; raises UserError naming the recipe."""
+        for task, count in self.tasks.items():
+            if count < 0:
+                raise UserError(f"instruct.tasks.{task}: examples per record must be >= 0, "
+                                f"got {count}", path=path, fix="e.g. tasks: {report: 1}")
+        if not self.ecg_token.strip():
+            raise UserError("instruct.ecg_token must not be blank", path=path,
+                            fix='e.g. ecg_token: "<ecg>"')
+        if not 0 <= self.min_likelihood <= 100:
+            raise UserError(f"instruct.min_likelihood must be in 0..100, got {self.min_likelihood}",
+                            path=path, fix="PTB-XL likelihoods are percentages, e.g. 50")
 
 
 @dataclass(frozen=True)
@@ -225,4 +245,5 @@ def load_recipe(path: str | Path) -> Recipe:
     if recipe.signals.fs <= 0 or recipe.signals.duration_s <= 0 or recipe.shard_size <= 0:
         raise UserError("signals.fs, signals.duration_s and shard_size must be positive",
                         path=path, fix="fix the value in the recipe")
+    recipe.instruct.validate(path)
     return dataclasses.replace(recipe, path=str(path))

@@ -26,3 +26,24 @@ def real_ptbxl_dir() -> Path:
     if not (path / "ptbxl_database_excerpt.csv").exists():
         pytest.skip(f"real PTB-XL files not found at {path} (../shared is absent)")
     return path
+
+
+@pytest.fixture(scope="session")
+def sample_mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic PhysioNet-shaped mirror (ptb-xl/ and mimic-iv-ecg/), written once."""
+    from ecg_instruct.sample import write_sample_mirror
+
+    return write_sample_mirror(tmp_path_factory.mktemp("sample-mirror"))
+
+
+@pytest.fixture(scope="session")
+def built_dataset(sample_mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample mirror built with the default MEIT recipe (500 Hz), as a user gets it."""
+    from ecg_instruct.pipeline import BuildOptions, build
+    from ecg_instruct.recipe import load_recipe
+
+    out = tmp_path_factory.mktemp("built") / "meit"
+    build(BuildOptions(raw_dir=sample_mirror, out=out,
+                       recipe=load_recipe(REPO_ROOT / "pipelines" / "meit.yaml"),
+                       sources=["ptbxl", "mimic"], workers=2, progress=False))
+    return out

@@ -1,17 +1,27 @@
-"""Prompt templates: discovery, front matter and sandboxed rendering.
+"""Prompt templates: discovery, front matter, turns and sandboxed rendering.
 
 A template is a Jinja2 file whose first lines are a front-matter block inside a Jinja comment, so
 the file stays a valid template:
 
     {#---
-    id: report/plain-01
-    task: report
-    requires: [report]
+    id: diagnosis/yesno-01
+    task: diagnosis
+    requires: [query]
     ---#}
-    Write the diagnostic report for this ECG: {{ ecg }}
+    {{ ecg }}
+    Is there evidence of {{ query.description }}?
+    {#-- assistant --#}
+    {{ query.answer | capitalize }}.
+
+The body is a conversation: the text before the first marker is the first user turn, and
+`{#-- assistant --#}` / `{#-- user --#}` lines start the next turns (multi-turn templates simply
+have more of them). A template without an assistant turn gets its task's default answer (for
+`report`: the record's report), so a report prompt is one line of text.
 
 Templates are user input (`--templates DIR`), so they render in Jinja's sandbox with
-`StrictUndefined`: a typo in a variable name is an error, never a blank in a training example.
+`StrictUndefined`, and the rendering context holds only fields the record really has: a template
+that uses a field it did not declare in `requires:` fails loudly (naming its file) instead of
+putting a blank or "None" into a training example.
 """
 
 from __future__ import annotations
@@ -22,13 +32,20 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from ecg_instruct.errors import UserError
+from ecg_instruct.instruct.fields import KNOWN_FIELDS, join_and
 
 _FRONT_MATTER = re.compile(r"\A\{#---\s*\n(.*?)\n---#\}\s*\n?", re.DOTALL)
+_TURN_MARKER = re.compile(r"^[ \t]*\{#--\s*(user|assistant)\s*--#\}[ \t]*\n?", re.MULTILINE)
 BUNDLED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+#: Answer used when a template of this task has no `{#-- assistant --#}` turn.
+DEFAULT_ANSWERS = {"report": "{{ report }}"}
+#: Tasks whose templates are not conversations (a single block of text).
+SINGLE_TEXT_TASKS = {"system"}
 
 
 @dataclass(frozen=True)
@@ -39,17 +56,46 @@ class PromptTemplate:
     source: str
     requires: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
+    turns: tuple[tuple[str, str], ...] = ()
+    """(role, Jinja source) in conversation order: user, assistant, user, assistant, ..."""
+    description: str = ""
 
 
 def _environment() -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+    env = SandboxedEnvironment(
         undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False,
         trim_blocks=True, lstrip_blocks=True,
     )
+    env.filters["join_and"] = join_and
+    return env
+
+
+def split_turns(body: str, task: str, path: Path) -> tuple[tuple[str, str], ...]:
+    """Cut a template body at its turn markers; add the task's default answer if none."""
+    if task in SINGLE_TEXT_TASKS:
+        return (("system", body),)
+    turns: list[tuple[str, str]] = []
+    role, start = "user", 0
+    for match in _TURN_MARKER.finditer(body):
+        turns.append((role, body[start:match.start()]))
+        role, start = match.group(1), match.end()
+    turns.append((role, body[start:]))
+    if turns[-1][0] == "user" and task in DEFAULT_ANSWERS:
+        turns.append(("assistant", DEFAULT_ANSWERS[task]))
+    expected = ["user", "assistant"] * (len(turns) // 2 + 1)
+    if [r for r, _ in turns] != expected[: len(turns)] or turns[-1][0] != "assistant":
+        raise UserError(
+            "turns must alternate user/assistant, starting with the user and ending with the "
+            "assistant", path=path,
+            fix="separate turns with `{#-- assistant --#}` and `{#-- user --#}` lines")
+    if any(not text.strip() for _, text in turns):
+        raise UserError("a turn is empty", path=path, fix="write text in every turn")
+    return tuple(turns)
 
 
 def parse_template(path: Path, root: Path) -> PromptTemplate:
-    """Read one template file and its front matter."""
+    """Read one template file, its front matter and its turns; validate what can be checked
+    without a record (syntax, field names, turn structure)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeError) as exc:
@@ -60,25 +106,36 @@ def parse_template(path: Path, root: Path) -> PromptTemplate:
         raise UserError("missing front matter", path=path,
                         fix="start the file with a `{#---` ... `---#}` block giving id and task")
     try:
-        meta = yaml.safe_load(match.group(1)) or {}
+        meta_data = yaml.safe_load(match.group(1)) or {}
     except yaml.YAMLError:
-        meta = None
-    if not isinstance(meta, dict):
+        meta_data = None
+    if not isinstance(meta_data, dict):
         raise UserError("front matter is not a YAML mapping", path=path,
                         fix="write `id: ...` and `task: ...` lines between {#--- and ---#}")
     relative = path.relative_to(root).with_suffix("")
-    template_id = str(meta.get("id") or relative.as_posix())
-    task = str(meta.get("task") or relative.parts[0])
-    requires = meta.get("requires", [])
+    template_id = str(meta_data.get("id") or relative.as_posix())
+    task = str(meta_data.get("task") or relative.parts[0])
+    requires = meta_data.get("requires", [])
     if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
         raise UserError("`requires` must be a list of field names", path=path,
                         fix="e.g. requires: [report, heart_rate]")
+    unknown = [name for name in requires if name not in KNOWN_FIELDS]
+    if unknown:
+        raise UserError(f"requires unknown field {unknown[0]!r}", path=path,
+                        fix="use the fields listed in docs/templates.md")
     body = text[match.end():]
+    env = _environment()
     try:
-        _environment().parse(body)
+        used = meta.find_undeclared_variables(env.parse(body))
     except TemplateError as exc:
         raise UserError(f"invalid Jinja2 ({exc})", path=path, fix="fix the template syntax") from None
-    return PromptTemplate(template_id, task, path, body, tuple(requires), meta)
+    unknown_used = sorted(used - set(KNOWN_FIELDS))
+    if unknown_used:
+        raise UserError(f"uses unknown variable {unknown_used[0]!r}", path=path,
+                        fix="use the fields listed in docs/templates.md")
+    turns = split_turns(body, task, path)
+    return PromptTemplate(template_id, task, path, body, tuple(requires), meta_data, turns,
+                          str(meta_data.get("description", "")))
 
 
 class TemplateLibrary:
@@ -97,16 +154,28 @@ class TemplateLibrary:
                 template = parse_template(path, folder)
                 self.templates[template.id] = template  # later folders override bundled ids
         self._env = _environment()
-        self._compiled = {tid: self._env.from_string(t.source) for tid, t in self.templates.items()}
+        self._compiled = {
+            tid: [(role, self._env.from_string(source)) for role, source in t.turns]
+            for tid, t in self.templates.items()
+        }
+
+    def tasks(self) -> list[str]:
+        return sorted({t.task for t in self.templates.values()})
 
     def for_task(self, task: str) -> list[PromptTemplate]:
         return [t for tid, t in sorted(self.templates.items()) if t.task == task]
 
-    def render(self, template_id: str, context: dict[str, Any]) -> str:
-        """Render a template; an undefined variable is a UserError naming the template file."""
+    def render_turns(self, template_id: str, context: dict[str, Any]) -> list[dict[str, str]]:
+        """Render every turn; an undefined variable is a UserError naming the template file."""
         template = self.templates[template_id]
         try:
-            return self._compiled[template_id].render(**context).strip()
+            return [{"role": role, "content": compiled.render(**context).strip()}
+                    for role, compiled in self._compiled[template_id]]
         except TemplateError as exc:
             raise UserError(f"cannot render template {template_id} ({exc})", path=template.path,
-                            fix="use only the variables listed in docs/templates.md") from None
+                            fix="declare the fields it uses in `requires:` (docs/templates.md)"
+                            ) from None
+
+    def render(self, template_id: str, context: dict[str, Any]) -> str:
+        """The text of a single-turn template (system prompts), or of its first turn."""
+        return self.render_turns(template_id, context)[0]["content"]

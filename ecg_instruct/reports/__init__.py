@@ -1,0 +1,1 @@
+"""Report text: language identification, translation to English, fidelity to the labels."""

@@ -1,0 +1,235 @@
+"""`ecg-instruct export`: a published dataset -> files that existing trainers read unchanged.
+
+Exports read only the published dataset (its card's `configs` and the Parquet files they name),
+never raw PhysioNet files, so an export is as reproducible as the dataset. Each ECG is written once
+as `ecgs/<source>/<native id>.npy` (float32 millivolts, shape (12, n), canonical lead order) and
+referenced by a path relative to the export folder, however many examples use it.
+
+Formats (one file per split; rows in dataset order):
+
+- `llava`: `<split>.json`, a JSON array of `{"id", "ecg", "conversations": [{"from": "human" |
+  "gpt", "value"}]}`, LLaVA's `LazySupervisedDataset` layout with the media key renamed (`--media-key
+  image` restores LLaVA's name; `--token "<image>"` its placeholder). LLaVA has no system turn in the
+  data (its conversation template supplies one), so the system prompt is dropped.
+- `sharegpt`: `<split>.json`, a JSON array of `{"id", "conversations": [...human/gpt...], "system",
+  "ecg"}` (LLaMA-Factory's ShareGPT layout: the system prompt as a top-level field).
+- `openai-jsonl`: `<split>.jsonl`, one `{"messages": [{"role", "content"}, ...], "id", "ecg"}` per
+  line: the conversational format TRL's `SFTTrainer` and OpenAI-style chat tooling read; `id` and
+  `ecg` ride along for the collator that inserts the signal.
+- `meit`: `<source>_ecg_<train|val|test>.jsonl`, what MEIT's `preprocess_ecg.py` writes and its
+  training script reads: `{"dataset", "id", "ecg_path", "messages": [{"role": "user", "content":
+  prompt}, {"role": "assistant", "content": report}]}`, one row per record (the record's report
+  example, placeholder removed; MEIT inserts the ECG embedding itself and uses no system prompt).
+  MEIT reads `ecg_path` with `wfdb.rdsamp`; here it names the `.npy` file (`np.load(path)` gives
+  the (12, n) array that `rdsamp(...)[0].T` gives there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+
+from ecg_instruct.errors import UserError
+from ecg_instruct.split import SPLITS
+
+FORMATS = ("llava", "sharegpt", "openai-jsonl", "meit")
+INSTRUCTIONS = "instructions"
+MEIT_SPLIT_NAMES = {"train": "train", "validation": "val", "test": "test"}
+_FIX = "pass --data pointing at the output folder of `ecg-instruct build`"
+
+
+@dataclass
+class ExportSummary:
+    out: Path
+    files: dict[str, int] = field(default_factory=dict)  # file name -> rows
+    n_signals: int = 0
+
+
+def read_configs(data: Path) -> dict[str, dict[str, list[Path]]]:
+    """config name -> split -> Parquet files, from the dataset card's YAML `configs`."""
+    card = data / "README.md"
+    if not card.is_file():
+        raise UserError("no README.md (dataset card)", path=data, fix=_FIX)
+    text = card.read_text(encoding="utf-8")
+    match = re.match(r"\A---\n(.*?)\n---\n", text, re.DOTALL)
+    header = yaml.safe_load(match.group(1)) if match else None
+    if not isinstance(header, dict) or not isinstance(header.get("configs"), list):
+        raise UserError("dataset card has no `configs` in its YAML header", path=card, fix=_FIX)
+    configs: dict[str, dict[str, list[Path]]] = {}
+    for config in header["configs"]:
+        splits: dict[str, list[Path]] = {}
+        for entry in config.get("data_files", []):
+            patterns = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
+            files = sorted(f for p in patterns for f in data.glob(p))
+            splits[entry["split"]] = files
+        configs[config["config_name"]] = splits
+    return configs
+
+
+def ecg_path(record_id: str) -> str:
+    """`ptbxl/00001` -> `ecgs/ptbxl/00001.npy` (ids are `<source>/<native id>`, safe by design)."""
+    source, native = record_id.split("/", 1)
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", source) or not re.fullmatch(r"[A-Za-z0-9_-]+", native):
+        raise UserError(f"unexpected record id {record_id!r}", fix=_FIX)
+    return f"ecgs/{source}/{native}.npy"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _rows(files: list[Path], columns: list[str]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for path in files:
+        rows.extend(pq.read_table(path, columns=columns).to_pylist())
+    return rows
+
+
+def _signals(files: list[Path], wanted: set[str]) -> Iterator[tuple[str, np.ndarray]]:
+    """(id, float32 mV array (12, n)) for the wanted records, batch by batch (bounded memory)."""
+    for path in files:
+        handle = pq.ParquetFile(path)
+        names = handle.schema_arrow.names
+        columns = ["id", "signal"] + (["adc_gain"] if "adc_gain" in names else [])
+        for batch in handle.iter_batches(batch_size=64, columns=columns):
+            ids = batch.column("id").to_pylist()
+            keep = [i for i, rid in enumerate(ids) if rid in wanted]
+            if not keep:
+                continue
+            signal = batch.column("signal").take(pa.array(keep))
+            n_leads = len(signal[0].as_py()) if len(signal) else 0
+            flat = pc.list_flatten(pc.list_flatten(signal)).to_numpy(zero_copy_only=False)
+            arrays = flat.reshape(len(keep), n_leads, -1).astype(np.float32)
+            if "adc_gain" in columns:
+                gains = np.asarray(batch.column("adc_gain").take(pa.array(keep)), np.float32)
+                arrays = arrays / gains[:, None, None]
+            for position, index in enumerate(keep):
+                yield ids[index], arrays[position]
+
+
+def _conversation(messages: list[dict[str, str]], token: str, new_token: str | None
+                  ) -> tuple[str | None, list[dict[str, str]]]:
+    system = None
+    turns = []
+    for message in messages:
+        content = message["content"]
+        if new_token is not None:
+            content = content.replace(token, new_token)
+        if message["role"] == "system":
+            system = content
+        else:
+            turns.append({"from": "human" if message["role"] == "user" else "gpt",
+                          "value": content})
+    return system, turns
+
+
+def _dataset_token(data: Path) -> str:
+    """The ECG placeholder the dataset was built with (stated in its card), default `<ecg>`."""
+    text = (data / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"with one `([^`]+)`\s*\n?placeholder", text)
+    return match.group(1) if match else "<ecg>"
+
+
+def export_dataset(
+    data: Path, out: Path, fmt: str, tasks: list[str] | None = None,
+    splits: list[str] | None = None, token: str | None = None, media_key: str = "ecg",
+) -> ExportSummary:
+    """Write `fmt` files for the chosen splits (and tasks) plus each referenced ECG once."""
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format {fmt!r}", fix=f"use one of {', '.join(FORMATS)}")
+    configs = read_configs(data)
+    sources = [name for name in configs if name not in ("all", INSTRUCTIONS)]
+    dataset_token = _dataset_token(data)
+    summary = ExportSummary(out)
+    out.mkdir(parents=True, exist_ok=True)
+    wanted_ids: set[str] = set()
+    for split in [s for s in SPLITS if splits is None or s in splits]:
+        if fmt == "meit":
+            for source in sources:
+                files = configs[source].get(split, [])
+                rows = _rows(files, ["id", "source", "messages"])
+                if not rows:
+                    continue
+                lines = []
+                for row in rows:
+                    user = next(m for m in row["messages"] if m["role"] == "user")["content"]
+                    answer = next(m for m in row["messages"] if m["role"] == "assistant")
+                    prompt = re.sub(r"[ \t]*" + re.escape(dataset_token) + r"[ \t]*\n?", " ",
+                                    user).strip()
+                    lines.append(json.dumps({
+                        "dataset": row["source"], "id": row["id"],
+                        "ecg_path": ecg_path(row["id"]),
+                        "messages": [{"role": "user", "content": prompt},
+                                     {"role": "assistant", "content": answer["content"]}],
+                    }, ensure_ascii=False))
+                    wanted_ids.add(row["id"])
+                name = f"{source}_ecg_{MEIT_SPLIT_NAMES[split]}.jsonl"
+                _write_atomic(out / name, "\n".join(lines) + "\n")
+                summary.files[name] = len(lines)
+            continue
+        if INSTRUCTIONS in configs:
+            rows = _rows(configs[INSTRUCTIONS].get(split, []),
+                         ["example_id", "id", "task", "messages"])
+        else:  # a dataset built before the instructions config: one example per record
+            rows = [{**r, "example_id": r["id"]} for s in sources
+                    for r in _rows(configs[s].get(split, []), ["id", "task", "messages"])]
+        if tasks:
+            rows = [r for r in rows if r["task"] in tasks]
+        if not rows:
+            continue
+        records = []
+        for row in rows:
+            wanted_ids.add(row["id"])
+            path = ecg_path(row["id"])
+            if fmt == "openai-jsonl":
+                messages = [{"role": m["role"], "content": m["content"] if token is None
+                             else m["content"].replace(dataset_token, token)}
+                            for m in row["messages"]]
+                records.append({"messages": messages, "id": row["example_id"], media_key: path})
+                continue
+            system, turns = _conversation(row["messages"], dataset_token, token)
+            record: dict[str, Any] = {"id": row["example_id"]}
+            if fmt == "llava":
+                record[media_key] = path
+                record["conversations"] = turns
+            else:
+                record["conversations"] = turns
+                if system is not None:
+                    record["system"] = system
+                record[media_key] = path
+            records.append(record)
+        if fmt == "openai-jsonl":
+            name = f"{split}.jsonl"
+            text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        else:
+            name = f"{split}.json"
+            text = json.dumps(records, ensure_ascii=False, indent=1) + "\n"
+        _write_atomic(out / name, text)
+        summary.files[name] = len(records)
+    if not summary.files:
+        raise UserError("nothing to export (no rows for these splits/tasks)", path=data,
+                        fix="check --split/--task against the dataset card")
+    for source in sources:
+        files = [f for split in SPLITS for f in configs[source].get(split, [])]
+        for record_id, array in _signals(files, wanted_ids):
+            target = out / ecg_path(record_id)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + f".tmp-{os.getpid()}.npy")
+            np.save(tmp, array)
+            os.replace(tmp, target)
+            summary.n_signals += 1
+    return summary

@@ -1,0 +1,285 @@
+"""Vectorised quality checks: each failure is a named reject reason with a recipe threshold.
+
+Why not neurokit2's ``ecg_quality``: its zhao2018 score rates white noise and a flat line
+"Excellent" and averageQRS raises on noisy leads. Plain array statistics catch every injected
+defect for a fraction of a millisecond each; the heart-rate check uses a small R-peak detector on
+the spatial derivative energy of all leads (validated against neurokit2 in the tests).
+
+Order matters and is fixed: non-finite samples first (every later statistic needs finite data),
+then flat leads, clipping, amplitude, high-frequency noise and heart rate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, get_type_hints
+
+import numpy as np
+from scipy.signal import find_peaks
+
+from ecg_instruct.errors import RecordReject, UserError
+from ecg_instruct.signals.leads import CANONICAL_LEADS
+
+#: Every reason :func:`check_and_repair` can raise, for docs and the rejects summary.
+QUALITY_REASONS: tuple[str, ...] = (
+    "missing_lead", "nan_values", "flat_lead", "clipping", "implausible_amplitude",
+    "high_frequency_noise", "implausible_heart_rate",
+)
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """Thresholds of the signal checks, one recipe key each (``quality:`` section).
+
+    A threshold set to ``None`` disables its check. Defaults are deliberately permissive: they
+    reject recordings that are broken, not ones that are merely unusual.
+    """
+
+    #: Interpolate short runs of NaN/inf linearly (reported as a repair note) instead of rejecting.
+    repair_nan: bool = True
+    #: Longest NaN run that may be repaired, in seconds (shorter than a QRS complex).
+    max_nan_run_s: float = 0.04
+    #: Largest share of non-finite samples in any lead, repaired or not.
+    max_nan_fraction: float = 0.01
+    #: A lead whose standard deviation is below this (mV) carries no signal.
+    flat_std_mv: float | None = 0.01
+    #: A lead whose peak-to-peak stays below ``flat_window_ptp_mv`` over any window of this
+    #: many seconds has dropped out (e.g. an electrode came off mid-recording).
+    flat_window_s: float | None = 2.0
+    flat_window_ptp_mv: float = 0.02
+    #: Largest share of a lead's samples on plateaus at its own maximum or minimum value (an
+    #: amplifier or ADC rail). Only plateaus of at least ``clip_min_run_s`` count, so the
+    #: rounded top of a smooth wave is not mistaken for a rail.
+    clip_max_fraction: float | None = 0.02
+    clip_min_run_s: float = 0.02
+    #: Largest plausible peak-to-peak amplitude of any lead, in mV.
+    max_ptp_mv: float | None = 15.0
+    #: Largest share of a lead's power (after removing its mean) above ``hf_cutoff_hz``.
+    hf_max_power_ratio: float | None = 0.5
+    hf_cutoff_hz: float = 40.0
+    #: Plausible heart-rate range in beats per minute (``None`` disables the R-peak check).
+    min_heart_rate_bpm: float | None = 20.0
+    max_heart_rate_bpm: float | None = 300.0
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None, source: str) -> QualityConfig:
+        """Build from a recipe's ``quality`` mapping; ``UserError`` naming ``source`` and the key
+        for unknown keys, wrong types or out-of-range values (a typo must not silently fall back
+        to a default)."""
+        if d is None:
+            return cls()
+        if not isinstance(d, dict):
+            raise UserError(f"'quality' must be a mapping, got {type(d).__name__}", path=source)
+        hints = get_type_hints(cls)
+        names = [f.name for f in dataclasses.fields(cls)]
+        values: dict[str, Any] = {}
+        for key, value in d.items():
+            if key not in hints:
+                raise UserError(f"unknown key 'quality.{key}'", path=source,
+                                fix=f"use one of: {', '.join(names)}")
+            values[key] = _coerce(key, value, hints[key], source)
+        cfg = cls(**values)
+        cfg.validate(source)
+        return cfg
+
+    def validate(self, source: str = "<quality config>") -> None:
+        """Range checks that a type alone cannot express."""
+        def need(ok: bool, key: str, what: str) -> None:
+            if not ok:
+                raise UserError(f"'quality.{key}' {what}", path=source)
+
+        need(self.max_nan_run_s >= 0, "max_nan_run_s", "must be >= 0")
+        need(0 <= self.max_nan_fraction <= 1, "max_nan_fraction", "must be between 0 and 1")
+        for key in ("flat_std_mv", "flat_window_s", "max_ptp_mv", "hf_cutoff_hz",
+                    "flat_window_ptp_mv", "clip_min_run_s"):
+            v = getattr(self, key)
+            need(v is None or v > 0, key, "must be > 0")
+        for key in ("clip_max_fraction", "hf_max_power_ratio"):
+            v = getattr(self, key)
+            need(v is None or 0 < v <= 1, key, "must be in (0, 1]")
+        lo, hi = self.min_heart_rate_bpm, self.max_heart_rate_bpm
+        need((lo is None) == (hi is None), "min_heart_rate_bpm",
+             "and 'quality.max_heart_rate_bpm' must both be set or both be null")
+        need(lo is None or 0 < lo < hi, "min_heart_rate_bpm",
+             "must be > 0 and below 'quality.max_heart_rate_bpm'")
+
+
+def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
+    optional = type(None) in getattr(hint, "__args__", ())
+    base = next((a for a in getattr(hint, "__args__", (hint,)) if a is not type(None)), hint)
+    if value is None:
+        if optional:
+            return None
+        raise UserError(f"'quality.{key}' cannot be null", path=source)
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        raise UserError(f"'quality.{key}' must be true or false, got {value!r}", path=source)
+    if base is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        raise UserError(f"'quality.{key}' must be a number, got {value!r}", path=source)
+    raise AssertionError(f"unhandled type for {key}: {hint}")  # pragma: no cover
+
+
+def _lead_name(i: int, n_leads: int) -> str:
+    return CANONICAL_LEADS[i] if n_leads == len(CANONICAL_LEADS) else f"lead {i}"
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) indices of the True runs of a 1-D boolean array."""
+    edges = np.diff(np.concatenate(([0], mask.view(np.int8), [0])))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
+def _repair_non_finite(x: np.ndarray, fs: float, cfg: QualityConfig, notes: list[str]) -> None:
+    """Reject or interpolate (in place) the non-finite samples of ``x`` (n_leads, n)."""
+    bad = ~np.isfinite(x)
+    n_leads, n = x.shape
+    per_lead = bad.sum(axis=1)
+    max_run = max(1, int(round(cfg.max_nan_run_s * fs)))
+    for i in np.flatnonzero(per_lead):
+        name = _lead_name(i, n_leads)
+        if per_lead[i] == n:
+            raise RecordReject("missing_lead", f"{name} has no valid sample")
+        if per_lead[i] > cfg.max_nan_fraction * n:
+            raise RecordReject("nan_values", f"{name}: {per_lead[i]} of {n} samples are NaN/inf "
+                                             f"(max share {cfg.max_nan_fraction})")
+        starts, ends = _runs(bad[i])
+        longest = int((ends - starts).max())
+        if not cfg.repair_nan:
+            raise RecordReject("nan_values", f"{name}: {per_lead[i]} NaN/inf samples "
+                                             "(repair_nan is off)")
+        if longest > max_run:
+            raise RecordReject("nan_values", f"{name}: NaN/inf run of {longest} samples "
+                                             f"({longest / fs:.3f} s > {cfg.max_nan_run_s} s)")
+        idx = np.arange(n)
+        good = ~bad[i]
+        # Linear between neighbours; runs at either end take the nearest valid value.
+        x[i, bad[i]] = np.interp(idx[bad[i]], idx[good], x[i, good])
+        notes.append(f"nan_interpolated:{name}:{len(starts)} run(s), {int(per_lead[i])} samples")
+
+
+def _check_clipping(x: np.ndarray, lead_max: np.ndarray, lead_min: np.ndarray, fs: float,
+                    cfg: QualityConfig) -> None:
+    """``clipping`` when plateaus at a lead's extreme value cover too much of the record."""
+    n_leads, n = x.shape
+    limit = cfg.clip_max_fraction * n
+    at_rail = (x == lead_max[:, None]) | (x == lead_min[:, None])
+    counts = at_rail.sum(axis=1)
+    min_run = max(2, int(round(cfg.clip_min_run_s * fs)))
+    for i in np.flatnonzero(counts > limit):  # rare: only then look at run lengths
+        starts, ends = _runs(at_rail[i])
+        lengths = ends - starts
+        on_plateaus = int(lengths[lengths >= min_run].sum())
+        if on_plateaus > limit:
+            raise RecordReject("clipping",
+                               f"{_lead_name(i, n_leads)}: {on_plateaus} of {n} samples on "
+                               f"plateaus at the lead's extreme value (longest "
+                               f"{int(lengths.max()) / fs:.3f} s)")
+
+
+#: The smoothed QRS energy's 99th percentile must exceed its median by this factor for peaks to
+#: count as beats: white noise gives ~1.2, a QRS-free sine ~2, simulated ECGs 4-70.
+_MIN_QRS_CONTRAST = 2.5
+
+
+def heart_rate_bpm(signal: np.ndarray, fs: float, max_bpm: float = 300.0) -> tuple[float, int]:
+    """Median heart rate from R peaks of the spatial derivative energy, and the peak count.
+
+    The signal is first block-averaged to ~100 Hz (a cheap low-pass: QRS energy sits below
+    40 Hz, while the first difference of broadband noise would dominate at 500 Hz). The squared
+    first difference summed over leads emphasises QRS slopes over P/T waves and baseline wander;
+    a 100 ms moving average merges each complex into one hump; humps at least 60/max_bpm
+    seconds apart above 30 % of the 99th percentile are beats. Returns (nan, 0) when the
+    energy shows no distinct complexes and (nan, count) when fewer than two beats are found.
+    """
+    x = signal if signal.ndim == 2 else signal[None, :]
+    r = int(fs // 100) if fs >= 150 else 1
+    if r > 1:
+        n = x.shape[1] // r * r
+        x = x[:, :n].reshape(x.shape[0], -1, r).mean(axis=2)
+        fs = fs / r
+    d = np.diff(x, axis=-1)
+    energy = np.einsum("ij,ij->j", d, d)
+    width = max(1, int(round(0.1 * fs)))
+    smooth = np.convolve(energy, np.ones(width) / width, mode="same")
+    top = np.percentile(smooth, 99)
+    if not top > _MIN_QRS_CONTRAST * np.median(smooth):
+        return math.nan, 0
+    peaks, _ = find_peaks(smooth, height=0.3 * top, distance=max(1, int(60.0 / max_bpm * fs)))
+    if peaks.size < 2:
+        return math.nan, int(peaks.size)
+    return 60.0 * fs / float(np.median(np.diff(peaks))), int(peaks.size)
+
+
+def check_and_repair(
+    signal: np.ndarray, fs: float, cfg: QualityConfig
+) -> tuple[np.ndarray, list[str]]:
+    """Run all enabled checks on ``signal`` (n_leads, n) in mV at ``fs`` Hz.
+
+    Returns ``(signal, notes)``: float64, with short NaN/inf runs interpolated into a copy (the
+    input is never modified; it is returned as is when nothing needed repair) and one note per
+    repair. Raises ``RecordReject`` with one of
+    :data:`QUALITY_REASONS` on the first failed check.
+    """
+    notes: list[str] = []
+    x = np.asarray(signal, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise ValueError(f"expected a (n_leads, n_samples) signal, got shape {x.shape}")
+    n_leads, n = x.shape
+    if not np.isfinite(x.sum()):  # one reduction instead of an isfinite mask in the common case
+        x = x.copy()
+        _repair_non_finite(x, fs, cfg, notes)
+
+    lead_max = x.max(axis=1)
+    lead_min = x.min(axis=1)
+    if cfg.flat_std_mv is not None:
+        std = x.std(axis=1)
+        i = int(np.argmin(std))
+        if std[i] < cfg.flat_std_mv:
+            raise RecordReject("flat_lead", f"{_lead_name(i, n_leads)}: std {std[i] * 1000:.1f} µV "
+                                            f"< {cfg.flat_std_mv * 1000:.1f} µV")
+    if cfg.flat_window_s is not None:
+        w = int(round(cfg.flat_window_s * fs))
+        n_win = n // w if w > 0 else 0
+        if n_win:
+            win = x[:, : n_win * w].reshape(n_leads, n_win, w)
+            ptp = win.max(axis=2) - win.min(axis=2)
+            lead, k = np.unravel_index(int(np.argmin(ptp)), ptp.shape)
+            if ptp[lead, k] < cfg.flat_window_ptp_mv:
+                raise RecordReject("flat_lead",
+                                   f"{_lead_name(lead, n_leads)}: peak-to-peak "
+                                   f"{ptp[lead, k] * 1000:.1f} µV over {cfg.flat_window_s} s "
+                                   f"from t={k * cfg.flat_window_s:.1f} s")
+    if cfg.clip_max_fraction is not None:
+        _check_clipping(x, lead_max, lead_min, fs, cfg)
+    if cfg.max_ptp_mv is not None:
+        ptp = lead_max - lead_min
+        i = int(np.argmax(ptp))
+        if ptp[i] > cfg.max_ptp_mv:
+            raise RecordReject("implausible_amplitude",
+                               f"{_lead_name(i, n_leads)}: peak-to-peak {ptp[i]:.2f} mV "
+                               f"> {cfg.max_ptp_mv} mV")
+    if cfg.hf_max_power_ratio is not None and fs / 2 > cfg.hf_cutoff_hz:
+        centred = x - x.mean(axis=1, keepdims=True)
+        power = np.abs(np.fft.rfft(centred, axis=1)) ** 2
+        k = int(np.ceil(cfg.hf_cutoff_hz * n / fs))
+        total = power.sum(axis=1)
+        ratio = power[:, k:].sum(axis=1) / np.where(total > 0, total, 1.0)
+        i = int(np.argmax(ratio))
+        if ratio[i] > cfg.hf_max_power_ratio:
+            raise RecordReject("high_frequency_noise",
+                               f"{_lead_name(i, n_leads)}: {ratio[i]:.0%} of the power above "
+                               f"{cfg.hf_cutoff_hz:g} Hz")
+    if cfg.min_heart_rate_bpm is not None and cfg.max_heart_rate_bpm is not None:
+        hr, n_peaks = heart_rate_bpm(x, fs, cfg.max_heart_rate_bpm)
+        if not cfg.min_heart_rate_bpm <= hr <= cfg.max_heart_rate_bpm:
+            what = (f"{hr:.0f} bpm" if n_peaks >= 2 else
+                    f"{n_peaks} beat(s) found" if n_peaks else "no distinct QRS complexes")
+            raise RecordReject("implausible_heart_rate",
+                               f"{what}, outside {cfg.min_heart_rate_bpm:g}-"
+                               f"{cfg.max_heart_rate_bpm:g} bpm")
+    return x, notes

@@ -1,0 +1,39 @@
+"""One sample build with every instruction task, shared by the export tests (~20 s)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RECIPE = REPO_ROOT / "pipelines" / "meit-instruct.yaml"
+
+
+@pytest.fixture(scope="session")
+def sample_mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ecg_instruct.cli import ensure_sample_mirror
+
+    return ensure_sample_mirror(tmp_path_factory.mktemp("mirror") / "sample")
+
+
+def run_build(mirror: Path, out: Path, workers: int, **instruct):
+    import dataclasses
+
+    from ecg_instruct.pipeline import BuildOptions, build
+    from ecg_instruct.recipe import load_recipe
+
+    recipe = load_recipe(RECIPE)
+    if instruct:
+        recipe = dataclasses.replace(recipe, instruct=dataclasses.replace(recipe.instruct,
+                                                                          **instruct))
+    return build(BuildOptions(raw_dir=mirror, out=out, recipe=recipe,
+                              sources=["ptbxl", "mimic"], workers=workers, seed=0,
+                              progress=False, sample=True))
+
+
+@pytest.fixture(scope="session")
+def built(sample_mirror: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("build") / "meit"
+    summary = run_build(sample_mirror, out, workers=2)
+    return out, summary

@@ -1,0 +1,126 @@
+"""End to end: sample mirror -> build -> `datasets.load_dataset`, as a user does it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from datasets import load_dataset
+
+from ecg_instruct.pipeline import BuildOptions, build
+from ecg_instruct.recipe import load_recipe
+
+REPO = Path(__file__).resolve().parents[1]
+CANONICAL = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+
+
+def test_default_config_mixes_sources_and_splits(built_dataset: Path) -> None:
+    ds = load_dataset(str(built_dataset))
+    assert set(ds) == {"train", "validation", "test"}
+    assert set(ds["train"]["source"]) == {"ptbxl", "mimic"}
+    for split in ds:
+        assert set(ds[split]["split"]) == {split}
+
+
+def test_notebook_example(built_dataset: Path) -> None:
+    pt = load_dataset(str(built_dataset), "ptbxl", split="test")
+    row = pt.with_format("numpy")[0]
+    assert row["signal"].shape == (12, 5000)
+    assert row["signal"].dtype == np.float32
+    assert list(pt[0]["leads"]) == CANONICAL
+    assert pt[0]["fs"] == 500
+    # float32 millivolts quantised to PTB-XL's 1 uV ADC step
+    assert np.allclose(row["signal"] * 1000, np.round(row["signal"] * 1000), atol=2e-3)
+
+
+def test_rows_carry_messages_and_provenance(built_dataset: Path) -> None:
+    rows = load_dataset(str(built_dataset), "mimic", split="train")
+    for row in rows:
+        roles = [m["role"] for m in row["messages"]]
+        assert roles == ["system", "user", "assistant"]
+        assert row["messages"][1]["content"].count("<ecg>") == 1
+        assert row["messages"][2]["content"] == row["report"]
+        assert row["report"] and row["report_original"]
+        assert "Warning" not in row["report"] and "---" not in row["report"]
+        assert row["task"] == "report" and row["template_id"].startswith("report/")
+    assert any(r["measurements"]["heart_rate"] for r in rows)
+
+
+def test_every_record_is_published_or_rejected(built_dataset: Path, sample_mirror: Path) -> None:
+    import pandas as pd
+
+    n_ptbxl = len(pd.read_csv(sample_mirror / "ptb-xl" / "ptbxl_database.csv"))
+    n_mimic = len(pd.read_csv(sample_mirror / "mimic-iv-ecg" / "record_list.csv"))
+    published = load_dataset(str(built_dataset))
+    n_published = sum(len(published[s]) for s in published)
+    rejects = pq.read_table(built_dataset / "rejects.parquet").to_pandas()
+    assert n_published + len(rejects) == n_ptbxl + n_mimic
+    ids = set(rejects["id"])
+    for split in published:
+        assert not ids & set(published[split]["id"])
+    # the sample mirror's deliberately broken records, each with its reason
+    reasons = dict(zip(rejects["id"], rejects["reason"], strict=True))
+    assert reasons["ptbxl/00014"] == "truncated_dat"
+    assert reasons["ptbxl/00010"] == "flat_lead"
+    assert reasons["ptbxl/00006"] in {"nan_values", "nan_run"}
+    assert "missing_file" in reasons.values() and "empty_report" in reasons.values()
+
+
+def test_patients_never_cross_splits(built_dataset: Path) -> None:
+    ds = load_dataset(str(built_dataset))
+    seen: dict[str, str] = {}
+    for split in ds:
+        for source, patient in zip(ds[split]["source"], ds[split]["patient_id"], strict=True):
+            assert seen.setdefault(f"{source}/{patient}", split) == split
+
+
+def test_card_declares_configs_and_counts(built_dataset: Path) -> None:
+    text = (built_dataset / "README.md").read_text()
+    header = yaml.safe_load(text.split("---")[1])
+    names = [c["config_name"] for c in header["configs"]]
+    assert names[:3] == ["all", "mimic", "ptbxl"]
+    assert set(names[3:]) <= {"instructions"}
+    assert [c.get("default", False) for c in header["configs"]] == [True] + [False] * (
+        len(names) - 1)
+    assert "records in =" in text and "CC BY 4.0" in text
+    assert str(built_dataset.parent) not in text  # no machine-specific paths in the card
+
+
+def test_split_filter_builds_only_that_split(sample_mirror: Path, tmp_path: Path) -> None:
+    out = tmp_path / "only-test"
+    summary = build(BuildOptions(raw_dir=sample_mirror, out=out,
+                                 recipe=load_recipe(REPO / "pipelines" / "meit-100hz.yaml"),
+                                 sources=["mimic"], splits=["test"], progress=False))
+    assert sorted(p.name for p in (out / "data" / "mimic").glob("*.parquet")) == [
+        "test-00000-of-00001.parquet"]
+    assert not (out / "data" / "ptbxl").exists()
+    assert set(summary.counts["split"]) == {"test"}
+    ds = load_dataset(str(out), "mimic", split="test").with_format("numpy")
+    assert ds[0]["signal"].shape == (12, 1000)
+
+
+@pytest.mark.parametrize("command", [["--help"], ["build", "--help"], ["sample", "--help"]])
+def test_cli_help(command: list[str]) -> None:
+    from typer.testing import CliRunner
+
+    from ecg_instruct.cli import app
+
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+
+
+def test_cli_build_missing_source_is_one_line_error(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ecg_instruct.cli import app
+
+    result = CliRunner().invoke(app, ["build", "--source", "mimic", "--raw-dir", str(tmp_path),
+                                      "--out", str(tmp_path / "out"), "--no-progress"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "mimic-iv-ecg: no mimic-iv-ecg/ folder" in " ".join(result.output.split())
+    assert not (tmp_path / "out").exists()

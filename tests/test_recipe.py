@@ -1,0 +1,52 @@
+"""Recipes are validated completely, with one-line errors naming the file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ecg_instruct.errors import UserError
+from ecg_instruct.recipe import load_recipe
+
+PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
+
+
+@pytest.mark.parametrize("name", ["meit.yaml", "meit-100hz.yaml"])
+def test_shipped_recipes_load(name: str) -> None:
+    recipe = load_recipe(PIPELINES / name)
+    assert recipe.signals.n_samples == (5000 if name == "meit.yaml" else 1000)
+    assert recipe.sources.enabled == ["ptbxl", "mimic"]
+
+
+def test_fingerprint_ignores_location_but_not_content(tmp_path: Path) -> None:
+    text = (PIPELINES / "meit.yaml").read_text()
+    (tmp_path / "a.yaml").write_text(text)
+    (tmp_path / "b.yaml").write_text(text.replace("shard_size: 256", "shard_size: 128"))
+    assert load_recipe(tmp_path / "a.yaml").fingerprint() == load_recipe(
+        PIPELINES / "meit.yaml").fingerprint()
+    assert load_recipe(tmp_path / "b.yaml").fingerprint() != load_recipe(
+        tmp_path / "a.yaml").fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("name: x\nsignals: {fss: 500}\n", r"unknown key signals.fss — allowed keys in signals"),
+        ("name: x\nsignals: {fs: fast}\n", r"signals.fs: expected int, got 'fast'"),
+        ("name: x\nsignals: {length_policy: stretch}\n", r"'stretch' is not one of"),
+        ("name: x\nshard_size: true\n", r"shard_size: expected int"),
+        ("name: x\nsplit: {mimic_fractions: [0.5, 0.5, 0.5]}\n", r"summing to 1"),
+        ("name: x\nsources: {enabled: [ptbxl, eicu]}\n", r"unknown source 'eicu'"),
+        ("signals: {}\n", r"missing key name"),
+        ("name: [unclosed\n", r"not valid YAML"),
+        ("- a list\n", r"must be a YAML mapping"),
+    ],
+)
+def test_bad_recipes(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(body)
+    with pytest.raises(UserError, match=message) as info:
+        load_recipe(path)
+    assert str(info.value).startswith(str(path))
+    assert "\n" not in str(info.value)
