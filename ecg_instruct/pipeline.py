@@ -10,6 +10,7 @@ place, so `<out>` always holds either the previous dataset or the new one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -364,6 +365,8 @@ def _remove_partial_files(folder: Path) -> None:
 
 def build(options: BuildOptions) -> BuildSummary:
     """Run (or resume) a build and publish it; returns the accounting summary."""
+    if options.out.is_symlink():  # publish where it points: swapping would replace the link
+        options = dataclasses.replace(options, out=options.out.resolve())
     library = _validate(options)
     recipe = options.recipe
     statements = None
