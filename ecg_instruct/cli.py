@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import sys
@@ -73,12 +74,32 @@ def _guarded(action):
         console.print("interrupted: completed work is kept; rerun the same command to resume",
                       highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
-    except Exception as error:  # a bug (or a broken environment): say where the details are
-        log = _log_traceback(error)
-        summary = _one_line(f"{type(error).__name__}: {error}")[:300]
-        console.print(f"[bold red]internal error:[/] {summary} — full traceback in {log}; "
-                      f"please report it", highlight=False, soft_wrap=True, markup=True)
+    except OSError as error:
+        if error.errno not in _ENVIRONMENT_ERRNOS:
+            _internal(error)
+        where = f"{error.filename}: " if error.filename else ""
+        console.print(f"[bold red]error:[/] {_one_line(where + (error.strerror or str(error)))} — "
+                      f"{_ENVIRONMENT_ERRNOS[error.errno]}, then rerun the same command to resume",
+                      highlight=False, soft_wrap=True, markup=True)
         raise typer.Exit(1) from None
+    except Exception as error:  # a bug (or a broken environment): say where the details are
+        _internal(error)
+
+
+def _internal(error: BaseException) -> None:
+    log = _log_traceback(error)
+    summary = _one_line(f"{type(error).__name__}: {error}")[:300]
+    console.print(f"[bold red]internal error:[/] {summary} — full traceback in {log}; "
+                  f"please report it", highlight=False, soft_wrap=True, markup=True)
+    raise typer.Exit(1) from None
+
+
+#: Operating-system errors that are the machine's, not a bug: what to do about each.
+_ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "free disk space", errno.EDQUOT: "free space within your quota",
+    errno.EACCES: "check the folder's permissions", errno.EPERM: "check the folder's permissions",
+    errno.EROFS: "choose a writable --out", errno.EMFILE: "raise the open-file limit (ulimit -n)",
+}
 
 
 def ensure_sample_mirror(folder: Path) -> Path:

@@ -20,11 +20,11 @@ class Fidelity:
     diagnostic: float  # pooled agreement over diagnostic statements
     n_records: int
 
-    def card_context(self) -> dict:
-        from ecg_instruct.reports.fidelity import agreement_markdown
+    markdown: str  # the reports stage's own card section (two headline numbers + table)
 
+    def card_context(self) -> dict:
         return {"diagnostic": f"{self.diagnostic:.1%}", "n_records": self.n_records,
-                "table": agreement_markdown(self.table)}
+                "markdown": self.markdown}
 
 
 def build_fidelity(
@@ -34,6 +34,7 @@ def build_fidelity(
     if "ptbxl" not in sources:
         return None
     from ecg_instruct.reports.fidelity import (
+        card_section,
         label_agreement,
         overall_agreement,
         read_scp_statements,
@@ -46,6 +47,8 @@ def build_fidelity(
         return None
     published = published.sort_values("id")
     statements = read_scp_statements(source_root(raw_dir, "ptbxl") / STATEMENTS_CSV)
-    table = label_agreement(published["report"].tolist(),
-                            [json.loads(codes) for codes in published["scp_codes"]], statements)
-    return Fidelity(table, overall_agreement(table), len(published))
+    reports = published["report"].tolist()
+    codes = [json.loads(value) for value in published["scp_codes"]]
+    table = label_agreement(reports, codes, statements)
+    return Fidelity(table, overall_agreement(table), len(published),
+                    card_section(reports, codes, statements))
