@@ -246,6 +246,15 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
     for process in processes:
         with contextlib.suppress(Exception):
             process.join(5)
+    # Let the executor's manager thread notice and close its pipes now: left running, it races
+    # the interpreter's exit hook, which then prints a "Bad file descriptor" traceback.
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(10)
+        with contextlib.suppress(Exception):  # CPython internals; harmless if they change
+            import concurrent.futures.process as futures_process
+
+            futures_process._threads_wakeups.pop(manager, None)
 
 
 def _run_shards(
