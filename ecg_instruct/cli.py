@@ -146,6 +146,17 @@ def _print_summary(summary) -> None:
             reasons.add_row(row.source, row.stage, row.reason, str(row.count))
         console.print(reasons)
     _print_instructions(summary.instructions)
+    if getattr(summary, "fidelity", None) is not None:
+        fidelity = summary.fidelity
+        agreement = Table(title=f"PTB-XL label agreement (report states the SCP statement), "
+                                f"diagnostic overall {fidelity.diagnostic:.1%}")
+        for column in ("code", "statement", "kind", "records", "stated", "agreement"):
+            agreement.add_column(column, justify="right" if column in
+                                 ("records", "stated", "agreement") else "left")
+        for row in fidelity.table.head(15).itertuples(index=False):
+            agreement.add_row(row.code, row.description, row.kind, str(row.n_records),
+                              str(row.n_stated), f"{row.agreement:.1%}")
+        console.print(agreement)
     totals = summary.totals
     console.print(
         f"records in = published + rejected: {totals['input']} = {totals['published']} + "
@@ -363,6 +374,20 @@ def export(
         console.print(f"{out / name}: {rows} rows", highlight=False)
     console.print(f"{summary.n_signals} ECGs written to {out / 'ecgs'}/ (.npy, float32 mV)",
                   highlight=False)
+
+
+def _register_optional_commands() -> None:
+    """Commands that live in their own packages (their modules import lazily what they need)."""
+    from ecg_instruct.download.command import download
+    from ecg_instruct.evaluate.command import evaluate
+    from ecg_instruct.train.command import train_baseline
+
+    app.command("download")(download)
+    app.command("train-baseline")(train_baseline)
+    app.command("evaluate")(evaluate)
+
+
+_register_optional_commands()
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from ecg_instruct.errors import UserError
 from ecg_instruct.recipe import Recipe
 from ecg_instruct.schema import INDEX_COLUMNS, rejects_frame
 from ecg_instruct.sources import SOURCE_DIRS, reader_for, source_root
+from ecg_instruct.sources.subset import read_subset
 from ecg_instruct.split import mimic_split, ptbxl_split
 
 
@@ -27,6 +28,11 @@ def read_source(raw_dir: Path, source: str, recipe: Recipe) -> tuple[pd.DataFram
         )
     options = {"records": recipe.sources.ptbxl.records} if source == "ptbxl" else {}
     rows, rejects = reader_for(source)(root, **options)
+    subset = read_subset(root)
+    if subset is not None:  # a subset download: records never fetched are not inputs
+        rows = rows[rows["id"].isin(subset)] if len(rows) else rows
+        if len(rejects):
+            rejects = rejects[rejects["id"].str.split("#").str[0].isin(subset)]
     if rows.empty:
         rows = pd.DataFrame(columns=[*INDEX_COLUMNS, "fold"])
     if source == "ptbxl":

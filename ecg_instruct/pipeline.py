@@ -39,6 +39,7 @@ from ecg_instruct.instruct.stage import write_instruct_stage
 from ecg_instruct.instruct.templates import TemplateLibrary
 from ecg_instruct.paths import is_within, recover_interrupted_swap, replace_dir
 from ecg_instruct.publish.card import card_yaml, render_card
+from ecg_instruct.publish.fidelity import build_fidelity
 from ecg_instruct.publish.instructions import add_instructions_config, publish_instructions
 from ecg_instruct.publish.parquet import plain_schema, write_parquet
 from ecg_instruct.recipe import Recipe
@@ -73,6 +74,7 @@ class BuildSummary:
     totals: dict[str, int] = field(default_factory=dict)
     stages: pd.DataFrame | None = None  # source, stage, input, passed, rejected
     instructions: Any = None  # publish.instructions.InstructionsInfo: examples per task/split
+    fidelity: Any = None  # publish.fidelity.Fidelity: PTB-XL report vs SCP label agreement
 
 
 class AccountingError(RuntimeError):
@@ -458,7 +460,8 @@ def build(options: BuildOptions) -> BuildSummary:
         if not (work / "instruct.parquet").exists():
             write_instruct_stage(with_reports.to_dict("records"), library, recipe.instruct,
                                  options.seed,
-                                 load_statement_tables(options.raw_dir, options.sources), work)
+                                 load_statement_tables(options.raw_dir, options.sources), work,
+                                 workers=options.workers)
         instruct = pd.read_parquet(work / "instruct.parquet")
 
         _run_signals(options, index[index["id"].isin(instruct["id"])], work)
@@ -574,6 +577,7 @@ def _publish(
                         path=options.raw_dir, fix="check the input mirror and the recipe")
     header = card_yaml(split_counts, cfg.n_samples, cfg.dtype, split_bytes)
     instructions = publish_instructions(staging, work, published_ids, recipe, library)
+    summary.fidelity = build_fidelity(meta, published_ids, options.raw_dir, options.sources)
     add_instructions_config(header, instructions)
     context = {
         "recipe": recipe, "fingerprint": recipe.fingerprint(), "seed": options.seed,
@@ -590,6 +594,7 @@ def _publish(
         "translation": translator_provenance(recipe.reports),
         "n_templates": len(library.for_task("report")),
         "instructions": instructions.card_context(),
+        "fidelity": summary.fidelity.card_context() if summary.fidelity else None,
         "sample": options.sample,
     }
     _atomic_write(render_card(options.out, context, header).encode("utf-8"), staging / "README.md")

@@ -81,10 +81,8 @@ def test_card_declares_configs_and_counts(built_dataset: Path) -> None:
     text = (built_dataset / "README.md").read_text()
     header = yaml.safe_load(text.split("---")[1])
     names = [c["config_name"] for c in header["configs"]]
-    assert names[:3] == ["all", "mimic", "ptbxl"]
-    assert set(names[3:]) <= {"instructions"}
-    assert [c.get("default", False) for c in header["configs"]] == [True] + [False] * (
-        len(names) - 1)
+    assert names == ["all", "mimic", "ptbxl", "instructions"]  # instructions: every example
+    assert [c.get("default", False) for c in header["configs"]] == [True, False, False, False]
     assert "records in =" in text and "CC BY 4.0" in text
     assert str(built_dataset.parent) not in text  # no machine-specific paths in the card
 
@@ -94,9 +92,9 @@ def test_split_filter_builds_only_that_split(sample_mirror: Path, tmp_path: Path
     summary = build(BuildOptions(raw_dir=sample_mirror, out=out,
                                  recipe=load_recipe(REPO / "pipelines" / "meit-100hz.yaml"),
                                  sources=["mimic"], splits=["test"], progress=False))
-    assert sorted(p.name for p in (out / "data" / "mimic").glob("*.parquet")) == [
-        "test-00000-of-00001.parquet"]
-    assert not (out / "data" / "ptbxl").exists()
+    assert sorted(p.relative_to(out / "data").as_posix()
+                  for p in (out / "data").rglob("*.parquet")) == [
+        "instructions/test-00000-of-00001.parquet", "mimic/test-00000-of-00001.parquet"]
     assert set(summary.counts["split"]) == {"test"}
     ds = load_dataset(str(out), "mimic", split="test").with_format("numpy")
     assert ds[0]["signal"].shape == (12, 1000)
@@ -124,3 +122,17 @@ def test_cli_build_missing_source_is_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
     assert "mimic-iv-ecg: no mimic-iv-ecg/ folder" in " ".join(result.output.split())
     assert not (tmp_path / "out").exists()
+
+
+def test_card_reports_label_agreement_of_published_ptbxl(built_dataset: Path) -> None:
+    import re
+
+    text = (built_dataset / "README.md").read_text()
+    match = re.search(r"Label agreement over (\d+) PTB-XL reports.*?cardiologists: ([\d.]+)% stated",
+                      text, re.S)
+    assert match, "the card states the label agreement"
+    n_ptbxl = sum(len(load_dataset(str(built_dataset), "ptbxl", split=s))
+                  for s in ("train", "validation", "test"))
+    assert int(match.group(1)) == n_ptbxl
+    assert 0 <= float(match.group(2)) <= 100
+    assert "| AFIB | atrial fibrillation |" in text or "| SR | sinus rhythm |" in text

@@ -38,6 +38,7 @@ from ecg_instruct.download.selection import (
 from ecg_instruct.download.splits import SPLITS, Splitter
 from ecg_instruct.errors import UserError
 from ecg_instruct.recipe import SplitConfig
+from ecg_instruct.sources.subset import add_to_subset, clear_subset
 
 CHECKSUMS = "SHA256SUMS.txt"
 LOCK_NAME = ".ecg-instruct-download.lock"
@@ -266,8 +267,11 @@ def download_release(
                         tokens=tokens, tokens_source=records_file, split=split, limit=limit)
                     plan = record_plan(manifest, records)
                     summary.records, summary.unlisted = plan.records, plan.unlisted
+                    # marked before fetching: an interrupted subset download still builds as one
+                    add_to_subset(root, (f"{release.name}/{r.id}" for r in records))
                     batch.run(plan.entries)
                 else:
+                    clear_subset(root)
                     batch.run(all_record_entries(manifest, release, rate))
     except Unreachable as exc:
         raise _unreachable(exc, release, out) from None

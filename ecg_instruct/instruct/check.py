@@ -42,7 +42,12 @@ def records_from_dataset(data: Path) -> list[dict[str, Any]]:
                         fix="pass --data pointing at the output of `ecg-instruct build`")
     records = []
     for path in files:
-        table = pq.read_table(path, columns=list(RECORD_COLUMNS))
+        try:
+            table = pq.read_table(path, columns=list(RECORD_COLUMNS))
+        except (OSError, ValueError, KeyError) as exc:  # pyarrow: missing column, not Parquet
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"cannot read record columns ({reason})", path=path,
+                            fix="pass --data pointing at a dataset built by ecg-instruct") from None
         records.extend(table.to_pylist())
     return records
 
@@ -67,18 +72,12 @@ def records_from_mirror(raw_dir: Path) -> list[dict[str, Any]]:
 def _render_all(
     library: TemplateLibrary, template: PromptTemplate, facts: RecordFacts, cfg: InstructConfig,
 ) -> int:
-    contexts = [facts.context]  # exactly what the build renders when no query can be drawn
-    if facts.positives and facts.negatives:
-        contexts = []
-        for answer_yes, pool in ((True, facts.positives), (False, facts.negatives)):
-            statement = pool[0]
-            contexts.append({**facts.context, "query": {
-                "code": statement.code, "description": statement.description,
-                "present": answer_yes, "answer": "yes" if answer_yes else "no"}})
+    contexts = [facts.context]  # exactly what the build renders
+    if "query" in template.requires:  # both answers (applicable: both pools are non-empty)
+        contexts = [facts.with_query(0.0, 0.0), facts.with_query(0.99, 0.0)]
     for context in contexts:
         turns = library.render_turns(template.id, context)
-        check_messages(turns, cfg.ecg_token, template)
-        library.render(cfg.system_template, context)
+        check_messages(turns, cfg.ecg_token, template, context.get("report", ""))
     return len(contexts)
 
 
@@ -99,6 +98,7 @@ def check_templates(
         facts = record_facts(record, statements.get(record["source"]), cfg.min_likelihood,
                              cfg.ecg_token)
         present = facts.fields
+        library.render(cfg.system_template, facts.context)
         for template in templates:
             if all(name in present for name in template.requires):
                 result.rendered[template.id] += _render_all(library, template, facts, cfg)
@@ -121,10 +121,9 @@ def show_template(library: TemplateLibrary, template_id: str,
         facts = record_facts(record, statements.get(record["source"]), cfg.min_likelihood,
                              cfg.ecg_token)
         if all(name in facts.fields for name in template.requires):
-            from ecg_instruct.rng import rng_for
+            from ecg_instruct.instruct.stage import render_example
 
-            context = facts.with_query(rng_for(seed, record["id"], template.task, 0, "query"))
-            turns = library.render_turns(template.id, context)
-            system = library.render(cfg.system_template, context)
-            return template, [{"role": "system", "content": system}, *turns]
+            system = library.render(cfg.system_template, facts.context)
+            return template, render_example(library, template, facts, cfg, seed, record["id"], 0,
+                                            system)
     return template, None

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 KNOWN_FIELDS: dict[str, str] = {
     "ecg": "the ECG placeholder token (recipe `instruct.ecg_token`); exactly once per example",
     "source": "`ptbxl` or `mimic`",
@@ -214,13 +212,14 @@ class RecordFacts:
             present.add("query")
         return present
 
-    def with_query(self, rng: np.random.Generator) -> dict[str, Any]:
-        """The context plus a balanced yes/no `query` (yes with probability 1/2)."""
+    def with_query(self, u_answer: float, u_pick: float) -> dict[str, Any]:
+        """The context plus a balanced yes/no `query`: "yes" iff `u_answer` < 1/2, then the
+        statement at `u_pick` (both uniform in [0, 1)) of the matching pool."""
         context = dict(self.context)
         if self.positives and self.negatives:
-            answer_yes = bool(rng.random() < 0.5)
+            answer_yes = u_answer < 0.5
             pool = self.positives if answer_yes else self.negatives
-            statement = pool[int(rng.integers(len(pool)))]
+            statement = pool[min(int(u_pick * len(pool)), len(pool) - 1)]
             context["query"] = {"code": statement.code, "description": statement.description,
                                 "present": answer_yes, "answer": "yes" if answer_yes else "no"}
         return context

@@ -153,6 +153,7 @@ class TemplateLibrary:
                     continue
                 template = parse_template(path, folder)
                 self.templates[template.id] = template  # later folders override bundled ids
+        self._by_task: dict[str, list[PromptTemplate]] = {}
         self._env = _environment()
         self._compiled = {
             tid: [(role, self._env.from_string(source)) for role, source in t.turns]
@@ -163,7 +164,10 @@ class TemplateLibrary:
         return sorted({t.task for t in self.templates.values()})
 
     def for_task(self, task: str) -> list[PromptTemplate]:
-        return [t for tid, t in sorted(self.templates.items()) if t.task == task]
+        """Templates of one task in id order (cached: called for every record and task)."""
+        if task not in self._by_task:
+            self._by_task[task] = [t for _, t in sorted(self.templates.items()) if t.task == task]
+        return list(self._by_task[task])
 
     def render_turns(self, template_id: str, context: dict[str, Any]) -> list[dict[str, str]]:
         """Render every turn; an undefined variable is a UserError naming the template file."""
@@ -175,6 +179,13 @@ class TemplateLibrary:
             raise UserError(f"cannot render template {template_id} ({exc})", path=template.path,
                             fix="declare the fields it uses in `requires:` (docs/templates.md)"
                             ) from None
+        except Exception as exc:  # e.g. `{{ age + 1 }}` on a missing age: a TypeError
+            raise UserError(
+                f"template {template_id} fails on a record ({type(exc).__name__}: {exc})",
+                path=template.path,
+                fix="guard optional fields, e.g. {% if age is not none %}...{% endif %}, "
+                "or list them in `requires:`",
+            ) from None
 
     def render(self, template_id: str, context: dict[str, Any]) -> str:
         """The text of a single-turn template (system prompts), or of its first turn."""

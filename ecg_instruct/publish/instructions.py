@@ -13,7 +13,6 @@ examples with it), in (id, task order of the recipe, example number) order.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +56,7 @@ class InstructionsInfo:
     """What was written, for the card and the build summary."""
 
     layout: str
+    ecg_token: str = "<ecg>"
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> task -> examples
     records: dict[str, int] = field(default_factory=dict)  # split -> records with examples
     split_bytes: dict[str, int] = field(default_factory=dict)
@@ -82,12 +82,14 @@ class InstructionsInfo:
                 "total_examples": sum(r["total"] for r in rows)}
 
 
-def _order(frame: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
-    rank = {task: i for i, task in enumerate(tasks)}
-    frame = frame.assign(_task_rank=frame["task"].map(rank).fillna(len(rank)),
-                         _number=frame["example_id"].str.rsplit("/", n=1).str[-1].astype(int))
-    frame = frame.sort_values(["id", "_task_rank", "_number"], kind="stable")
-    return frame.drop(columns=["_task_rank", "_number"]).reset_index(drop=True)
+def _order(table: pa.Table, tasks: list[str]) -> pa.Table:
+    """Sort by (id, task order of the recipe, example number), in Arrow (millions of rows)."""
+    rank = pc.index_in(table.column("task"), value_set=pa.array(tasks, pa.string()))
+    rank = pc.fill_null(rank, len(tasks))
+    number = pc.struct_field(pc.extract_regex(table.column("example_id"), r"/(?P<n>\d+)$"), [0])
+    keyed = table.append_column("_rank", rank).append_column("_n", pc.cast(number, pa.int64()))
+    keyed = keyed.sort_by([("id", "ascending"), ("_rank", "ascending"), ("_n", "ascending")])
+    return keyed.drop_columns(["_rank", "_n"])
 
 
 class _SignalLookup:
@@ -126,23 +128,23 @@ def publish_instructions(
     """Write `data/instructions/` into the staging folder; return its accounting."""
     cfg = recipe.instruct
     tasks = list(cfg.tasks)
-    info = InstructionsInfo(layout=cfg.layout, tasks=tasks,
+    info = InstructionsInfo(layout=cfg.layout, ecg_token=cfg.ecg_token, tasks=tasks,
                             n_templates={t: len(library.for_task(t)) for t in tasks})
     examples = pq.read_table(work / "instruct_examples.parquet")
-    keep = pc.is_in(examples.column("id"), value_set=pa.array(sorted(set(published_ids))))
-    frame = _order(examples.filter(keep).to_pandas(), tasks)
+    keep = pc.is_in(examples.column("id"), value_set=pa.array(sorted(set(published_ids)),
+                                                              pa.string()))
+    table_all = _order(examples.filter(keep), tasks)
     signal_dtype = recipe.signals.dtype
     info.features = instruction_features(cfg.layout, recipe.signals.n_samples, signal_dtype)
+    base = instruction_features("records", recipe.signals.n_samples, signal_dtype)
+    table_all = table_all.cast(base.arrow_schema.remove_metadata())
     signal_columns = ["signal"] + (["adc_gain"] if signal_dtype == "int16" else [])
     folder = staging / "data" / CONFIG_NAME
     for split in SPLITS:
-        part = frame[frame["split"] == split]
-        if part.empty:
+        table = table_all.filter(pc.equal(table_all.column("split"), split))
+        if table.num_rows == 0:
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        base = instruction_features("records", recipe.signals.n_samples, signal_dtype)
-        table = pa.Table.from_pandas(part, preserve_index=False).cast(
-            base.arrow_schema.remove_metadata())
         lookup = _SignalLookup(staging, split, ["id", *signal_columns]) \
             if cfg.layout == "flat" else None
         rows_per_file = recipe.publish.rows_per_file
@@ -159,43 +161,43 @@ def publish_instructions(
             n_bytes += path.stat().st_size
         info.split_bytes[split] = n_bytes
         info.files[split] = n_files
-        info.counts[split] = dict(Counter(part["task"]))
-        info.records[split] = int(part["id"].nunique())
+        counts = pc.value_counts(table.column("task")).to_pylist()
+        info.counts[split] = {c["values"]: int(c["counts"]) for c in counts}
+        info.records[split] = len(pc.unique(table.column("id")))
     skips = pd.read_parquet(work / "instruct_skips.parquet")
     if len(skips):
         skips = skips.assign(missing=skips["missing"].where(
             skips["template_id"] != "(none applicable)", "(no applicable template)"))
         grouped = skips.groupby(["task", "missing"], sort=True)["count"].sum()
         info.skips = [{"task": t, "missing": m, "count": int(c)} for (t, m), c in grouped.items()]
-    info.examples = _card_examples(frame, tasks)
+    info.examples = _card_examples(table_all, tasks)
     return info
 
 
-def _card_examples(frame: pd.DataFrame, tasks: list[str]) -> list[dict[str, Any]]:
+def _card_examples(table: pa.Table, tasks: list[str]) -> list[dict[str, Any]]:
     """Three examples for the card: the first of as many different tasks as there are."""
     chosen: list[int] = []
+    task_column = table.column("task")
     for task in tasks:
-        rows = frame.index[frame["task"] == task]
-        if len(rows):
-            chosen.append(int(rows[0]))
+        positions = pc.indices_nonzero(pc.equal(task_column, task))
+        if len(positions):
+            chosen.append(positions[0].as_py())
         if len(chosen) == N_CARD_EXAMPLES:
             break
-    for row in frame.index:
+    for row in range(min(table.num_rows, 2 * N_CARD_EXAMPLES)):
         if len(chosen) >= N_CARD_EXAMPLES:
             break
-        if int(row) not in chosen:
-            chosen.append(int(row))
-    out = []
-    for row in chosen:
-        record = frame.loc[row]
-        out.append({"example_id": record["example_id"], "task": record["task"],
-                    "template_id": record["template_id"],
-                    "messages": [dict(m) for m in record["messages"]]})
-    return out
+        if row not in chosen:
+            chosen.append(row)
+    rows = table.take(pa.array(chosen, pa.int64())).to_pylist() if chosen else []
+    return [{"example_id": r["example_id"], "task": r["task"], "template_id": r["template_id"],
+             "messages": r["messages"]} for r in rows]
 
 
 def add_instructions_config(header: dict[str, Any], info: InstructionsInfo) -> None:
-    """Declare the `instructions` config (never the default) in the card's YAML header."""
+    """Declare the `instructions` config (never the default) in the card's YAML header, and
+    record the placeholder token so exports can find it (`ecg_instruct.ecg_token`)."""
+    header["ecg_instruct"] = {"ecg_token": info.ecg_token, "instructions_layout": info.layout}
     splits = [s for s in SPLITS if s in info.counts]
     if not splits or info.features is None:
         return

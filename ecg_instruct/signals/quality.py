@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, get_type_hints
 
 import numpy as np
+import scipy.fft
 from scipy.signal import find_peaks
 
 from ecg_instruct.errors import RecordReject, UserError
@@ -64,31 +65,35 @@ class QualityConfig:
     max_heart_rate_bpm: float | None = 300.0
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | None, source: str) -> QualityConfig:
-        """Build from a recipe's ``quality`` mapping; ``UserError`` naming ``source`` and the key
-        for unknown keys, wrong types or out-of-range values (a typo must not silently fall back
-        to a default)."""
+    def from_dict(cls, d: dict[str, Any] | None, source: str,
+                  prefix: str = "signals.quality") -> QualityConfig:
+        """Build from a recipe's ``signals.quality`` mapping.
+
+        ``UserError`` naming ``source`` (the recipe file) and the full key (``prefix.key``) for
+        unknown keys, wrong types or out-of-range values: a typo must not silently fall back to
+        a default threshold.
+        """
         if d is None:
             return cls()
         if not isinstance(d, dict):
-            raise UserError(f"'quality' must be a mapping, got {type(d).__name__}", path=source)
+            raise UserError(f"'{prefix}' must be a mapping, got {type(d).__name__}", path=source)
         hints = get_type_hints(cls)
         names = [f.name for f in dataclasses.fields(cls)]
         values: dict[str, Any] = {}
         for key, value in d.items():
             if key not in hints:
-                raise UserError(f"unknown key 'quality.{key}'", path=source,
+                raise UserError(f"unknown key '{prefix}.{key}'", path=source,
                                 fix=f"use one of: {', '.join(names)}")
-            values[key] = _coerce(key, value, hints[key], source)
+            values[key] = _coerce(f"{prefix}.{key}", value, hints[key], source)
         cfg = cls(**values)
-        cfg.validate(source)
+        cfg.validate(source, prefix)
         return cfg
 
-    def validate(self, source: str = "<quality config>") -> None:
+    def validate(self, source: str = "<quality config>", prefix: str = "signals.quality") -> None:
         """Range checks that a type alone cannot express."""
         def need(ok: bool, key: str, what: str) -> None:
             if not ok:
-                raise UserError(f"'quality.{key}' {what}", path=source)
+                raise UserError(f"'{prefix}.{key}' {what}", path=source)
 
         need(self.max_nan_run_s >= 0, "max_nan_run_s", "must be >= 0")
         need(0 <= self.max_nan_fraction <= 1, "max_nan_fraction", "must be between 0 and 1")
@@ -101,9 +106,9 @@ class QualityConfig:
             need(v is None or 0 < v <= 1, key, "must be in (0, 1]")
         lo, hi = self.min_heart_rate_bpm, self.max_heart_rate_bpm
         need((lo is None) == (hi is None), "min_heart_rate_bpm",
-             "and 'quality.max_heart_rate_bpm' must both be set or both be null")
+             f"and '{prefix}.max_heart_rate_bpm' must both be set or both be null")
         need(lo is None or 0 < lo < hi, "min_heart_rate_bpm",
-             "must be > 0 and below 'quality.max_heart_rate_bpm'")
+             f"must be > 0 and below '{prefix}.max_heart_rate_bpm'")
 
 
 def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
@@ -112,15 +117,15 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
     if value is None:
         if optional:
             return None
-        raise UserError(f"'quality.{key}' cannot be null", path=source)
+        raise UserError(f"'{key}' cannot be null", path=source)
     if base is bool:
         if isinstance(value, bool):
             return value
-        raise UserError(f"'quality.{key}' must be true or false, got {value!r}", path=source)
+        raise UserError(f"'{key}' must be true or false, got {value!r}", path=source)
     if base is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
-        raise UserError(f"'quality.{key}' must be a number, got {value!r}", path=source)
+        raise UserError(f"'{key}' must be a number, got {value!r}", path=source)
     raise AssertionError(f"unhandled type for {key}: {hint}")  # pragma: no cover
 
 
@@ -162,16 +167,44 @@ def _repair_non_finite(x: np.ndarray, fs: float, cfg: QualityConfig, notes: list
         notes.append(f"nan_interpolated:{name}:{len(starts)} run(s), {int(per_lead[i])} samples")
 
 
+def _extremes(x: np.ndarray, fs: float, cfg: QualityConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per-lead max and min; with the windowed flat check, from the same two window passes.
+
+    ``flat_lead`` when a window's peak-to-peak is below ``flat_window_ptp_mv``.
+    """
+    n_leads, n = x.shape
+    w = int(round(cfg.flat_window_s * fs)) if cfg.flat_window_s is not None else 0
+    n_win = n // w if w > 0 else 0
+    if not n_win:
+        return x.max(axis=1), x.min(axis=1)
+    win = x[:, : n_win * w].reshape(n_leads, n_win, w)
+    wmax, wmin = win.max(axis=2), win.min(axis=2)
+    ptp = wmax - wmin
+    lead, k = np.unravel_index(int(np.argmin(ptp)), ptp.shape)
+    if ptp[lead, k] < cfg.flat_window_ptp_mv:
+        raise RecordReject("flat_lead",
+                           f"{_lead_name(lead, n_leads)}: peak-to-peak "
+                           f"{ptp[lead, k] * 1000:.1f} µV over {cfg.flat_window_s} s "
+                           f"from t={k * cfg.flat_window_s:.1f} s")
+    lead_max, lead_min = wmax.max(axis=1), wmin.min(axis=1)
+    if n_win * w < n:
+        tail = x[:, n_win * w:]
+        lead_max = np.maximum(lead_max, tail.max(axis=1))
+        lead_min = np.minimum(lead_min, tail.min(axis=1))
+    return lead_max, lead_min
+
+
 def _check_clipping(x: np.ndarray, lead_max: np.ndarray, lead_min: np.ndarray, fs: float,
                     cfg: QualityConfig) -> None:
     """``clipping`` when plateaus at a lead's extreme value cover too much of the record."""
     n_leads, n = x.shape
     limit = cfg.clip_max_fraction * n
-    at_rail = (x == lead_max[:, None]) | (x == lead_min[:, None])
-    counts = at_rail.sum(axis=1)
+    counts = (np.count_nonzero(x == lead_max[:, None], axis=1)
+              + np.count_nonzero(x == lead_min[:, None], axis=1))
     min_run = max(2, int(round(cfg.clip_min_run_s * fs)))
     for i in np.flatnonzero(counts > limit):  # rare: only then look at run lengths
-        starts, ends = _runs(at_rail[i])
+        at_rail = (x[i] == lead_max[i]) | (x[i] == lead_min[i])
+        starts, ends = _runs(at_rail)
         lengths = ends - starts
         on_plateaus = int(lengths[lengths >= min_run].sum())
         if on_plateaus > limit:
@@ -200,14 +233,20 @@ def heart_rate_bpm(signal: np.ndarray, fs: float, max_bpm: float = 300.0) -> tup
     r = int(fs // 100) if fs >= 150 else 1
     if r > 1:
         n = x.shape[1] // r * r
-        x = x[:, :n].reshape(x.shape[0], -1, r).mean(axis=2)
+        # block sums via a matrix product: ~8x faster than .sum(axis=2) over a length-r axis
+        x = (np.ascontiguousarray(x[:, :n]).reshape(-1, r) @ np.ones(r)).reshape(x.shape[0], -1)
         fs = fs / r
     d = np.diff(x, axis=-1)
     energy = np.einsum("ij,ij->j", d, d)
     width = max(1, int(round(0.1 * fs)))
-    smooth = np.convolve(energy, np.ones(width) / width, mode="same")
-    top = np.percentile(smooth, 99)
-    if not top > _MIN_QRS_CONTRAST * np.median(smooth):
+    if energy.size <= width:
+        return math.nan, 0
+    csum = np.cumsum(energy)
+    smooth = csum[width:] - csum[:-width]  # moving sum, O(n)
+    k50, k99 = smooth.size // 2, min(smooth.size - 1, int(0.99 * smooth.size))
+    part = np.partition(smooth, (k50, k99))
+    median, top = part[k50], part[k99]
+    if not top > _MIN_QRS_CONTRAST * median:
         return math.nan, 0
     peaks, _ = find_peaks(smooth, height=0.3 * top, distance=max(1, int(60.0 / max_bpm * fs)))
     if peaks.size < 2:
@@ -234,26 +273,16 @@ def check_and_repair(
         x = x.copy()
         _repair_non_finite(x, fs, cfg, notes)
 
-    lead_max = x.max(axis=1)
-    lead_min = x.min(axis=1)
+    lead_max, lead_min = _extremes(x, fs, cfg)
     if cfg.flat_std_mv is not None:
-        std = x.std(axis=1)
-        i = int(np.argmin(std))
-        if std[i] < cfg.flat_std_mv:
-            raise RecordReject("flat_lead", f"{_lead_name(i, n_leads)}: std {std[i] * 1000:.1f} µV "
+        # one pass for the second moment instead of np.std's three
+        mean = x.sum(axis=1) / n
+        var = np.maximum(np.einsum("ij,ij->i", x, x) / n - mean * mean, 0.0)
+        i = int(np.argmin(var))
+        if var[i] < cfg.flat_std_mv**2:
+            raise RecordReject("flat_lead", f"{_lead_name(i, n_leads)}: std "
+                                            f"{np.sqrt(var[i]) * 1000:.1f} µV "
                                             f"< {cfg.flat_std_mv * 1000:.1f} µV")
-    if cfg.flat_window_s is not None:
-        w = int(round(cfg.flat_window_s * fs))
-        n_win = n // w if w > 0 else 0
-        if n_win:
-            win = x[:, : n_win * w].reshape(n_leads, n_win, w)
-            ptp = win.max(axis=2) - win.min(axis=2)
-            lead, k = np.unravel_index(int(np.argmin(ptp)), ptp.shape)
-            if ptp[lead, k] < cfg.flat_window_ptp_mv:
-                raise RecordReject("flat_lead",
-                                   f"{_lead_name(lead, n_leads)}: peak-to-peak "
-                                   f"{ptp[lead, k] * 1000:.1f} µV over {cfg.flat_window_s} s "
-                                   f"from t={k * cfg.flat_window_s:.1f} s")
     if cfg.clip_max_fraction is not None:
         _check_clipping(x, lead_max, lead_min, fs, cfg)
     if cfg.max_ptp_mv is not None:
@@ -264,11 +293,14 @@ def check_and_repair(
                                f"{_lead_name(i, n_leads)}: peak-to-peak {ptp[i]:.2f} mV "
                                f"> {cfg.max_ptp_mv} mV")
     if cfg.hf_max_power_ratio is not None and fs / 2 > cfg.hf_cutoff_hz:
-        centred = x - x.mean(axis=1, keepdims=True)
-        power = np.abs(np.fft.rfft(centred, axis=1)) ** 2
+        # float32 is plenty for a power ratio and ~25 % faster; the complex spectrum viewed as
+        # (re, im) pairs gives the power sums as two dot products without a power array
+        pairs = scipy.fft.rfft(x.astype(np.float32), axis=1).view(np.float32)
         k = int(np.ceil(cfg.hf_cutoff_hz * n / fs))
-        total = power.sum(axis=1)
-        ratio = power[:, k:].sum(axis=1) / np.where(total > 0, total, 1.0)
+        hi = pairs[:, 2 * k:]
+        every = pairs[:, 2:]  # bin 0 is the mean: leaving it out centres the lead
+        total = np.einsum("ij,ij->i", every, every, dtype=np.float64)
+        ratio = np.einsum("ij,ij->i", hi, hi, dtype=np.float64) / np.where(total > 0, total, 1.0)
         i = int(np.argmax(ratio))
         if ratio[i] > cfg.hf_max_power_ratio:
             raise RecordReject("high_frequency_noise",

@@ -68,9 +68,9 @@ def _decimate_polyphase(x: np.ndarray, down: int, h: np.ndarray) -> np.ndarray:
     """``resample_poly(x, 1, down, window=h, padtype="line")`` via one matrix product.
 
     scipy's upfirdn loops in C per sample (~1.5 ms per 12 x 5000 record for 500 -> 100 Hz).
-    Splitting the padded signal into ``down`` phases turns the filter into a (down x Q)
-    matrix: ``Z = X @ H.T`` runs in BLAS and the output is the sum of Q shifted diagonals
-    of Z, ~5x faster with identical results (differences ~1e-15 mV).
+    Splitting the padded signal into ``down`` phases turns the filter into a (Q x down)
+    matrix: one batched matmul gives every phase/tap product, and the output is the sum of
+    Q shifted contiguous slices of it. Same result up to rounding (~1e-15 mV).
     """
     n = x.shape[-1]
     half = (h.size - 1) // 2
@@ -81,13 +81,14 @@ def _decimate_polyphase(x: np.ndarray, down: int, h: np.ndarray) -> np.ndarray:
     phases = xp.reshape(*x.shape[:-1], m, down)
     taps = np.zeros(q * down)
     taps[: h.size] = h
-    lead_shape = x.shape[:-1]
-    z = (phases.reshape(-1, down) @ taps.reshape(q, down).T).reshape(-1, m, q)
-    # y[..., i] = sum_k z[..., i + k, k]: a strided view of those diagonals, summed at once
-    s0, s1, s2 = z.strides
-    diag = np.lib.stride_tricks.as_strided(z, shape=(z.shape[0], n_out, q),
-                                           strides=(s0, s1, s1 + s2), writeable=False)
-    return diag.sum(axis=-1).reshape(*lead_shape, n_out)
+    rows = phases.reshape(-1, m, down)
+    # z[r, k, j] = sum_p taps[k * down + p] * xp[r, (j * down) + p]: one batched matmul
+    z = np.matmul(taps.reshape(q, down), rows.transpose(0, 2, 1))  # (rows, q, m)
+    # y[r, i] = sum_k z[r, k, i + k]: q contiguous slice additions
+    y = z[:, 0, :n_out].copy()
+    for k in range(1, q):
+        y += z[:, k, k : k + n_out]
+    return y.reshape(*x.shape[:-1], n_out)
 
 
 def resample(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
@@ -153,4 +154,7 @@ def quantise(signal: np.ndarray, step_mv: float | np.ndarray) -> np.ndarray:
         raise ValueError(f"ADC step must be positive, got {step_mv}")
     if step.ndim == 1:
         step = step[:, None]
-    return np.round(signal / step) * step
+    out = np.divide(signal, step)  # one new float64 array, then in place
+    np.rint(out, out=out)
+    out *= step
+    return out

@@ -49,7 +49,8 @@ def test_rejects_are_one_line_with_a_detail(damaged_build):
 
 def test_control_characters_are_removed_and_the_record_published(damaged_build):
     _, _, _, _, published = damaged_build
-    # BEL/ESC/NUL/ZWSP gone, spaces collapsed (the translator may normalise case)
+    # BEL/ESC/NUL/ZWSP gone, spaces collapsed, then styled like every English report
+    assert published["ptbxl/00009"] == "Sinus rhythm. Normal ECG."
     assert published["ptbxl/00009"].lower() == CLEAN_ENGLISH
 
 

@@ -361,3 +361,23 @@ def test_subset_needs_a_verified_index_csv(
     with pytest.raises(UserError, match=r"csv: not fetched and verified \(checksum mismatch"):
         _get(out, ptbxl_url, limit=1)
     assert not (out / "ptb-xl" / "records500").exists()
+
+
+def test_subset_download_builds_only_what_was_fetched(pristine: dict, mimic_url: str, out: Path,
+                                                      tmp_path: Path) -> None:
+    """A subset mirror indexes its subset: records never fetched are not build inputs."""
+    from ecg_instruct.index import build_index
+    from ecg_instruct.recipe import Recipe
+    from ecg_instruct.sources.subset import read_subset
+
+    _get(out, mimic_url, name="mimic", limit=3)
+    root = out / "mimic-iv-ecg"
+    fetched = read_subset(root)
+    assert fetched is not None and len(fetched) == 3
+    index, rejects = build_index(out, Recipe(name="t"), ["mimic"])
+    assert set(index["id"]) == fetched and rejects.empty
+    for path in index["path"]:
+        assert (root / f"{path}.hea").is_file()
+    _get(out, mimic_url, name="mimic")  # the complete release: every record is an input again
+    assert read_subset(root) is None
+    assert len(build_index(out, Recipe(name="t"), ["mimic"])[0]) == 10

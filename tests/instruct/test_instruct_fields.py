@@ -14,7 +14,7 @@ from ecg_instruct.instruct.fields import (
     record_facts,
     statements_from_frame,
 )
-from ecg_instruct.rng import rng_for
+from ecg_instruct.instruct.stage import draw
 from ecg_instruct.sources.ptbxl import parse_scp_codes, read_statements
 
 
@@ -72,7 +72,8 @@ def test_yes_no_balanced_and_truthful_on_real_records(real_records, real_stateme
         facts = record_facts(record, real_statements, 50, "<ecg>")
         if "query" not in facts.fields:
             continue
-        query = facts.with_query(rng_for(0, record["id"], "diagnosis", 0, "query"))["query"]
+        query = facts.with_query(draw(0, record["id"], "diagnosis", 0, "query-answer"),
+                                 draw(0, record["id"], "diagnosis", 0, "query-pick"))["query"]
         codes = json.loads(record["scp_codes"])
         if query["present"]:
             likelihood = codes[query["code"]]

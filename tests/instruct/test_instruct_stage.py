@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ecg_instruct.instruct.fields import statements_from_frame
-from ecg_instruct.instruct.stage import run_instruct
+from ecg_instruct.instruct.stage import run_instruct, run_instruct_tasks
 from ecg_instruct.instruct.templates import TemplateLibrary
 from ecg_instruct.recipe import InstructConfig
 from ecg_instruct.sources.ptbxl import parse_scp_codes, read_statements
@@ -50,8 +50,8 @@ def records(real_ptbxl_dir: Path) -> list[dict]:
 
 
 def _run(records, statements, seed=0, **cfg):
-    return run_instruct(records, TemplateLibrary(), InstructConfig(tasks=dict(TASKS), **cfg),
-                        seed, statements)
+    return run_instruct_tasks(records, TemplateLibrary(),
+                              InstructConfig(tasks=dict(TASKS), **cfg), seed, statements)
 
 
 def test_same_seed_same_examples_whatever_the_record_order(records, statements) -> None:
@@ -132,3 +132,27 @@ def test_recipe_threshold_changes_what_counts_as_present(records, statements) ->
         return sum(len(m[2]["content"]) for m in diagnosis["messages"])
 
     assert yes_count(lenient) > yes_count(strict)
+
+
+def test_record_rows_are_one_report_example_per_record(records, statements) -> None:
+    rows = run_instruct(records, TemplateLibrary(), InstructConfig(), 0, statements)
+    assert list(rows.columns) == ["id", "task", "template_id", "messages"]
+    assert len(rows) == len(records) and set(rows["task"]) == {"report"}
+
+
+def test_stage_files_are_identical_for_any_worker_count_and_chunking(
+    records, statements, tmp_path: Path
+) -> None:
+    from ecg_instruct.instruct.stage import write_instruct_stage
+
+    cfg = InstructConfig(tasks=dict(TASKS))
+    outputs = []
+    for name, workers, chunk in (("one", 1, 4096), ("two", 2, 64)):
+        work = tmp_path / name
+        work.mkdir()
+        write_instruct_stage(records, TemplateLibrary(), cfg, 0, statements, work,
+                             workers=workers, chunk_size=chunk)
+        outputs.append({p.name: pd.read_parquet(p).to_json() for p in work.glob("*.parquet")})
+    assert outputs[0].keys() == {"instruct.parquet", "instruct_examples.parquet",
+                                 "instruct_skips.parquet", "instruct_rejects.parquet"}
+    assert outputs[0] == outputs[1]

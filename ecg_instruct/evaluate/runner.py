@@ -1,0 +1,215 @@
+"""Generate reports for a split with a trained run and score them.
+
+Outputs (all in one folder, by default the run folder for the run's own config):
+
+    metrics.json         flat bleu_1..bleu_4, meteor, rouge_l, cider_d + what produced them
+    predictions.parquet  id, condition, reference, prediction (one row per record and condition)
+    controls.json/.md    with --controls: the same model with the ECG zeroed or shuffled
+    robustness.json/.md/.png  with --noise: metric vs noise level
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ecg_instruct.evaluate.noise import Noise, parse_noise
+from ecg_instruct.evaluate.scoring import score
+from ecg_instruct.rng import rng_for
+from ecg_instruct.train._torch import require_torch
+
+METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d")
+
+
+@dataclass
+class EvalOptions:
+    run: Path
+    split: str = "test"
+    eval_config: str | None = None  # zero-shot transfer: score on another config
+    data: str | None = None  # default: the dataset the run was trained on
+    max_new_tokens: int | None = None  # default: the run's max_report_tokens
+    batch_size: int = 32
+    limit: int | None = None  # first N records only (quick looks; metrics say so)
+    controls: bool = False
+    noise: str | None = None
+    meteor: str = "nltk"
+    seed: int = 0
+    device: str = "auto"
+    out_dir: Path | None = None
+    progress: bool | None = None
+
+
+def shuffled_order(n: int, seed: int) -> np.ndarray:
+    """A derangement: record i gets the ECG of another record (for n > 1), seeded."""
+    perm = rng_for(seed, "shuffle-control", n).permutation(n)
+    out = np.empty(n, dtype=np.int64)
+    out[perm] = np.roll(perm, -1)
+    return out
+
+
+def generate(model, split, encoder, cfg, opts: EvalOptions, ecg: str, noise: Noise) -> list[str]:
+    """Greedy reports for every record of ``split`` under one input condition."""
+    torch = require_torch()
+    from tqdm import tqdm
+
+    from ecg_instruct.train.data import prompt_batch
+    from ecg_instruct.train.trainer import autocast
+
+    device = next(model.parameters()).device
+    max_new = opts.max_new_tokens or cfg.max_report_tokens
+    source = shuffled_order(len(split), opts.seed) if ecg == "shuffle" else np.arange(len(split))
+    out: list[str] = []
+    disable = not (sys.stderr.isatty() if opts.progress is None else opts.progress)
+    starts = range(0, len(split), opts.batch_size)
+    for start in tqdm(starts, desc=f"{ecg}/{noise.label}", disable=disable, file=sys.stderr):
+        idx = list(range(start, min(len(split), start + opts.batch_size)))
+        b = prompt_batch(split, idx, encoder, cfg.model.fusion, cfg.model.ecg_tokens)
+        signal = split.signal_batch([int(source[i]) for i in idx], cfg.signal_fs)
+        if noise.kind != "clean":
+            noisy = [
+                noise.apply(s.numpy(), split.ids[i], opts.seed)
+                for i, s in zip(idx, signal, strict=True)
+            ]
+            signal = torch.from_numpy(np.stack(noisy))
+        if ecg == "zeros":
+            signal = torch.zeros_like(signal)
+        with autocast(device):
+            ids = model.generate(
+                b["ids"].to(device), b["valid"].to(device), signal.to(device), max_new,
+                encoder.eos_id,
+            )
+        out.extend(encoder.decode(row) for row in ids.tolist())
+    return out
+
+
+def _table(rows: list[dict], key: str) -> str:
+    head = f"| {key} | n | " + " | ".join(METRICS) + " |"
+    sep = "|---" * (len(METRICS) + 2) + "|"
+    body = [
+        f"| {r[key]} | {r['n_records']} | "
+        + " | ".join("-" if r.get(m) is None else f"{r[m]:.4f}" for m in METRICS)
+        + " |"
+        for r in rows
+    ]
+    return "\n".join([head, sep, *body]) + "\n"
+
+
+def plot_robustness(rows: list[dict], path: Path) -> None:
+    """Metric vs noise level: MEIT share-of-clean levels left, SNR right (clean in both)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    clean = next(r for r in rows if r["condition"] == "clean")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, kind, xlabel in (
+        (axes[0], "meit", "share of clean signal in a 5-20 % stretch (MEIT)"),
+        (axes[1], "snr", "SNR of additive Gaussian noise (dB)"),
+    ):
+        sub = [r for r in rows if r["kind"] == kind]
+        xs = ([1.0] if kind == "meit" else [float("inf")]) + [r["level"] for r in sub]
+        pts = [clean] + sub
+        if kind == "snr":  # show "clean" at the right of the finite SNR values
+            finite = [x for x in xs if x != float("inf")]
+            xs = [(max(finite) + 10 if finite else 40) if x == float("inf") else x for x in xs]
+        order = np.argsort(xs)
+        x_sorted = np.array(xs)[order]
+        for m in METRICS[:-1]:  # bounded metrics on the left axis
+            if clean.get(m) is not None:
+                ax.plot(x_sorted, [pts[i][m] for i in order], marker="o", label=m)
+        twin = ax.twinx()  # CIDEr-D is on a 0-10 scale: its own axis
+        twin.plot(x_sorted, [pts[i]["cider_d"] for i in order], "k--", marker="s", label="cider_d")
+        twin.set_ylabel("CIDEr-D" if kind == "snr" else "")
+        if kind == "snr":
+            ax.set_xticks(x_sorted, [f"{x:g}" for x in x_sorted[:-1]] + ["clean"])
+        ax.set_xlabel(xlabel)
+        ax.set_ylim(0, 1)
+        if kind == "meit":
+            ax.invert_xaxis()
+        else:
+            twin.legend(loc="lower right", fontsize=8)
+    axes[0].set_ylabel("score")
+    axes[0].legend(loc="lower left", fontsize=8)
+    fig.suptitle(f"Robustness ({clean['config']}/{clean['split']}, n={clean['n_records']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def evaluate_run(opts: EvalOptions) -> dict:
+    """Score a run on one split; returns the main metrics (also written to metrics.json)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ecg_instruct.train.data import load_split, tokenise_split
+    from ecg_instruct.train.trainer import load_run, pick_device
+
+    torch = require_torch()
+    run = Path(opts.run)
+    cfg, encoder, model = load_run(run, pick_device(opts.device))
+    config = opts.eval_config or cfg.config
+    ds = load_split(opts.data or cfg.data, config, opts.split)
+    if opts.limit:
+        ds = ds.select(range(min(opts.limit, len(ds))))
+    split = tokenise_split(ds, encoder, cfg.max_report_tokens)
+    own = config == cfg.config and opts.data in (None, cfg.data)
+    out_dir = Path(opts.out_dir) if opts.out_dir else (
+        run if own else run / "eval" / f"{config}-{opts.split}"
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(opts.seed)
+
+    conditions: list[tuple[str, Noise]] = [("signal", Noise("clean"))]
+    if opts.controls:
+        conditions += [("zeros", Noise("clean")), ("shuffle", Noise("clean"))]
+    if opts.noise:
+        conditions += [("signal", n) for n in parse_noise(opts.noise) if n.kind != "clean"]
+
+    base = {
+        "run": str(run), "config": config, "trained_on": cfg.config, "split": opts.split,
+        "limit": opts.limit, "max_new_tokens": opts.max_new_tokens or cfg.max_report_tokens,
+        "decoding": "greedy", "fusion": cfg.model.fusion, "seed": opts.seed,
+    }  # fmt: skip
+    rows, pred_tables = [], []
+    for ecg, noise in conditions:
+        preds = generate(model, split, encoder, cfg, opts, ecg, noise)
+        metrics = score(preds, split.reports, opts.meteor)
+        condition = noise.label if ecg == "signal" else f"ecg={ecg}"
+        rows.append(
+            {**base, **metrics, "ecg": ecg, "condition": condition, "kind": noise.kind,
+             "level": noise.level}
+        )  # fmt: skip
+        pred_tables.append(
+            pa.table(
+                {
+                    "id": split.ids,
+                    "condition": [condition] * len(preds),
+                    "reference": split.reports,
+                    "prediction": preds,
+                }
+            )
+        )
+    main = rows[0]
+    (out_dir / "metrics.json").write_text(
+        json.dumps({k: v for k, v in main.items() if k not in ("kind", "level")}, indent=2) + "\n"
+    )
+    pq.write_table(pa.concat_tables(pred_tables), out_dir / "predictions.parquet")
+    if opts.controls:
+        ctrl = [r for r in rows if r["kind"] == "clean"]
+        (out_dir / "controls.json").write_text(json.dumps(_strip(ctrl), indent=2) + "\n")
+        (out_dir / "controls.md").write_text(_table(ctrl, "condition"))
+    if opts.noise:
+        rob = [r for r in rows if r["ecg"] == "signal"]
+        (out_dir / "robustness.json").write_text(json.dumps(_strip(rob), indent=2) + "\n")
+        (out_dir / "robustness.md").write_text(_table(rob, "condition"))
+        plot_robustness(rob, out_dir / "robustness.png")
+    return {"out_dir": str(out_dir), "rows": rows}
+
+
+def _strip(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "implementation"} for r in rows]

@@ -1,0 +1,105 @@
+"""`evaluate` on a trained run: outputs, controls, noise sweep, zero-shot transfer, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import pyarrow.parquet as pq  # noqa: E402
+import typer  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from ecg_instruct.evaluate.command import evaluate  # noqa: E402
+from ecg_instruct.evaluate.runner import EvalOptions, evaluate_run, shuffled_order  # noqa: E402
+from ecg_instruct.train.command import train_baseline  # noqa: E402
+
+FLAT = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d")
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_run: Path) -> dict:
+    return evaluate_run(
+        EvalOptions(run=tiny_run, split="test", controls=True, noise="meit:0.8,snr:0",
+                    meteor="none", progress=False)
+    )  # fmt: skip
+
+
+def test_metrics_json_and_predictions(tiny_run: Path, evaluated: dict):
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    for key in FLAT:
+        assert key in metrics
+    assert metrics["meteor"] is None and "not computed" in metrics["implementation"]["meteor"]
+    assert metrics["split"] == "test" and metrics["n_records"] == 16
+    assert metrics["bleu_4"] > 0.5  # the synthetic reports are learnable from the signal
+    preds = pq.read_table(tiny_run / "predictions.parquet").to_pylist()
+    conditions = {p["condition"] for p in preds}
+    assert conditions == {"clean", "ecg=zeros", "ecg=shuffle", "meit:0.80", "snr:0dB"}
+    assert all("<|" not in p["prediction"] and "</s>" not in p["prediction"] for p in preds)
+
+
+def test_controls_show_the_signal_matters(tiny_run: Path, evaluated: dict):
+    rows = {r["condition"]: r for r in json.loads((tiny_run / "controls.json").read_text())}
+    assert rows["clean"]["bleu_4"] > rows["ecg=zeros"]["bleu_4"]
+    assert rows["clean"]["bleu_4"] > rows["ecg=shuffle"]["bleu_4"]
+    assert "| ecg=shuffle |" in (tiny_run / "controls.md").read_text()
+
+
+def test_robustness_outputs(tiny_run: Path, evaluated: dict):
+    rows = json.loads((tiny_run / "robustness.json").read_text())
+    assert [r["condition"] for r in rows] == ["clean", "meit:0.80", "snr:0dB"]
+    png = (tiny_run / "robustness.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_shuffled_control_is_a_derangement():
+    order = shuffled_order(17, seed=3)
+    assert sorted(order) == list(range(17)) and all(order[i] != i for i in range(17))
+
+
+def test_zero_shot_transfer_to_another_config_and_rate(tiny_run: Path):
+    """Trained on the 100 Hz config, scored on the 500 Hz one (resampled to the training rate)."""
+    result = evaluate_run(
+        EvalOptions(run=tiny_run, split="test", eval_config="mimic", meteor="none",
+                    progress=False, limit=8)
+    )  # fmt: skip
+    out = Path(result["out_dir"])
+    assert out == tiny_run / "eval" / "mimic-test"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"] == "mimic" and metrics["trained_on"] == "ptbxl"
+    assert metrics["n_records"] == 8 and metrics["limit"] == 8
+
+
+def test_cli_commands(tiny_dataset: Path, tmp_path: Path):
+    app = typer.Typer()
+    app.command("train-baseline")(train_baseline)
+    app.command("evaluate")(evaluate)
+    runner = CliRunner()
+    run = tmp_path / "cli-run"
+    args = ["train-baseline", "--data", str(tiny_dataset), "--out", str(run),
+            "--max-steps", "3", "--d-model", "32", "--n-layer", "1", "--vocab-size", "150",
+            "--no-progress"]  # fmt: skip
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "3 steps" in res.output and "loss" in res.output
+    args = ["evaluate", "--run", str(run), "--limit", "4", "--meteor", "none",
+            "--max-new-tokens", "5"]  # fmt: skip
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "bleu_4=" in res.output and (run / "metrics.json").exists()
+
+
+def test_cli_user_errors_are_one_line_exit_2(tiny_dataset: Path, tmp_path: Path):
+    app = typer.Typer()
+    app.command("train-baseline")(train_baseline)
+    app.command("evaluate")(evaluate)
+    runner = CliRunner()
+    res = runner.invoke(app, ["train-baseline", "--data", str(tiny_dataset), "--out",
+                              str(tmp_path / "r"), "--config", "nope"])  # fmt: skip
+    assert res.exit_code == 2 and res.output.startswith("error:") and "nope" in res.output
+    assert "Traceback" not in res.output
+    res = runner.invoke(app, ["evaluate", "--run", str(tmp_path / "missing")])
+    assert res.exit_code == 2 and "run.json" in res.output
