@@ -148,10 +148,11 @@ def test_kill_9_at_every_kind_of_step_then_resume_is_byte_identical(setup, tmp_p
     steps = _count_steps(monkeypatch, lambda: run_build(mirror, tmp_path / "count" / "meit",
                                                         recipe, workers=1, seed=1))
     assert steps > 20  # index, reports, instruct, two files per shard, every published file
-    # Spread over the whole build: the reports stage, the middle of the signal shards (also
-    # between a shard's two files), the middle of publishing, and right before the final swap.
-    # Each point starts from an empty work folder, so the numbering is that of a fresh build.
-    points = sorted({3, steps // 3, steps // 2 + 1, steps - 3, steps})
+    # Spread over the whole build (steps: index 2, reports 2 per shard + 2, instruct, signals 2
+    # per shard, publish 1 per file, the swap): the reports shards, the middle of the signal
+    # shards (also between a shard's two files), the middle of publishing, right before the
+    # final swap. Each point starts from an empty work folder: the numbering of a fresh build.
+    points = sorted({steps // 3, steps // 2 + 1, steps - 3, steps})
     for kill_at in points:
         shutil.rmtree(work, ignore_errors=True)
         killed = _run_killed(killer, args, kill_at)
