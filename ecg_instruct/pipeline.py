@@ -466,7 +466,20 @@ def build(options: BuildOptions) -> BuildSummary:
 
         _run_signals(options, index[index["id"].isin(instruct["id"])], work)
         meta = with_reports.merge(instruct, on="id", how="inner")
-        return _publish(options, index, meta, work, library)
+        summary = _publish(options, index, meta, work, library)
+        _remove_stale_work(root, keep=key)
+        return summary
+
+
+def _remove_stale_work(root: Path, keep: str) -> None:
+    """Work folders of other builds into this `--out` (another seed, recipe or split filter).
+
+    Their output has just been replaced, so their shards (about the size of a dataset each) can
+    only waste disk; the current one is kept so that rerunning this build is cheap.
+    """
+    for folder in root.iterdir():
+        if folder.is_dir() and folder.name != keep:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _read_rejects(path: Path) -> pa.Table:

@@ -269,3 +269,16 @@ def test_two_builds_into_one_folder_cannot_run_at_once(setup, tmp_path):
         with pytest.raises(UserError, match="another build is writing"):
             run_build(mirror, out, recipe)
     assert not out.exists()
+
+
+def test_a_successful_build_removes_other_builds_work_folders(setup, tmp_path):
+    mirror, _, recipe, _, _ = setup
+    out = tmp_path / "meit"
+    run_build(mirror, out, recipe, seed=0)
+    work = out.with_name("meit.work")
+    first = {p.name for p in work.iterdir() if p.is_dir()}
+    run_build(mirror, out, recipe, seed=0)  # same build: resumes, keeps its folder
+    assert {p.name for p in work.iterdir() if p.is_dir()} == first
+    run_build(mirror, out, recipe, seed=1, splits=["test"])
+    second = {p.name for p in work.iterdir() if p.is_dir()}
+    assert len(first) == len(second) == 1 and second != first
