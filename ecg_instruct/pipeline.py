@@ -576,13 +576,14 @@ def _publish(
     reject_tables["signals"] = pa.concat_tables([REJECT_SCHEMA.empty_table(), *signal_rejects])
     rejects = pa.concat_tables(list(reject_tables.values())).to_pandas()
     rejects = rejects.sort_values(["id", "stage"], kind="stable").reset_index(drop=True)
-    summary = _account(options, index, rejects, published_ids)
-    summary.stages = _stage_ledger(
+    stages = _stage_ledger(  # first: it names the stage that lost or duplicated records
         {stage: table.column("id").to_pylist() for stage, table in reject_tables.items()},
         {"index": index["id"].tolist(), "reports": _ids_of(work / "reports.parquet"),
          "instruct": _ids_of(work / "instruct.parquet"), "signals": signal_ids,
          "publish": published_ids},
     )
+    summary = _account(options, index, rejects, published_ids)
+    summary.stages = stages
     _atomic_parquet(pa.Table.from_pandas(rejects, schema=REJECT_SCHEMA, preserve_index=False),
                     staging / "rejects.parquet")
     if not split_counts:

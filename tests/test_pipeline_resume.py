@@ -282,3 +282,23 @@ def test_a_successful_build_removes_other_builds_work_folders(setup, tmp_path):
     run_build(mirror, out, recipe, seed=1, splits=["test"])
     second = {p.name for p in work.iterdir() if p.is_dir()}
     assert len(first) == len(second) == 1 and second != first
+
+
+def test_a_record_silently_dropped_by_a_stage_fails_the_build(setup, tmp_path, monkeypatch):
+    """End to end: a (buggy) signals stage that loses a record is caught before publishing."""
+    from ecg_instruct import pipeline
+    from ecg_instruct.pipeline import AccountingError
+
+    mirror, _, recipe, _, _ = setup
+    out = tmp_path / "meit"
+    run_build(mirror, out, recipe, seed=0)
+    previous = tree_digest(out)
+    real = pipeline.process_shard
+
+    def lossy(records, *args, **kwargs):
+        return real(records[1:], *args, **kwargs)  # drops the first record of every shard
+
+    monkeypatch.setattr(pipeline, "process_shard", lossy)
+    with pytest.raises(AccountingError, match="signals: .* neither passed nor rejected"):
+        run_build(mirror, out, recipe, seed=1)
+    assert tree_digest(out) == previous
