@@ -185,7 +185,8 @@ def _validate_locations(options: BuildOptions) -> None:
             )
 
 
-#: Everything `_publish` writes at the top of the output folder.
+#: Everything `_publish` writes at the top of the output folder (checked before every swap). An
+#: existing `--out` is replaced only if it holds nothing else, so a user's files are never lost.
 PUBLISHED_NAMES = {"README.md", "rejects.parquet", "data"}
 
 
@@ -612,6 +613,10 @@ def _publish(
         "sample": options.sample,
     }
     _atomic_write(render_card(options.out, context, header).encode("utf-8"), staging / "README.md")
+    unknown = {path.name for path in staging.iterdir()} - PUBLISHED_NAMES
+    if unknown:  # a developer guard: `_validate_locations` must recognise our own datasets
+        raise RuntimeError(f"publish wrote {sorted(unknown)} at the top of the dataset; add them "
+                           f"to pipeline.PUBLISHED_NAMES")
     options.out.parent.mkdir(parents=True, exist_ok=True)
     _swap_into_place(staging, options.out)
     summary.instructions = instructions
