@@ -249,7 +249,9 @@ def build(
                 seed=seed,
                 template_dirs=[BUNDLED_TEMPLATES, *templates] if templates else None,
                 progress=progress and sys.stderr.isatty(),
-                sample=used_sample,
+                # However the mirror was chosen, a sample mirror's card must say it is synthetic
+                # (and the same mirror must give the same card bytes).
+                sample=used_sample or (Path(raw) / SAMPLE_MARKER).is_file(),
             )
         )
 
