@@ -55,3 +55,32 @@ def to_int_string(value: str) -> str | None:
     if number is None or number != int(number):
         return None
     return str(int(number))
+
+
+class IndexRejects:
+    """Index-stage rejects of one source, and the record ids seen so far.
+
+    A repeated id is a reject of its own (`<id>#line-N`), so the first row is kept and the
+    accounting never sees one id twice.
+    """
+
+    def __init__(self, source: str):
+        self.source = source
+        self.rows: list[dict[str, str]] = []
+        self.seen: set[str] = set()
+
+    def add(self, record_id: str, reason: str, detail: str) -> None:
+        self.rows.append({"id": record_id, "source": self.source, "stage": "index",
+                          "reason": reason, "detail": detail})
+
+    def is_duplicate(self, record_id: str, line: int, what: str) -> bool:
+        """Reject and report True if `record_id` was seen before; else remember it."""
+        if record_id in self.seen:
+            self.add(f"{record_id}#line-{line}", "duplicate_id",
+                     f"{what} appears more than once (CSV line {line}); kept the first")
+            return True
+        self.seen.add(record_id)
+        return False
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)

@@ -16,7 +16,12 @@ import pandas as pd
 from ecg_instruct.errors import UserError
 from ecg_instruct.paths import UnsafePath, safe_join
 from ecg_instruct.schema import MEASUREMENT_FIELDS
-from ecg_instruct.sources._csv import read_metadata_csv, to_float, to_int_string
+from ecg_instruct.sources._csv import (
+    IndexRejects,
+    read_metadata_csv,
+    to_float,
+    to_int_string,
+)
 
 RECORD_LIST_CSV = "record_list.csv"
 MEASUREMENTS_CSV = "machine_measurements.csv"
@@ -75,32 +80,22 @@ def read_index(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     records = read_metadata_csv(root / RECORD_LIST_CSV, ("subject_id", "study_id", "path"), FIX)
     measurements = read_measurements(root)
     rows: list[dict] = []
-    rejects: list[dict] = []
-    seen: set[str] = set()
+    rejects = IndexRejects("mimic")
     for position, record in enumerate(records.to_dict("records")):
+        line = position + 2
         study = to_int_string(record["study_id"])
-        record_id = f"mimic/{study}" if study else f"mimic/row-{position + 2}"
-
-        def reject(reason: str, detail: str, record_id: str = record_id) -> None:
-            rejects.append(
-                {"id": record_id, "source": "mimic", "stage": "index", "reason": reason,
-                 "detail": detail}
-            )
-
+        record_id = f"mimic/{study}" if study else f"mimic/row-{line}"
         subject = to_int_string(record["subject_id"])
         if study is None or subject is None:
-            reject("bad_metadata", f"subject_id/study_id not integers (CSV line {position + 2})",
-                   record_id if study is None else f"{record_id}#line-{position + 2}")
+            rejects.add(record_id if study is None else f"{record_id}#line-{line}",
+                        "bad_metadata", f"subject_id/study_id not integers (CSV line {line})")
             continue
-        if record_id in seen:
-            reject("duplicate_id", f"study_id {study} appears more than once (CSV line "
-                   f"{position + 2}); kept the first", f"{record_id}#line-{position + 2}")
+        if rejects.is_duplicate(record_id, line, f"study_id {study}"):
             continue
-        seen.add(record_id)
         try:
             safe_join(root, record["path"])
         except UnsafePath as exc:
-            reject("unsafe_path", str(exc))
+            rejects.add(record_id, "unsafe_path", str(exc))
             continue
         info = measurements.get(study, {"statements": [], "measurements": None})
         rows.append(
@@ -121,4 +116,4 @@ def read_index(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "fold": -1,
             }
         )
-    return pd.DataFrame(rows), pd.DataFrame(rejects)
+    return pd.DataFrame(rows), rejects.frame()

@@ -15,7 +15,12 @@ from pathlib import Path
 import pandas as pd
 
 from ecg_instruct.paths import UnsafePath, safe_join
-from ecg_instruct.sources._csv import read_metadata_csv, to_float, to_int_string
+from ecg_instruct.sources._csv import (
+    IndexRejects,
+    read_metadata_csv,
+    to_float,
+    to_int_string,
+)
 
 DATABASE_CSV = "ptbxl_database.csv"
 STATEMENTS_CSV = "scp_statements.csv"
@@ -61,40 +66,31 @@ def read_index(root: Path, records: str = "hr") -> tuple[pd.DataFrame, pd.DataFr
     fs, n_samples, filename_column = RATES[records]
     frame = read_metadata_csv(root / DATABASE_CSV, REQUIRED_COLUMNS, FIX)
     rows: list[dict] = []
-    rejects: list[dict] = []
-    seen: set[str] = set()
+    rejects = IndexRejects("ptbxl")
     for position, record in enumerate(frame.to_dict("records")):
+        line = position + 2
         ecg_id = to_int_string(record["ecg_id"])
-        record_id = f"ptbxl/{int(ecg_id):05d}" if ecg_id else f"ptbxl/row-{position + 2}"
-
-        def reject(reason: str, detail: str, record_id: str = record_id) -> None:
-            rejects.append(
-                {"id": record_id, "source": "ptbxl", "stage": "index", "reason": reason,
-                 "detail": detail}
-            )
-
+        record_id = f"ptbxl/{int(ecg_id):05d}" if ecg_id else f"ptbxl/row-{line}"
         if ecg_id is None:
-            reject("bad_metadata", f"ecg_id {record['ecg_id']!r} is not an integer (CSV line "
-                   f"{position + 2})")
+            rejects.add(record_id, "bad_metadata",
+                        f"ecg_id {record['ecg_id']!r} is not an integer (CSV line {line})")
             continue
-        if record_id in seen:
-            reject("duplicate_id", f"ecg_id {ecg_id} appears more than once (CSV line "
-                   f"{position + 2}); kept the first", f"{record_id}#line-{position + 2}")
+        if rejects.is_duplicate(record_id, line, f"ecg_id {ecg_id}"):
             continue
-        seen.add(record_id)
         scp_codes = parse_scp_codes(record["scp_codes"])
         if scp_codes is None:
-            reject("bad_scp_codes", f"scp_codes is not a code->likelihood dict: "
-                   f"{record['scp_codes'][:80]!r}")
+            rejects.add(record_id, "bad_scp_codes", f"scp_codes is not a code->likelihood dict: "
+                        f"{record['scp_codes'][:80]!r}")
             continue
         fold = to_int_string(record["strat_fold"])
         if fold is None or not 1 <= int(fold) <= 10:
-            reject("bad_strat_fold", f"strat_fold {record['strat_fold']!r} is not in 1..10")
+            rejects.add(record_id, "bad_strat_fold",
+                        f"strat_fold {record['strat_fold']!r} is not in 1..10")
             continue
         try:
             safe_join(root, record[filename_column])
         except UnsafePath as exc:
-            reject("unsafe_path", str(exc))
+            rejects.add(record_id, "unsafe_path", str(exc))
             continue
         patient = to_int_string(record["patient_id"])
         age = to_float(record.get("age", ""))
@@ -121,4 +117,4 @@ def read_index(root: Path, records: str = "hr") -> tuple[pd.DataFrame, pd.DataFr
                 "fold": int(fold),
             }
         )
-    return pd.DataFrame(rows), pd.DataFrame(rejects)
+    return pd.DataFrame(rows), rejects.frame()
