@@ -328,8 +328,8 @@ def _run(args: argparse.Namespace, tmp: Path) -> None:
           f"{raw.per_s / multi['rate'].per_s:.1f}x (target <= 3x)")
     for dtype in ("float32", "int16"):
         size = published_bytes(multi["shards"], dtype, args.dtype)
-        print(f"bytes per record, published {dtype} at {args.fs_out} Hz: {size / 1e3:.1f} kB "
-              f"({size:.0f} B; {size:.0f} x 1000 / 1e6 = {size / 1e3:.1f} MB per 1,000 ECGs)")
+        print(f"bytes per record, published {dtype} at {args.fs_out} Hz: {size:.0f} B "
+              f"({size / 1e3:.1f} MB per 1,000 ECGs)")
     print(f"peak RSS per worker, N={args.n}: {multi['rss_kib'] / 1024:.0f} MiB", flush=True)
     if args.rss_factor > 1:
         big = rows * args.rss_factor
