@@ -187,6 +187,23 @@ def bench_reader(paths: list[str]) -> Rate:
     return _timed(one, paths)
 
 
+def _peak_rss_kib() -> int:
+    """This process's own peak RSS (VmHWM).
+
+    Not ``ru_maxrss``: on Linux a spawned worker inherits the parent's RSS at fork time into
+    ``ru_maxrss`` (exec keeps the old mm's high-water mark), so it would report the parent's
+    size, not the worker's.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _cpu_s() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
@@ -206,7 +223,7 @@ def _shard_job(args: tuple) -> tuple[int, int, float, int]:
     if not keep:  # the RSS runs reuse the corpus many times: do not fill the disk
         os.remove(out)
         os.remove(out + ".rejects")
-    return kept, rejected, cpu, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kept, rejected, cpu, _peak_rss_kib()
 
 
 def _warm(_: int) -> int:
