@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 	# torch first, pinned to the CPU wheel, so the [train] range is met without a CUDA download.
 	$(PIP) install -q "torch==2.13.0" "setuptools>=77,<82" 2>&1 | grep -v "is ignored" || true
-	$(PIP) install -q -e ".[train,dev]" 2>&1 | grep -v "is ignored" || true
+	$(PIP) install -q -e ".[train,dev,hf]" 2>&1 | grep -v "is ignored" || true
 	$(PY) -c "import ecg_instruct, torch, datasets, wfdb"
 	touch $(STAMP)
 
@@ -34,6 +34,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check ecg_instruct tests benchmarks
 
 bench: $(STAMP)
+	$(PY) benchmarks/bench_reports.py
+	# last: its final line is the tracked `signal-stage speedup vs naive: X`
 	$(PY) benchmarks/bench_signals.py
 
 download: $(STAMP)

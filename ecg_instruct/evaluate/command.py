@@ -1,4 +1,7 @@
-"""`ecg-instruct evaluate`: a thin typer wrapper over ``runner.evaluate_run``."""
+"""`ecg-instruct evaluate`: a thin typer wrapper over ``runner.evaluate_run``.
+
+Like ``train-baseline`` it prints a ``UserError`` as one line on stderr and exits 2 itself.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from ecg_instruct.errors import UserError
 
 
 def evaluate(
@@ -34,6 +39,9 @@ def evaluate(
     ] = "nltk",
     seed: Annotated[int, typer.Option(help="Seed for noise and the shuffled control.")] = 0,
     device: Annotated[str, typer.Option()] = "auto",
+    threads: Annotated[
+        int, typer.Option(help="CPU threads for torch (0: torch's default, all cores).")
+    ] = 0,
     out_dir: Annotated[
         Path | None, typer.Option(help="Where to write (default: run folder).")
     ] = None,
@@ -43,16 +51,23 @@ def evaluate(
 ) -> None:
     """Generate reports for a split and write metrics.json + predictions.parquet."""
     from ecg_instruct.evaluate.runner import METRICS, EvalOptions, evaluate_run
+    from ecg_instruct.train.trainer import set_threads
 
-    result = evaluate_run(
-        EvalOptions(
-            run=run, split=split, eval_config=eval_config,
-            data=None if data is None else str(Path(data).resolve()),
-            max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit,
-            controls=controls, noise=noise, meteor=meteor, seed=seed, device=device,
-            out_dir=out_dir, progress=progress,
-        )  # fmt: skip
-    )
+    set_threads(threads)
+
+    try:
+        result = evaluate_run(
+            EvalOptions(
+                run=run, split=split, eval_config=eval_config,
+                data=None if data is None else str(Path(data).resolve()),
+                max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit,
+                controls=controls, noise=noise, meteor=meteor, seed=seed, device=device,
+                out_dir=out_dir, progress=progress,
+            )  # fmt: skip
+        )
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     for row in result["rows"]:
         values = " ".join(
             f"{m}={row[m]:.4f}" for m in METRICS if row.get(m) is not None

@@ -1,4 +1,8 @@
-"""`ecg-instruct train-baseline`: a thin typer wrapper over ``trainer.train``."""
+"""`ecg-instruct train-baseline`: a thin typer wrapper over ``trainer.train``.
+
+Registered by the lead in ``ecg_instruct/cli.py``. It turns every ``UserError`` into one line on
+stderr and exit code 2 itself, so it behaves the same whichever typer app hosts it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from ecg_instruct.errors import UserError
 from ecg_instruct.train.config import ModelConfig, TrainConfig
 
 
@@ -14,13 +19,17 @@ def train_baseline(
     data: Annotated[Path, typer.Option(help="Published dataset folder (`build --out`).")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoint, tokenizer, logs.")],
     config: Annotated[str, typer.Option(help="Dataset config: ptbxl, mimic or all.")] = "ptbxl",
-    max_steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 600,
+    max_steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 300,
     batch_size: Annotated[int, typer.Option()] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 1e-3,
     warmup_steps: Annotated[int, typer.Option()] = 50,
     fusion: Annotated[
-        str, typer.Option(help="'kv' (MEIT: ECG as key/value slots) or 'prefix' (LLaVA).")
-    ] = "kv",
+        str | None,
+        typer.Option(
+            help="'kv' (MEIT: ECG as key/value slots) or 'prefix' (LLaVA). "
+            "Default: kv, or prefix with --model."
+        ),
+    ] = None,
     d_model: Annotated[int, typer.Option(help="Decoder width.")] = 256,
     n_layer: Annotated[int, typer.Option(help="Decoder depth.")] = 2,
     n_head: Annotated[int, typer.Option()] = 4,
@@ -35,38 +44,64 @@ def train_baseline(
     device: Annotated[str, typer.Option(help="auto (CUDA if available), cpu, cuda.")] = "auto",
     eval_interval: Annotated[int, typer.Option(help="Validation loss every N steps.")] = 100,
     save_interval: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 200,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Local Hugging Face causal LM (folder or cached name) instead of the built-in "
+            "decoder. Never downloads.",
+        ),
+    ] = None,
+    lora: Annotated[bool, typer.Option(help="With --model: train LoRA adapters (peft).")] = False,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
+    threads: Annotated[
+        int, typer.Option(help="CPU threads for torch (0: torch's default, all cores).")
+    ] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Progress bar.")
     ] = None,
 ) -> None:
     """Train the baseline ECG-to-report model on a published dataset."""
-    from ecg_instruct.train.trainer import train
+    try:
+        summary = _run(**locals())  # every option above, by name
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted — the last checkpoint is kept; rerun with --resume", err=True)
+        raise typer.Exit(130) from None
+    typer.echo(summary)
 
+
+def _run(**opts) -> str:
+    from ecg_instruct.train.trainer import set_threads, train
+
+    set_threads(opts["threads"])
     cfg = TrainConfig(
-        data=str(Path(data).resolve()),
-        config=config,
-        out=str(out),
+        data=str(Path(opts["data"]).resolve()),
+        config=opts["config"],
+        out=str(opts["out"]),
         model=ModelConfig(
-            fusion=fusion, d_model=d_model, n_layer=n_layer, n_head=n_head, dropout=dropout,
-            ecg_tokens=ecg_tokens,
+            fusion=opts["fusion"] or ("prefix" if opts["model"] else "kv"),
+            d_model=opts["d_model"], n_layer=opts["n_layer"], n_head=opts["n_head"],
+            dropout=opts["dropout"], ecg_tokens=opts["ecg_tokens"],
         ),  # fmt: skip
-        seed=seed,
-        max_steps=max_steps,
-        batch_size=batch_size,
-        lr=lr,
-        warmup_steps=warmup_steps,
-        vocab_size=vocab_size,
-        max_report_tokens=max_report_tokens,
-        signal_fs=signal_fs or None,
-        eval_interval=eval_interval,
-        save_interval=save_interval,
-        device=device,
+        **{k: opts[k] for k in (
+            "seed", "max_steps", "batch_size", "lr", "warmup_steps", "vocab_size",
+            "max_report_tokens", "eval_interval", "save_interval", "device",
+        )},  # fmt: skip
+        signal_fs=opts["signal_fs"] or None,
+        hf_model=opts["model"],
+        lora=opts["lora"],
+        lora_r=opts["lora_r"],
     )
-    s = train(cfg, resume=resume, progress=progress)
-    typer.echo(
+    if opts["lora"] and not opts["model"]:
+        raise UserError("--lora applies to --model only")
+    s = train(cfg, resume=opts["resume"], progress=opts["progress"])
+    if s["first_loss"] is None:
+        return f"{s['out']}: already at step {s['steps']}"
+    return (
         f"{s['out']}: {s['steps']} steps, {s['params'] / 1e6:.2f}M params, "
         f"loss {s['first_loss']:.3f} -> {s['last_loss']:.3f}, {s['examples_per_s']:.1f} ECG/s"
-        if s["first_loss"] is not None
-        else f"{s['out']}: already at step {s['steps']}"
     )

@@ -44,7 +44,7 @@ class TrainConfig:
     out: str
     model: ModelConfig = field(default_factory=ModelConfig)
     seed: int = 0
-    max_steps: int = 600
+    max_steps: int = 300
     batch_size: int = 16
     lr: float = 1e-3
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
@@ -58,6 +58,9 @@ class TrainConfig:
     eval_records: int = 256  # validation records used for the loss
     save_interval: int = 200
     device: str = "auto"
+    hf_model: str | None = None  # local Hugging Face causal LM instead of the built-in decoder
+    lora: bool = False  # with hf_model: train LoRA adapters (peft) + embeddings only
+    lora_r: int = 16
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

@@ -47,7 +47,7 @@ class Split:
     """A tokenised split: text ids in Python lists, signals read lazily from Arrow."""
 
     ids: list[str]
-    reports: list[str]
+    reports: list[str]  # the assistant turn of each row: training target and reference
     prompts: list[list[int]]
     targets: list[list[int]]
     fs: list[int]
@@ -89,17 +89,25 @@ def resample(x: np.ndarray, fs: int, target_fs: int) -> np.ndarray:
 def tokenise_split(ds, encoder, max_report_tokens: int) -> Split:
     """Tokenise prompts and reports of a loaded split."""
     wanted = [c for c in ("id", "messages", "report", "fs") if c in ds.column_names]
-    text = ds.select_columns(wanted)
-    cols = text.to_dict()
+    cols = ds.select_columns(wanted).to_dict()
     fs = cols.get("fs") or [0] * len(cols["id"])
+    answers = [assistant_text(m, r) for m, r in zip(cols["messages"], cols["report"], strict=True)]
     return Split(
         ids=list(cols["id"]),
-        reports=list(cols["report"]),
+        reports=answers,
         prompts=encoder.encode_prompts(cols["messages"]),
-        targets=encoder.encode_reports(cols["report"], max_report_tokens),
+        targets=encoder.encode_reports(answers, max_report_tokens),
         fs=[int(f or 0) for f in fs],
         signals=ds.select_columns(list(SIGNAL_COLUMNS)).with_format("torch"),
     )
+
+
+def assistant_text(messages: Sequence[dict], report: str) -> str:
+    """The supervised answer: the assistant turn (the report for the MEIT task)."""
+    for m in messages:
+        if m["role"] == "assistant":
+            return m["content"]
+    return report
 
 
 def expand_prompt(prompt: Sequence[int], ecg_id: int, fusion: str, n_ecg: int) -> list[int]:

@@ -41,6 +41,13 @@ def pick_device(name: str):
     return torch.device(name)
 
 
+def set_threads(n: int) -> None:
+    """Intra-op CPU threads (0 leaves torch's default). On a shared or oversubscribed machine
+    one thread can be many times faster than two: OpenMP workers spin while waiting."""
+    if n > 0:
+        require_torch().set_num_threads(n)
+
+
 def autocast(device):
     """bf16 autocast on GPUs that support it; plain float32 on CPU (faster there)."""
     torch = require_torch()
@@ -67,9 +74,28 @@ def batch_index(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
 
 
 def build_model(cfg: TrainConfig, encoder: ChatEncoder):
+    """The built-in encoder-decoder, or the encoder + a local Hugging Face LM (``--model``)."""
+    if cfg.hf_model:
+        from ecg_instruct.train import hf
+
+        return hf.build_model(cfg, encoder)
     from ecg_instruct.train.model import ECGReportModel
 
     return ECGReportModel(cfg.model, encoder.vocab_size, encoder.ecg_id, encoder.pad_id)
+
+
+def model_state(model, cfg: TrainConfig) -> dict:
+    """What a checkpoint stores: every weight, or with ``--model`` only the trainable ones
+    (the frozen base LM is reloaded from its local path)."""
+    if not cfg.hf_model:
+        return model.state_dict()
+    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def load_model_state(model, state: dict, cfg: TrainConfig) -> None:
+    result = model.load_state_dict(state, strict=not cfg.hf_model)
+    if result.unexpected_keys:
+        raise UserError(f"checkpoint does not fit the model: {result.unexpected_keys[:3]}")
 
 
 def load_run(run_dir: Path, device=None):
@@ -83,7 +109,7 @@ def load_run(run_dir: Path, device=None):
     encoder = ChatEncoder(load_tokenizer(run_dir / "tokenizer.json"))
     model = build_model(cfg, encoder)
     state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
+    load_model_state(model, state["model"], cfg)
     device = device or pick_device(cfg.device)
     return cfg, encoder, model.to(device).eval()
 
@@ -140,7 +166,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
     # Data and tokenizer: learned from the training split only, saved with the run.
     train_ds = load_split(cfg.data, cfg.config, "train")
     tok_path = out / "tokenizer.json"
-    if not tok_path.exists():
+    if not tok_path.exists() and cfg.hf_model:
+        from ecg_instruct.train.hf import prepare_tokenizer
+
+        prepare_tokenizer(cfg.hf_model, tok_path)
+    elif not tok_path.exists():
         cols = train_ds.select_columns(["messages", "report"]).to_dict()
         texts = list(cols["report"]) + sorted({prompt_text(m) for m in cols["messages"]})
         train_tokenizer(texts, cfg.vocab_size).save(str(tok_path))
@@ -167,12 +197,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
     step = 0
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
+        load_model_state(model, state["model"], cfg)
         opt.load_state_dict(state["optimizer"])
         step = int(state["step"])
 
     def save() -> None:
-        _save(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step})
+        payload = {"model": model_state(model, cfg), "optimizer": opt.state_dict(), "step": step}
+        _save(ckpt_path, payload)
 
     n_params = sum(p.numel() for p in model.parameters())
     log_path = out / "train_log.jsonl"

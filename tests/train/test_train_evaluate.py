@@ -90,3 +90,16 @@ def test_cli_commands(tiny_dataset: Path, tmp_path: Path):
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "bleu_4=" in res.output and (run / "metrics.json").exists()
+
+
+def test_cli_user_errors_are_one_line_exit_2(tiny_dataset: Path, tmp_path: Path):
+    app = typer.Typer()
+    app.command("train-baseline")(train_baseline)
+    app.command("evaluate")(evaluate)
+    runner = CliRunner()
+    res = runner.invoke(app, ["train-baseline", "--data", str(tiny_dataset), "--out",
+                              str(tmp_path / "r"), "--config", "nope"])  # fmt: skip
+    assert res.exit_code == 2 and res.output.startswith("error:") and "nope" in res.output
+    assert "Traceback" not in res.output
+    res = runner.invoke(app, ["evaluate", "--run", str(tmp_path / "missing")])
+    assert res.exit_code == 2 and "run.json" in res.output

@@ -1,0 +1,80 @@
+"""`--model`: a local Hugging Face causal LM as decoder (tiny random GPT-2 written to disk)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from tiny_data import PROMPTS, REPORTS, small_config, write_tiny_dataset  # noqa: E402
+
+from ecg_instruct.errors import UserError  # noqa: E402
+from ecg_instruct.evaluate.runner import EvalOptions, evaluate_run  # noqa: E402
+from ecg_instruct.train.trainer import train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory) -> Path:
+    """A 2-layer GPT-2 with a byte-level BPE that knows none of our special tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    path = tmp_path_factory.mktemp("tiny-gpt2")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )  # fmt: skip
+    tok.train_from_iterator(REPORTS * 4 + PROMPTS + ["You are a cardiologist."], trainer)
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>")
+    fast.save_pretrained(path)
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(
+        vocab_size=tok.get_vocab_size(), n_positions=256, n_embd=64, n_layer=2, n_head=2
+    )
+    transformers.GPT2LMHeadModel(cfg).save_pretrained(path)
+    return path
+
+
+def _losses(run: Path) -> list[float]:
+    return [json.loads(x)["loss"] for x in (run / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_local_lm_trains_and_generates(tiny_lm: Path, tmp_path: Path):
+    data = write_tiny_dataset(tmp_path / "eight", {"train": 8, "test": 8})
+    run = tmp_path / "run"
+    cfg = small_config(data, run, max_steps=150, hf_model=str(tiny_lm), model={"fusion": "prefix"})
+    train(cfg, progress=False)
+    losses = _losses(run)
+    assert sum(losses[-5:]) < 0.2 * sum(losses[:5])
+    tok = json.loads((run / "tokenizer.json").read_text())
+    added = {t["content"] for t in tok["added_tokens"]}
+    assert {"<ecg>", "<|assistant|>", "</s>", "<pad>"} <= added
+    [row] = evaluate_run(EvalOptions(run=run, split="train", meteor="none", progress=False))["rows"]
+    assert row["bleu_4"] > 0.8  # reproduces the eight reports (only the ECG tells them apart)
+
+
+def test_lora_checkpoint_holds_only_trainable_weights(tiny_lm: Path, tiny_dataset: Path,
+                                                      tmp_path: Path):  # fmt: skip
+    pytest.importorskip("peft")
+    run = tmp_path / "lora"
+    cfg = small_config(tiny_dataset, run, max_steps=4, hf_model=str(tiny_lm), lora=True,
+                       lora_r=4, model={"fusion": "prefix"})  # fmt: skip
+    train(cfg, progress=False)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
+    assert any("lora_" in k for k in state) and any(k.startswith("encoder.") for k in state)
+    assert not any(k.endswith("attn.c_attn.base_layer.weight") for k in state)  # frozen base
+    evaluate_run(EvalOptions(run=run, split="test", meteor="none", progress=False, limit=2,
+                             max_new_tokens=4))  # fmt: skip
+    assert (run / "metrics.json").exists()
+
+
+def test_kv_fusion_needs_the_builtin_decoder(tiny_lm: Path, tiny_dataset: Path, tmp_path: Path):
+    cfg = small_config(tiny_dataset, tmp_path / "kv", hf_model=str(tiny_lm))
+    with pytest.raises(UserError, match="prefix"):
+        train(cfg, progress=False)
