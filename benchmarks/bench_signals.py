@@ -187,6 +187,23 @@ def bench_reader(paths: list[str]) -> Rate:
     return _timed(one, paths)
 
 
+def _peak_rss_kib() -> int:
+    """This process's own peak RSS (VmHWM).
+
+    Not ``ru_maxrss``: on Linux a spawned worker inherits the parent's RSS at fork time into
+    ``ru_maxrss`` (exec keeps the old mm's high-water mark), so it would report the parent's
+    size, not the worker's.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _cpu_s() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
@@ -206,7 +223,7 @@ def _shard_job(args: tuple) -> tuple[int, int, float, int]:
     if not keep:  # the RSS runs reuse the corpus many times: do not fill the disk
         os.remove(out)
         os.remove(out + ".rejects")
-    return kept, rejected, cpu, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kept, rejected, cpu, _peak_rss_kib()
 
 
 def _warm(_: int) -> int:
@@ -328,8 +345,8 @@ def _run(args: argparse.Namespace, tmp: Path) -> None:
           f"{raw.per_s / multi['rate'].per_s:.1f}x (target <= 3x)")
     for dtype in ("float32", "int16"):
         size = published_bytes(multi["shards"], dtype, args.dtype)
-        print(f"bytes per record, published {dtype} at {args.fs_out} Hz: {size / 1e3:.1f} kB "
-              f"({size:.0f} B; {size:.0f} x 1000 / 1e6 = {size / 1e3:.1f} MB per 1,000 ECGs)")
+        print(f"bytes per record, published {dtype} at {args.fs_out} Hz: {size:.0f} B "
+              f"({size / 1e3:.1f} MB per 1,000 ECGs)")
     print(f"peak RSS per worker, N={args.n}: {multi['rss_kib'] / 1024:.0f} MiB", flush=True)
     if args.rss_factor > 1:
         big = rows * args.rss_factor

@@ -259,10 +259,13 @@ def check_and_repair(
 ) -> tuple[np.ndarray, list[str]]:
     """Run all enabled checks on ``signal`` (n_leads, n) in mV at ``fs`` Hz.
 
+    Call it on the source-rate signal, before resampling: NaN must be repaired before any
+    filter spreads it, and a rail plateau is only exact before filtering. With 12 leads the
+    details name them in canonical order (reorder first, see ``leads.py``).
+
     Returns ``(signal, notes)``: float64, with short NaN/inf runs interpolated into a copy (the
     input is never modified; it is returned as is when nothing needed repair) and one note per
-    repair. Raises ``RecordReject`` with one of
-    :data:`QUALITY_REASONS` on the first failed check.
+    repair. Raises ``RecordReject`` with one of :data:`QUALITY_REASONS` on the first failed check.
     """
     notes: list[str] = []
     x = np.asarray(signal, dtype=np.float64)

@@ -6,11 +6,15 @@ Default: float32 millivolts as ``list<list<float32>>`` (12 x n), which ``dataset
 user code. Because values are rounded to the source ADC step, zstd + dictionary encoding stores
 them in ~86 MB per 1,000 ECGs at 500 Hz (BYTE_STREAM_SPLIT ~170 MB, unquantised ~2.8x larger).
 
-Option ``signal_dtype: int16``: ADC counts plus ``adc_gain`` (counts per mV, float32) and
-``baseline`` (int32) columns, zstd + DELTA_BINARY_PACKED, ~57 MB per 1,000 ECGs and lossless.
-Back to millivolts in one line (see :func:`counts_to_mv`)::
+Option ``signals.dtype: int16``: ADC counts plus an ``adc_gain`` column (counts per mV,
+float32), zstd + DELTA_BINARY_PACKED, ~57 MB per 1,000 ECGs and lossless (the float32 values
+are exact multiples of ``1 / adc_gain``). The counts are centred (baseline 0: the source's ADC
+baseline is removed when reading), so back to millivolts is one line (see :func:`counts_to_mv`)::
 
-    mv = (row["signal"] - row["baseline"]) / row["adc_gain"]
+    mv = row["signal"] / row["adc_gain"]          # numpy format: int64 counts -> float64 mV
+
+A source whose counts keep an offset would add a ``baseline`` column and use
+``(signal - baseline) / adc_gain``; ``mv_to_counts``/``counts_to_mv`` take it as an argument.
 """
 
 from __future__ import annotations

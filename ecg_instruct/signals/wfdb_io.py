@@ -29,6 +29,7 @@ INVALID_SAMPLE_16 = -32768
 DEFAULT_GAIN = 200.0
 #: WFDB's default sampling frequency when the record line gives none.
 DEFAULT_FS = 250.0
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 
 # physical unit -> factor that converts it to millivolts
 _UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}
@@ -203,6 +204,9 @@ def parse_header(text: str, source: str = "<header>") -> WfdbHeader:
                 baseline = int(g.group(2))
             if g.group(3):
                 unit = g.group(3)
+        if not (_INT32_MIN <= baseline <= _INT32_MAX and _INT32_MIN <= adc_zero <= _INT32_MAX):
+            # WFDB stores these as 32-bit ints; anything else is a corrupt header
+            raise _bad(source, f"baseline/ADC zero out of range in signal line {i + 1}")
         gains.append(gain)
         baselines.append(baseline)
         units.append(unit)
@@ -256,7 +260,8 @@ def _verify_checksums(digital: np.ndarray, header: WfdbHeader, dat: str) -> None
     if any(c is None for c in header.checksums):
         return
     sums = digital.sum(axis=1, dtype=np.int64) % 65536
-    expected = np.asarray(header.checksums, dtype=np.int64) % 65536
+    # mod 2**16 on Python ints first: a corrupt header may hold a number beyond int64
+    expected = np.asarray([int(c) % 65536 for c in header.checksums], dtype=np.int64)
     bad = np.flatnonzero(sums != expected)
     if bad.size:
         names = ", ".join(header.sig_names[i] for i in bad[:4])

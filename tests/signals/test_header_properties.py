@@ -118,9 +118,6 @@ def test_reading_a_record_under_a_damaged_header_is_a_record_or_a_named_reject(r
     assert record.signal.ndim == 2 and record.signal.shape[0] == len(record.sig_names)
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="bug in signals/wfdb_io._verify_checksums (owner: signals): a checksum "
-                   "beyond int64 in a corrupt header raises OverflowError instead of a reject")
 def test_checksum_beyond_int64_is_a_named_reject(record_dir):
     text = ptbxl_header().replace(" -1150 0 II", f" {HUGE} 0 II")
     (record_dir / "00001_lr.hea").write_text(text, encoding="ascii")

@@ -75,6 +75,8 @@ def test_parse_header_defaults_follow_wfdb():
         ("rec 1 500 5000\n../../etc/passwd 16\n", "invalid file name"),
         ("rec 1 500 5000\nrec.dat 16 1000(0)/mV 16 zero\n", "ADC zero"),
         ("rec 1 500 5000\nrec.dat 16 1000(0)/mV 16 0 0 sum\n", "checksum"),
+        ("rec 1 500 5000\nrec.dat 16 1000(99999999999999999999)/mV\n", "out of range"),
+        ("rec 1 500 5000\nrec.dat 16 1000/mV 16 -3000000000\n", "out of range"),
     ],
 )
 def test_garbage_headers_are_bad_header(text, fragment):
