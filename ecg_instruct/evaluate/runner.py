@@ -1,6 +1,7 @@
 """Generate reports for a split with a trained run and score them.
 
-Outputs (all in one folder, by default the run folder for the run's own config):
+Outputs (all in one folder: the run folder for the run's own config and test split, else
+``RUN/eval/<config>-<split>/``, or ``--out-dir``):
 
     metrics.json         flat bleu_1..bleu_4, meteor, rouge_l, cider_d + what produced them
     predictions.parquet  id, condition, reference, prediction (one row per record and condition)
@@ -157,7 +158,8 @@ def evaluate_run(opts: EvalOptions) -> dict:
     if opts.limit:
         ds = ds.select(range(min(opts.limit, len(ds))))
     split = tokenise_split(ds, encoder, cfg.max_report_tokens)
-    own = config == cfg.config and opts.data in (None, cfg.data)
+    # the run's own test split goes to the run folder; anything else to its own sub-folder
+    own = config == cfg.config and opts.data in (None, cfg.data) and opts.split == "test"
     out_dir = Path(opts.out_dir) if opts.out_dir else (
         run if own else run / "eval" / f"{config}-{opts.split}"
     )

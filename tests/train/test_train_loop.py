@@ -44,7 +44,8 @@ def test_overfit_eight_records_reproduces_reports(tmp_path: Path, fusion: str):
     [row] = result["rows"]
     import pyarrow.parquet as pq
 
-    preds = pq.read_table(run / "predictions.parquet").to_pylist()
+    preds = pq.read_table(Path(result["out_dir"]) / "predictions.parquet").to_pylist()
+    assert Path(result["out_dir"]) == run / "eval" / "ptbxl-train"
     exact = sum(p["prediction"] == p["reference"] for p in preds)
     assert exact >= 7, preds
     assert row["bleu_4"] > 0.9
