@@ -35,6 +35,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_signals.py
+	$(PY) benchmarks/bench_reports.py
 
 download: $(STAMP)
 	$(CLI) download ptbxl --out $(RAW) --rate 500

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import sys
@@ -73,12 +74,32 @@ def _guarded(action):
         console.print("interrupted: completed work is kept; rerun the same command to resume",
                       highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
-    except Exception as error:  # a bug (or a broken environment): say where the details are
-        log = _log_traceback(error)
-        summary = _one_line(f"{type(error).__name__}: {error}")[:300]
-        console.print(f"[bold red]internal error:[/] {summary} — full traceback in {log}; "
-                      f"please report it", highlight=False, soft_wrap=True, markup=True)
+    except OSError as error:
+        if error.errno not in _ENVIRONMENT_ERRNOS:
+            _internal(error)
+        where = f"{error.filename}: " if error.filename else ""
+        console.print(f"[bold red]error:[/] {_one_line(where + (error.strerror or str(error)))} — "
+                      f"{_ENVIRONMENT_ERRNOS[error.errno]}, then rerun the same command to resume",
+                      highlight=False, soft_wrap=True, markup=True)
         raise typer.Exit(1) from None
+    except Exception as error:  # a bug (or a broken environment): say where the details are
+        _internal(error)
+
+
+def _internal(error: BaseException) -> None:
+    log = _log_traceback(error)
+    summary = _one_line(f"{type(error).__name__}: {error}")[:300]
+    console.print(f"[bold red]internal error:[/] {summary} — full traceback in {log}; "
+                  f"please report it", highlight=False, soft_wrap=True, markup=True)
+    raise typer.Exit(1) from None
+
+
+#: Operating-system errors that are the machine's, not a bug: what to do about each.
+_ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "free disk space", errno.EDQUOT: "free space within your quota",
+    errno.EACCES: "check the folder's permissions", errno.EPERM: "check the folder's permissions",
+    errno.EROFS: "choose a writable --out", errno.EMFILE: "raise the open-file limit (ulimit -n)",
+}
 
 
 def ensure_sample_mirror(folder: Path) -> Path:
@@ -125,6 +146,17 @@ def _print_summary(summary) -> None:
             reasons.add_row(row.source, row.stage, row.reason, str(row.count))
         console.print(reasons)
     _print_instructions(summary.instructions)
+    if getattr(summary, "fidelity", None) is not None:
+        fidelity = summary.fidelity
+        agreement = Table(title=f"PTB-XL label agreement (report states the SCP statement), "
+                                f"diagnostic overall {fidelity.diagnostic:.1%}")
+        for column in ("code", "statement", "kind", "records", "stated", "agreement"):
+            agreement.add_column(column, justify="right" if column in
+                                 ("records", "stated", "agreement") else "left")
+        for row in fidelity.table.head(15).itertuples(index=False):
+            agreement.add_row(row.code, row.description, row.kind, str(row.n_records),
+                              str(row.n_stated), f"{row.agreement:.1%}")
+        console.print(agreement)
     totals = summary.totals
     console.print(
         f"records in = published + rejected: {totals['input']} = {totals['published']} + "

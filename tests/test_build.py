@@ -122,3 +122,17 @@ def test_cli_build_missing_source_is_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
     assert "mimic-iv-ecg: no mimic-iv-ecg/ folder" in " ".join(result.output.split())
     assert not (tmp_path / "out").exists()
+
+
+def test_card_reports_label_agreement_of_published_ptbxl(built_dataset: Path) -> None:
+    import re
+
+    text = (built_dataset / "README.md").read_text()
+    match = re.search(r"Label agreement over (\d+) PTB-XL reports.*?cardiologists: ([\d.]+)% stated",
+                      text, re.S)
+    assert match, "the card states the label agreement"
+    n_ptbxl = sum(len(load_dataset(str(built_dataset), "ptbxl", split=s))
+                  for s in ("train", "validation", "test"))
+    assert int(match.group(1)) == n_ptbxl
+    assert 0 <= float(match.group(2)) <= 100
+    assert "| AFIB | atrial fibrillation |" in text or "| SR | sinus rhythm |" in text

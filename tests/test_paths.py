@@ -176,3 +176,41 @@ def test_internal_errors_are_one_line_with_a_log(tmp_path, tmp_path_factory, mon
     assert "a bug in curate_record" in text
     assert "in broken" in text  # the worker's own frame, from the remote traceback
     assert not out.exists()
+
+
+def test_a_full_disk_is_one_line_saying_what_to_do(tmp_path, tmp_path_factory, monkeypatch):
+    """Not a bug, so no 'please report': the fix and that a rerun resumes."""
+    import errno
+
+    from buildkit import quick_recipe, sample_mirror
+    from typer.testing import CliRunner
+
+    import ecg_instruct.pipeline as pipeline
+    from ecg_instruct.cli import app
+
+    def full(table, path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(pipeline, "write_parquet", full)
+    out = tmp_path / "out" / "meit"
+    result = CliRunner().invoke(app, [
+        "build", "--raw-dir", str(sample_mirror(tmp_path_factory)), "--out", str(out),
+        "--recipe", str(quick_recipe(tmp_path)), "--workers", "1", "--no-progress"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1, result.output
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert "No space left on device" in lines[0] and "free disk space" in lines[0]
+    assert "rerun the same command to resume" in lines[0] and "report" not in lines[0]
+
+
+def test_out_as_a_symlink_publishes_into_its_target(tmp_path, tmp_path_factory):
+    from buildkit import quick_recipe, run_build, sample_mirror
+
+    target = tmp_path / "big-disk" / "meit"
+    target.parent.mkdir()
+    link = tmp_path / "meit"
+    link.symlink_to(target, target_is_directory=True)
+    run_build(sample_mirror(tmp_path_factory), link, quick_recipe(tmp_path))
+    assert link.is_symlink() and (target / "README.md").is_file()
+    run_build(sample_mirror(tmp_path_factory), link, quick_recipe(tmp_path), seed=1)  # replace
+    assert link.is_symlink() and (link / "rejects.parquet").is_file()

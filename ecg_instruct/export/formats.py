@@ -56,16 +56,26 @@ class ExportSummary:
     n_signals: int = 0
 
 
-def read_configs(data: Path) -> dict[str, dict[str, list[Path]]]:
-    """config name -> split -> Parquet files, from the dataset card's YAML `configs`."""
+def read_card(data: Path) -> dict[str, Any]:
+    """The YAML header of the dataset card (`README.md`)."""
     card = data / "README.md"
     if not card.is_file():
         raise UserError("no README.md (dataset card)", path=data, fix=_FIX)
     text = card.read_text(encoding="utf-8")
     match = re.match(r"\A---\n(.*?)\n---\n", text, re.DOTALL)
-    header = yaml.safe_load(match.group(1)) if match else None
+    try:
+        header = yaml.safe_load(match.group(1)) if match else None
+    except yaml.YAMLError:
+        header = None
     if not isinstance(header, dict) or not isinstance(header.get("configs"), list):
         raise UserError("dataset card has no `configs` in its YAML header", path=card, fix=_FIX)
+    return header
+
+
+def read_configs(data: Path, header: dict[str, Any] | None = None
+                 ) -> dict[str, dict[str, list[Path]]]:
+    """config name -> split -> Parquet files, from the dataset card's YAML `configs`."""
+    header = header if header is not None else read_card(data)
     configs: dict[str, dict[str, list[Path]]] = {}
     for config in header["configs"]:
         splits: dict[str, list[Path]] = {}
@@ -137,13 +147,6 @@ def _conversation(messages: list[dict[str, str]], token: str, new_token: str | N
     return system, turns
 
 
-def _dataset_token(data: Path) -> str:
-    """The ECG placeholder the dataset was built with (stated in its card), default `<ecg>`."""
-    text = (data / "README.md").read_text(encoding="utf-8")
-    match = re.search(r"with one `([^`]+)`\s*\n?placeholder", text)
-    return match.group(1) if match else "<ecg>"
-
-
 def export_dataset(
     data: Path, out: Path, fmt: str, tasks: list[str] | None = None,
     splits: list[str] | None = None, token: str | None = None, media_key: str = "ecg",
@@ -151,9 +154,10 @@ def export_dataset(
     """Write `fmt` files for the chosen splits (and tasks) plus each referenced ECG once."""
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}", fix=f"use one of {', '.join(FORMATS)}")
-    configs = read_configs(data)
+    header = read_card(data)
+    configs = read_configs(data, header)
     sources = [name for name in configs if name not in ("all", INSTRUCTIONS)]
-    dataset_token = _dataset_token(data)
+    dataset_token = str((header.get("ecg_instruct") or {}).get("ecg_token", "<ecg>"))
     summary = ExportSummary(out)
     out.mkdir(parents=True, exist_ok=True)
     wanted_ids: set[str] = set()

@@ -42,7 +42,12 @@ def records_from_dataset(data: Path) -> list[dict[str, Any]]:
                         fix="pass --data pointing at the output of `ecg-instruct build`")
     records = []
     for path in files:
-        table = pq.read_table(path, columns=list(RECORD_COLUMNS))
+        try:
+            table = pq.read_table(path, columns=list(RECORD_COLUMNS))
+        except (OSError, ValueError, KeyError) as exc:  # pyarrow: missing column, not Parquet
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"cannot read record columns ({reason})", path=path,
+                            fix="pass --data pointing at a dataset built by ecg-instruct") from None
         records.extend(table.to_pylist())
     return records
 
@@ -72,7 +77,7 @@ def _render_all(
         contexts = [facts.with_query(0.0, 0.0), facts.with_query(0.99, 0.0)]
     for context in contexts:
         turns = library.render_turns(template.id, context)
-        check_messages(turns, cfg.ecg_token, template)
+        check_messages(turns, cfg.ecg_token, template, context.get("report", ""))
     return len(contexts)
 
 

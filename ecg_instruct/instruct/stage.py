@@ -61,8 +61,18 @@ def example_id(record_id: str, task: str, number: int) -> str:
     return f"{record_id}/{task}/{number}"
 
 
-def check_messages(messages: list[dict[str, str]], token: str, template: PromptTemplate) -> None:
-    """The invariants of an example; a violation is the template's fault, so name its file."""
+def _words(text: str) -> set[str]:
+    return set(text.replace(".", " ").replace(",", " ").split())
+
+
+def check_messages(
+    messages: list[dict[str, str]], token: str, template: PromptTemplate, source_text: str = "",
+) -> None:
+    """The invariants of an example; a violation is the template's fault, so name its file.
+
+    `source_text` (the record's report) is exempt from the missing-value check: a report may
+    legitimately say "none"; a template may not render Python's None.
+    """
     users = [m["content"] for m in messages if m["role"] == "user"]
     if users[0].count(token) != 1 or sum(u.count(token) for u in users) != 1:
         raise UserError(
@@ -76,9 +86,9 @@ def check_messages(messages: list[dict[str, str]], token: str, template: PromptT
         if not message["content"]:
             raise UserError(f"a {message['role']} turn rendered empty", path=template.path,
                             fix="guard optional text with `is defined` or add to `requires:`")
-        words = set(message["content"].replace(".", " ").replace(",", " ").split())
-        if words & set(_MISSING_WORDS):
-            raise UserError(f"rendered a missing value ({sorted(words & set(_MISSING_WORDS))[0]})",
+        missing = (_words(message["content"]) & set(_MISSING_WORDS)) - _words(source_text)
+        if missing:
+            raise UserError(f"rendered a missing value ({sorted(missing)[0]})",
                             path=template.path, fix="add the field to `requires:`")
 
 
@@ -102,7 +112,7 @@ def render_example(
         context = facts.with_query(draw(seed, record_id, template.task, number, "query-answer"),
                                    draw(seed, record_id, template.task, number, "query-pick"))
     turns = library.render_turns(template.id, context)
-    check_messages(turns, cfg.ecg_token, template)
+    check_messages(turns, cfg.ecg_token, template, context.get("report", ""))
     return [{"role": "system", "content": system}, *turns]
 
 

@@ -56,6 +56,7 @@ class InstructionsInfo:
     """What was written, for the card and the build summary."""
 
     layout: str
+    ecg_token: str = "<ecg>"
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> task -> examples
     records: dict[str, int] = field(default_factory=dict)  # split -> records with examples
     split_bytes: dict[str, int] = field(default_factory=dict)
@@ -127,7 +128,7 @@ def publish_instructions(
     """Write `data/instructions/` into the staging folder; return its accounting."""
     cfg = recipe.instruct
     tasks = list(cfg.tasks)
-    info = InstructionsInfo(layout=cfg.layout, tasks=tasks,
+    info = InstructionsInfo(layout=cfg.layout, ecg_token=cfg.ecg_token, tasks=tasks,
                             n_templates={t: len(library.for_task(t)) for t in tasks})
     examples = pq.read_table(work / "instruct_examples.parquet")
     keep = pc.is_in(examples.column("id"), value_set=pa.array(sorted(set(published_ids)),
@@ -194,7 +195,9 @@ def _card_examples(table: pa.Table, tasks: list[str]) -> list[dict[str, Any]]:
 
 
 def add_instructions_config(header: dict[str, Any], info: InstructionsInfo) -> None:
-    """Declare the `instructions` config (never the default) in the card's YAML header."""
+    """Declare the `instructions` config (never the default) in the card's YAML header, and
+    record the placeholder token so exports can find it (`ecg_instruct.ecg_token`)."""
+    header["ecg_instruct"] = {"ecg_token": info.ecg_token, "instructions_layout": info.layout}
     splits = [s for s in SPLITS if s in info.counts]
     if not splits or info.features is None:
         return

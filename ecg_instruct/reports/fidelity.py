@@ -169,9 +169,7 @@ def codes_to_check(
     return out
 
 
-def text_derived_codes(
-    scp_codes: Mapping[str, float], statements: pd.DataFrame
-) -> dict[str, float]:
+def text_derived_codes(scp_codes: Mapping[str, float], statements: pd.DataFrame) -> dict[str, float]:
     """The record's form and rhythm statements with likelihood 0.
 
     PTB-XL derived these from the report text itself (cardiologists' diagnostic statements carry
@@ -186,8 +184,16 @@ def text_derived_codes(
     }
 
 
+_KINDS_CACHE: dict[int, tuple[pd.DataFrame, dict[str, str]]] = {}
+
+
 def _kinds(statements: pd.DataFrame) -> dict[str, str]:
-    return {str(code): statement_kind(statements, code) for code in statements.index}
+    """code -> kind, computed once per statements table (it is consulted for every record)."""
+    entry = _KINDS_CACHE.get(id(statements))
+    if entry is None or entry[0] is not statements:
+        kinds = {str(code): statement_kind(statements, code) for code in statements.index}
+        entry = _KINDS_CACHE[id(statements)] = (statements, kinds)
+    return entry[1]
 
 
 def label_agreement(
@@ -254,3 +260,37 @@ def agreement_markdown(table: pd.DataFrame, max_rows: int | None = None) -> str:
             f"{row.n_stated} | {row.agreement:.1%} |"
         )
     return "\n".join(lines)
+
+
+def card_section(
+    reports: Sequence[str],
+    scp_codes: Sequence[dict[str, float]],
+    statements: pd.DataFrame,
+    min_likelihood: float = DEFAULT_MIN_LIKELIHOOD,
+    phrases: PhraseMatcher | None = None,
+) -> str:
+    """The label-agreement section for the build summary and the dataset card (Markdown).
+
+    Two numbers and the per-code table: agreement on the form/rhythm statements PTB-XL derived
+    from the report text (the translation-fidelity figure) and on the cardiologists' diagnostic
+    statements (bounded by how often the original text agrees with its labels).
+    """
+    phrases = phrases or default_phrases()
+    table = label_agreement(reports, scp_codes, statements, min_likelihood, phrases)
+    from_text = label_agreement(
+        reports, [text_derived_codes(c, statements) for c in scp_codes], statements, 0.0, phrases
+    )
+    return "\n".join(
+        [
+            f"Label agreement over {len(reports)} PTB-XL reports (phrase matcher "
+            f"{phrases.version}, diagnostic likelihood >= {min_likelihood:g}):",
+            "",
+            f"- form and rhythm statements derived from the report text: "
+            f"{overall_agreement(from_text, ['form', 'rhythm']):.1%} stated",
+            f"- diagnostic statements assigned by cardiologists: "
+            f"{overall_agreement(table):.1%} stated (the source text itself often differs from "
+            "these labels)",
+            "",
+            agreement_markdown(table),
+        ]
+    )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -33,9 +34,11 @@ _TOKEN_RE = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:\d+[^\W\d_]*)?|[^\w\s]|_", 
 _SLOT_RE = re.compile(r"\{(\w+)\}")
 
 
-@dataclass(frozen=True)
-class Token:
-    """One source token: `norm` is what is matched, `surface` what the source wrote."""
+class Token(NamedTuple):
+    """One source token: `norm` is what is matched, `surface` what the source wrote.
+
+    A NamedTuple rather than a dataclass: tokenising is the translator's hot loop.
+    """
 
     norm: str
     surface: str
@@ -74,6 +77,25 @@ class Glossary:
     en_words: frozenset[str]
     en_spelling: dict[str, str]
     path: str
+    en_casing: dict[str, str] = field(default_factory=dict)
+    foreign_words: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        # German/Swedish glossary words that are not English, neutral or abbreviations (<= 2
+        # letters): found in an "English" report, they reveal text passed through untranslated.
+        glossary_words = frozenset().union(*(r.vocabulary for r in self.languages.values()))
+        english = set(self.en_words) | set(self.neutral)
+        for compiled in self.languages.values():  # words the glossary itself writes in English
+            for rule in compiled.rules.values():
+                english.update(t.norm for t in tokenize(rule.english) if t.kind == "word")
+        self.foreign_words = frozenset(
+            w for w in glossary_words - english if len(w) > 2 and not w[0].isdigit()
+        )
+        # Clinical casing for English text: the neutral tokens whose form only changes case
+        # (`avf` -> aVF, `qrs` -> QRS), plus EKG -> ECG. Not `s`: "contraction(s)".
+        casing = {k: v for k, v in self.neutral.items() if v.lower() == k and k != "s"}
+        casing.update({"ekg": "ECG", "ecg": "ECG"})
+        self.en_casing = casing
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -85,9 +107,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in mapping:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         mapping[key] = loader.construct_object(value_node, deep=deep)
     return mapping
 
@@ -102,13 +122,17 @@ def fold(text: str, fold_map: dict[str, str] | None = None) -> str:
 
     `mÖglich`, `möglich` and `moeglich` all become `moeglich`, so one key covers all three.
     """
+    return _fold(text, tuple((fold_map or _DEFAULT_FOLD).items()))
+
+
+@lru_cache(maxsize=131072)
+def _fold(text: str, fold_items: tuple[tuple[str, str], ...]) -> str:
+    # Cached: report vocabularies are small, so the same words are folded over and over.
     text = text.lower()
-    for src, dst in (fold_map or _DEFAULT_FOLD).items():
+    for src, dst in fold_items:
         text = text.replace(src, dst)
     if not text.isascii():
-        text = "".join(
-            c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
-        )
+        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     return text
 
 
@@ -120,12 +144,13 @@ def tokenize(text: str, fold_map: dict[str, str] | None = None) -> list[Token]:
     """Split text into word, number and punctuation tokens, keeping source offsets."""
     if "#" in text:
         text = _BROKEN_UMLAUT_RE.sub("ü", text)  # same length: offsets stay valid
+    items = tuple((fold_map or _DEFAULT_FOLD).items())
     tokens = []
     for m in _TOKEN_RE.finditer(text):
         surface = m.group()
         first = surface[0]
         kind = "num" if first.isdigit() else ("word" if first.isalpha() else "punct")
-        tokens.append(Token(fold(surface, fold_map), surface, m.start(), m.end(), kind))
+        tokens.append(Token(_fold(surface, items), surface, m.start(), m.end(), kind))
     return tokens
 
 
@@ -168,9 +193,7 @@ def _compile_language(section: dict, slots: dict, fold_map: dict[str, str], wher
             if not english and role != "word":
                 raise UserError(f"{role}: {phrase!r} has no English (only words may)", where)
             if key in rules:
-                raise UserError(
-                    f"key {' '.join(key)!r} appears twice ({rules[key].role} and {role})", where
-                )
+                raise UserError(f"key {' '.join(key)!r} appears twice ({rules[key].role} and {role})", where)
             rules[key] = Rule(english, role)
             explicit.add(key)
     # Patterns never override an explicit entry: explicit entries are the curated exceptions.
@@ -214,8 +237,7 @@ def load_glossary(path: str | Path | None = None) -> Glossary:
     slots = data.get("slots") or {}
     slots_by_name = {name: slot for name, slot in slots.items()}
     languages = {
-        lang: _compile_language(data.get(lang) or {}, slots_by_name, fold_map, where)
-        for lang in LANGUAGES
+        lang: _compile_language(data.get(lang) or {}, slots_by_name, fold_map, where) for lang in LANGUAGES
     }
     neutral = {fold(str(k), fold_map): str(v) for k, v in (data.get("neutral") or {}).items()}
     en_words = frozenset(fold(w, fold_map) for w in str(data.get("en_words", "")).split())

@@ -45,9 +45,7 @@ def report_style() -> _Style:
     """The packaged statement texts, section order and hedges."""
     ref = resources.files("ecg_instruct") / "data" / REPORT_FILE
     data = yaml.safe_load(ref.read_text(encoding="utf-8"))
-    hedges = tuple(
-        sorted(((float(h["min"]), str(h["text"])) for h in data["hedges"]), reverse=True)
-    )
+    hedges = tuple(sorted(((float(h["min"]), str(h["text"])) for h in data["hedges"]), reverse=True))
     return _Style(
         version=str(data["version"]),
         order=tuple(str(s) for s in data["order"]),

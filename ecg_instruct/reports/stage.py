@@ -27,8 +27,7 @@ REPORT_COLUMNS = (
 
 
 def _reject(record_id: str, source: str, reason: str, detail: str) -> dict[str, str]:
-    return {"id": record_id, "source": source, "stage": "reports", "reason": reason,
-            "detail": detail}
+    return {"id": record_id, "source": source, "stage": "reports", "reason": reason, "detail": detail}
 
 
 def process_report(
@@ -37,8 +36,7 @@ def process_report(
     """(report row, None) or (None, reject row) for one index record."""
     record_id, source, raw = record["id"], record["source"], record["report_raw"] or ""
     if "\ufffd" in raw:
-        return None, _reject(record_id, source, "bad_encoding",
-                             "report contains bytes that are not UTF-8")
+        return None, _reject(record_id, source, "bad_encoding", "report contains bytes that are not UTF-8")
     if source == "mimic":
         parts = raw.split("\n")
         original = ". ".join(clean_text(p) for p in parts if clean_text(p))
@@ -57,8 +55,9 @@ def process_report(
         report, coverage = report_from_labels(json.loads(record["scp_codes"]), statements), 1.0
     elif coverage < cfg.min_coverage:
         missing = ", ".join(translation.untranslated[:8])
-        return None, _reject(record_id, source, "untranslated",
-                             f"coverage {coverage:.2f} < {cfg.min_coverage}: {missing}")
+        return None, _reject(
+            record_id, source, "untranslated", f"coverage {coverage:.2f} < {cfg.min_coverage}: {missing}"
+        )
     if not report.strip():
         return None, _reject(record_id, source, "empty_report", "translation is empty")
     row = {
@@ -90,5 +89,8 @@ def run_reports(
 def translator_provenance(cfg: ReportsConfig) -> dict[str, str]:
     """Backend name and version, for the dataset card."""
     translator = get_translator(cfg.translator, cfg.translator_model)
-    return {"translator": translator.name, "translator_version": translator.version,
-            "report_style": cfg.report_style}
+    return {
+        "translator": translator.name,
+        "translator_version": translator.version,
+        "report_style": cfg.report_style,
+    }

@@ -20,7 +20,8 @@ punctuation excluded) that were consumed by a glossary rule or are language-neut
 and, inside a German or Swedish report, English words. Typos that are one edit away from a
 glossary word (two for long words), German compounds of glossary words and a final word cut off
 by truncation count as covered only when the correction is unambiguous. English input has
-coverage 1.0 by definition. A reviewer's note appended as ``Edit: ...`` is metadata, not report
+coverage 1.0 unless it contains German or Swedish glossary words (a misidentified or mixed
+report), which count as untranslated. A reviewer's note appended as ``Edit: ...`` is metadata, not report
 text: it is excluded from the translation (see `split_reviewer_edit`).
 """
 
@@ -53,6 +54,7 @@ _SPACE_RE = re.compile(r"\s+")
 _GLUE = {"-": "-", ",": ", ", "/": "/", "+": "+", ":": ":"}
 _MIN_TRUNCATED = 2  # shortest cut-off final word we try to complete
 _SPLIT_LETTERS = frozenset("ipqrstuv")  # one-letter leads/waves allowed in a run-together token
+_MAX_REPAIR = 40  # longest unknown word we try to split or spell-correct
 
 
 @dataclass(frozen=True)
@@ -101,13 +103,6 @@ def _render(sentences: Sequence[str]) -> str:
     return " ".join(out)
 
 
-def _english_casing(glossary: Glossary) -> dict[str, str]:
-    """Lower-case token -> clinical casing (ECG, QRS, aVF, V1, T waves) for English text."""
-    casing = {k: v for k, v in glossary.neutral.items() if v.lower() == k and k != "s"}
-    casing.update({"ekg": "ECG", "ecg": "ECG"})
-    return casing
-
-
 def normalise_english(text: str, glossary: Glossary | None = None) -> str:
     """Bring an English report into MIMIC statement style without changing its words.
 
@@ -115,7 +110,6 @@ def normalise_english(text: str, glossary: Glossary | None = None) -> str:
     American spelling (ischemia).
     """
     glossary = glossary or default_glossary()
-    casing = _cached_casing(id(glossary), glossary)
     text = _SPACE_RE.sub(" ", text).strip()
 
     def fix(m: re.Match[str]) -> str:
@@ -123,19 +117,10 @@ def normalise_english(text: str, glossary: Glossary | None = None) -> str:
         low = word.lower()
         if low in glossary.en_spelling:
             return glossary.en_spelling[low]
-        return casing.get(low, word)
+        return glossary.en_casing.get(low, word)
 
     text = _WORD_RE.sub(fix, text)
     return _render(_SENTENCE_END_RE.split(text))
-
-
-_CASING_CACHE: dict[int, dict[str, str]] = {}
-
-
-def _cached_casing(key: int, glossary: Glossary) -> dict[str, str]:
-    if key not in _CASING_CACHE:
-        _CASING_CACHE[key] = _english_casing(glossary)
-    return _CASING_CACHE[key]
 
 
 class _Sentences:
@@ -144,7 +129,7 @@ class _Sentences:
     def __init__(self) -> None:
         self.sentences: list[str] = []
         self.pending: str | None = None  # a prefix_next qualifier waiting for its sentence
-        self.last_neutral_end: int | None = None  # source offset after the last neutral token
+        self.after_neutral = False  # the last output was a lead/number/unit
 
     def _take_pending(self, english: str) -> str:
         if self.pending:
@@ -152,7 +137,7 @@ class _Sentences:
         return english
 
     def add(self, rule: Rule) -> None:
-        self.last_neutral_end = None
+        self.after_neutral = False
         role, english = rule.role, rule.english
         if role == "sentence":
             self.sentences.append(self._take_pending(english))
@@ -174,19 +159,19 @@ class _Sentences:
         else:
             self.sentences.append(english)
 
-    def neutral(self, english: str, gap: str, start: int, end: int) -> None:
+    def neutral(self, english: str, gap: str) -> None:
+        """A lead, number or unit; glued to a preceding one as the source did (`V1-3`)."""
         glue = _GLUE.get(gap.strip())
         if glue == ", " and english[:1].isdigit():
             glue = ","  # "V4,5,6", not "V4, 5,6"
-        if self.last_neutral_end is not None and glue and self.sentences and not self.pending:
+        if self.after_neutral and glue and self.sentences and not self.pending:
             self.sentences[-1] += glue + english
         else:
             self.word(english)
-        self.last_neutral_end = end
+        self.after_neutral = True
 
     def text(self) -> str:
-        if self.pending:
-            self.word("")
+        if self.pending:  # a qualifier at the very end stands alone
             self.sentences.append(self.pending)
             self.pending = None
         return _render(self.sentences)
@@ -218,7 +203,7 @@ class GlossaryTranslator:
         on any string."""
         source, _ = split_reviewer_edit(text if isinstance(text, str) else str(text))
         if language == "en":
-            return Translation(normalise_english(source, self.glossary), 1.0, ())
+            return self._english(source)
         if language in self.glossary.languages:
             return self._translate(source, language)
         # Unknown language: the better of the two glossaries (German first on ties).
@@ -229,13 +214,17 @@ class GlossaryTranslator:
                 best = result
         return best if best is not None else Translation(source.strip(), 0.0, ())
 
+    def _english(self, source: str) -> Translation:
+        """English needs no translation, but German/Swedish words in it were not translated
+        either (a mixed report, or a misidentified one): they lower the coverage."""
+        words = [t for t in tokenize(source, self.glossary.fold_map) if t.kind == "word"]
+        foreign = tuple(t.surface for t in words if t.norm in self.glossary.foreign_words)
+        coverage = 1.0 - len(foreign) / len(words) if foreign else 1.0
+        return Translation(normalise_english(source, self.glossary), coverage, foreign)
+
     # -- matching -----------------------------------------------------------------------------
     def _known(self, norm: str, rules: LanguageRules) -> bool:
-        return (
-            norm in rules.vocabulary
-            or norm in self.glossary.neutral
-            or norm in self.glossary.en_words
-        )
+        return norm in rules.vocabulary or norm in self.glossary.neutral or norm in self.glossary.en_words
 
     def _units(self, tokens: list[Token], language: str) -> list[_Unit]:
         rules = self.glossary.languages[language]
@@ -319,6 +308,8 @@ class GlossaryTranslator:
     def _correct_uncached(self, norm: str, language: str) -> tuple[str, ...] | None:
         """Map an unknown word to glossary words: a one-edit typo, a compound, a two-edit typo."""
         rules = self.glossary.languages[language]
+        if len(norm) > _MAX_REPAIR:
+            return None  # no ECG word is this long; and repair cost grows with length
         if len(norm) >= 5:
             hit = self._fuzzy(norm, language, 1)
             if hit:
@@ -355,7 +346,7 @@ class GlossaryTranslator:
             return None
 
         found = parts(norm, 2)
-        if found or len(norm) > 5:
+        if found or len(norm) > 8:
             return found
         # Short run-together tokens of a lead or wave name and a word: `ini` (in I), `qin`
         # (Q in), `iavr` (I aVR), `inv` (in V).
@@ -366,6 +357,10 @@ class GlossaryTranslator:
 
         for cut in range(1, len(norm)):
             head, tail = norm[:cut], norm[cut:]
+            if lead_or_wave(head) and lead_or_wave(tail) and len(norm) > 2:
+                return (head, tail)  # `iiiavf`: III aVF; not `qq`
+            if len(norm) > 5:
+                continue
             if all(lead_or_wave(p) or (p in vocab and len(p) >= 2) for p in (head, tail)):
                 if lead_or_wave(head) or lead_or_wave(tail):
                     return (head, tail)
@@ -438,9 +433,9 @@ class GlossaryTranslator:
                 continue
             gap = source[prev_end[unit.token] : tok.start]
             if tok.kind == "num":
-                out.neutral(tok.surface, gap, tok.start, tok.end)
+                out.neutral(tok.surface, gap)
             elif unit.norm in self.glossary.neutral:
-                out.neutral(self.glossary.neutral[unit.norm], gap, tok.start, tok.end)
+                out.neutral(self.glossary.neutral[unit.norm], gap)
                 parts_done[unit.token] = parts_done.get(unit.token, 0) + 1
             elif unit.norm in self.glossary.en_words:
                 out.word(tok.surface.lower())
@@ -514,12 +509,8 @@ class MarianTranslator:
                 fix="pip install transformers sentencepiece",
             ) from exc
         try:
-            self._tokenizer = transformers.MarianTokenizer.from_pretrained(
-                str(path), local_files_only=True
-            )
-            self._model = transformers.MarianMTModel.from_pretrained(
-                str(path), local_files_only=True
-            )
+            self._tokenizer = transformers.MarianTokenizer.from_pretrained(str(path), local_files_only=True)
+            self._model = transformers.MarianMTModel.from_pretrained(str(path), local_files_only=True)
         except (OSError, ValueError, ImportError) as exc:
             raise UserError(
                 f"cannot load a MarianMT model ({exc})".replace("\n", " "),

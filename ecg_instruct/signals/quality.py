@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, get_type_hints
 
 import numpy as np
+import scipy.fft
 from scipy.signal import find_peaks
 
 from ecg_instruct.errors import RecordReject, UserError
@@ -64,31 +65,35 @@ class QualityConfig:
     max_heart_rate_bpm: float | None = 300.0
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | None, source: str) -> QualityConfig:
-        """Build from a recipe's ``quality`` mapping; ``UserError`` naming ``source`` and the key
-        for unknown keys, wrong types or out-of-range values (a typo must not silently fall back
-        to a default)."""
+    def from_dict(cls, d: dict[str, Any] | None, source: str,
+                  prefix: str = "signals.quality") -> QualityConfig:
+        """Build from a recipe's ``signals.quality`` mapping.
+
+        ``UserError`` naming ``source`` (the recipe file) and the full key (``prefix.key``) for
+        unknown keys, wrong types or out-of-range values: a typo must not silently fall back to
+        a default threshold.
+        """
         if d is None:
             return cls()
         if not isinstance(d, dict):
-            raise UserError(f"'quality' must be a mapping, got {type(d).__name__}", path=source)
+            raise UserError(f"'{prefix}' must be a mapping, got {type(d).__name__}", path=source)
         hints = get_type_hints(cls)
         names = [f.name for f in dataclasses.fields(cls)]
         values: dict[str, Any] = {}
         for key, value in d.items():
             if key not in hints:
-                raise UserError(f"unknown key 'quality.{key}'", path=source,
+                raise UserError(f"unknown key '{prefix}.{key}'", path=source,
                                 fix=f"use one of: {', '.join(names)}")
-            values[key] = _coerce(key, value, hints[key], source)
+            values[key] = _coerce(f"{prefix}.{key}", value, hints[key], source)
         cfg = cls(**values)
-        cfg.validate(source)
+        cfg.validate(source, prefix)
         return cfg
 
-    def validate(self, source: str = "<quality config>") -> None:
+    def validate(self, source: str = "<quality config>", prefix: str = "signals.quality") -> None:
         """Range checks that a type alone cannot express."""
         def need(ok: bool, key: str, what: str) -> None:
             if not ok:
-                raise UserError(f"'quality.{key}' {what}", path=source)
+                raise UserError(f"'{prefix}.{key}' {what}", path=source)
 
         need(self.max_nan_run_s >= 0, "max_nan_run_s", "must be >= 0")
         need(0 <= self.max_nan_fraction <= 1, "max_nan_fraction", "must be between 0 and 1")
@@ -101,9 +106,9 @@ class QualityConfig:
             need(v is None or 0 < v <= 1, key, "must be in (0, 1]")
         lo, hi = self.min_heart_rate_bpm, self.max_heart_rate_bpm
         need((lo is None) == (hi is None), "min_heart_rate_bpm",
-             "and 'quality.max_heart_rate_bpm' must both be set or both be null")
+             f"and '{prefix}.max_heart_rate_bpm' must both be set or both be null")
         need(lo is None or 0 < lo < hi, "min_heart_rate_bpm",
-             "must be > 0 and below 'quality.max_heart_rate_bpm'")
+             f"must be > 0 and below '{prefix}.max_heart_rate_bpm'")
 
 
 def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
@@ -112,15 +117,15 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
     if value is None:
         if optional:
             return None
-        raise UserError(f"'quality.{key}' cannot be null", path=source)
+        raise UserError(f"'{key}' cannot be null", path=source)
     if base is bool:
         if isinstance(value, bool):
             return value
-        raise UserError(f"'quality.{key}' must be true or false, got {value!r}", path=source)
+        raise UserError(f"'{key}' must be true or false, got {value!r}", path=source)
     if base is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
-        raise UserError(f"'quality.{key}' must be a number, got {value!r}", path=source)
+        raise UserError(f"'{key}' must be a number, got {value!r}", path=source)
     raise AssertionError(f"unhandled type for {key}: {hint}")  # pragma: no cover
 
 
@@ -288,11 +293,14 @@ def check_and_repair(
                                f"{_lead_name(i, n_leads)}: peak-to-peak {ptp[i]:.2f} mV "
                                f"> {cfg.max_ptp_mv} mV")
     if cfg.hf_max_power_ratio is not None and fs / 2 > cfg.hf_cutoff_hz:
-        spec = np.fft.rfft(x, axis=1)
-        power = spec.real**2 + spec.imag**2
+        # float32 is plenty for a power ratio and ~25 % faster; the complex spectrum viewed as
+        # (re, im) pairs gives the power sums as two dot products without a power array
+        pairs = scipy.fft.rfft(x.astype(np.float32), axis=1).view(np.float32)
         k = int(np.ceil(cfg.hf_cutoff_hz * n / fs))
-        total = power[:, 1:].sum(axis=1)  # bin 0 is the mean: leaving it out centres the lead
-        ratio = power[:, k:].sum(axis=1) / np.where(total > 0, total, 1.0)
+        hi = pairs[:, 2 * k:]
+        every = pairs[:, 2:]  # bin 0 is the mean: leaving it out centres the lead
+        total = np.einsum("ij,ij->i", every, every, dtype=np.float64)
+        ratio = np.einsum("ij,ij->i", hi, hi, dtype=np.float64) / np.where(total > 0, total, 1.0)
         i = int(np.argmax(ratio))
         if ratio[i] > cfg.hf_max_power_ratio:
             raise RecordReject("high_frequency_noise",

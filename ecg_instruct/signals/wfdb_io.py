@@ -271,25 +271,32 @@ def _read_fast(record_path: str, header: WfdbHeader, verify_checksum: bool) -> E
     n_sig = header.n_sig
     factors = _mv_factors(header, dat)
     try:
-        raw = np.fromfile(dat, dtype="<i2", offset=offset)
+        fh = open(dat, "rb")
     except FileNotFoundError:
         raise RecordReject("missing_file", f"{dat} does not exist") from None
-    except (OSError, ValueError) as exc:  # offset beyond the end, unreadable file
-        if not os.path.exists(dat):
-            raise RecordReject("missing_file", f"{dat} does not exist") from None
-        raise RecordReject("truncated_dat", f"{dat}: {exc}") from None
-    if raw.size % n_sig:
-        raise RecordReject("truncated_dat",
-                           f"{dat}: {raw.size} samples is not a whole number of "
-                           f"{n_sig}-signal frames (file cut off mid-frame)")
-    n_frames = raw.size // n_sig
-    expected = header.n_samples or n_frames
-    if n_frames < expected or n_frames == 0:
-        raise RecordReject("truncated_dat",
-                           f"{dat}: holds {n_frames} samples per signal, header says {expected}")
-    if n_frames > expected:
-        raise RecordReject("header_mismatch",
-                           f"{dat}: holds {n_frames} samples per signal, header says {expected}")
+    except OSError as exc:  # a directory, no permission
+        raise RecordReject("missing_file", f"{dat}: {exc.strerror or exc}") from None
+    with fh:
+        # Sizes are checked from fstat before reading, so a wrong header never makes us read
+        # (or allocate) more than it promises, and a stray odd byte is not silently floored.
+        n_bytes = os.fstat(fh.fileno()).st_size - offset
+        frame_bytes = 2 * n_sig
+        if n_bytes <= 0 or n_bytes % frame_bytes:
+            raise RecordReject("truncated_dat",
+                               f"{dat}: {max(n_bytes, 0)} data bytes is not a whole number of "
+                               f"{n_sig}-signal frames (file cut off or empty)")
+        n_frames = n_bytes // frame_bytes
+        expected = header.n_samples or n_frames
+        if n_frames < expected:
+            raise RecordReject("truncated_dat", f"{dat}: holds {n_frames} samples per signal, "
+                                                f"header says {expected}")
+        if n_frames > expected:
+            raise RecordReject("header_mismatch", f"{dat}: holds {n_frames} samples per signal, "
+                                                  f"header says {expected}")
+        fh.seek(offset)
+        raw = np.fromfile(fh, dtype="<i2", count=n_frames * n_sig)
+    if raw.size != n_frames * n_sig:  # the file shrank while we read it
+        raise RecordReject("truncated_dat", f"{dat}: short read")
     digital = np.ascontiguousarray(raw.reshape(n_frames, n_sig).T)
     if verify_checksum:
         _verify_checksums(digital, header, dat)

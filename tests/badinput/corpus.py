@@ -19,9 +19,6 @@ PTBXL_CSV = "ptb-xl/ptbxl_database.csv"
 MIMIC_RECORDS = "mimic-iv-ecg/record_list.csv"
 MIMIC_MEASUREMENTS = "mimic-iv-ecg/machine_measurements.csv"
 CLEAN_ENGLISH = "sinus rhythm. normal ecg."
-#: Reasons a reader of a damaged WFDB record may give until the signal library pins them.
-SIGNAL_DAMAGE = {"truncated_dat", "dat_size_mismatch", "header_mismatch", "bad_header",
-                 "wrong_length", "unsupported_format", "missing_file"}
 
 
 def study(index: int) -> int:
@@ -101,15 +98,14 @@ def make_record_faults(raw: Path) -> list[RecordFault]:
     def no_header(stem: Path) -> None:
         stem.with_suffix(".hea").unlink()
 
-    signal_fault(1, "truncated .dat", SIGNAL_DAMAGE - {"missing_file", "unsupported_format"},
-                 "`.dat` cut to half its size", truncate)
-    signal_fault(2, "header sample count > file", SIGNAL_DAMAGE - {"missing_file"},
+    signal_fault(1, "truncated .dat", "truncated_dat", "`.dat` cut to half its size", truncate)
+    signal_fault(2, "header sample count > file", "truncated_dat",
                  "header says 1200 samples, the `.dat` holds 1000", header_samples(1200))
-    signal_fault(3, "header sample count < file", SIGNAL_DAMAGE - {"missing_file"},
+    signal_fault(3, "header sample count < file", "header_mismatch",
                  "header says 800 samples, the `.dat` holds 1000", header_samples(800))
-    signal_fault(4, "unknown WFDB format", SIGNAL_DAMAGE - {"missing_file"},
+    signal_fault(4, "unknown WFDB format", "unsupported_format",
                  "signal format 999 in the header", unknown_format)
-    signal_fault(19, "header is binary garbage", SIGNAL_DAMAGE - {"missing_file"},
+    signal_fault(19, "header is binary garbage", "bad_header",
                  "`.hea` replaced by non-text bytes", garbage_header)
     signal_fault(20, "header file missing", "missing_file", "`.hea` deleted, `.dat` kept",
                  no_header)

@@ -1,4 +1,5 @@
-"""One sample build with every instruction task, shared by the export tests (~20 s)."""
+"""One sample build with every instruction task, shared by the export tests (~15 s), from the
+session's sample mirror (`tests/conftest.py`)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,6 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE = REPO_ROOT / "pipelines" / "meit-instruct.yaml"
-
-
-@pytest.fixture(scope="session")
-def sample_mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ecg_instruct.cli import ensure_sample_mirror
-
-    return ensure_sample_mirror(tmp_path_factory.mktemp("mirror") / "sample")
 
 
 def run_build(mirror: Path, out: Path, workers: int, **instruct):

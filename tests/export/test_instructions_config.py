@@ -25,6 +25,8 @@ def test_instructions_config_is_declared_but_not_default(built) -> None:
     configs = {c["config_name"]: c for c in _card_header(out)["configs"]}
     assert "instructions" in configs and not configs["instructions"].get("default")
     assert configs["all"]["default"] is True
+    assert _card_header(out)["ecg_instruct"] == {"ecg_token": "<ecg>",
+                                                 "instructions_layout": "records"}
     default = load_dataset(str(out), split="train")
     assert "example_id" not in default.column_names  # record rows only
     for row in default.select(range(5)):

@@ -134,7 +134,7 @@ def test_recipe_threshold_changes_what_counts_as_present(records, statements) ->
     assert yes_count(lenient) > yes_count(strict)
 
 
-def test_run_instruct_returns_the_record_rows(records, statements) -> None:
+def test_record_rows_are_one_report_example_per_record(records, statements) -> None:
     rows = run_instruct(records, TemplateLibrary(), InstructConfig(), 0, statements)
     assert list(rows.columns) == ["id", "task", "template_id", "messages"]
     assert len(rows) == len(records) and set(rows["task"]) == {"report"}

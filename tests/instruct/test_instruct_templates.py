@@ -106,6 +106,10 @@ def test_placeholder_rules_are_enforced(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="missing value"):
         check_messages([{"role": "user", "content": "<ecg> age None"},
                         {"role": "assistant", "content": "r"}], "<ecg>", template)
+    # a report may say "None" (a source's own words); only template-made values are suspect
+    check_messages([{"role": "user", "content": "<ecg>"},
+                    {"role": "assistant", "content": "Pacing: None."}], "<ecg>", template,
+                   "Pacing: None.")
 
 
 def test_user_folder_overrides_a_bundled_id(tmp_path: Path) -> None:

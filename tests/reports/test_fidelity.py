@@ -11,6 +11,7 @@ from ecg_instruct.errors import UserError
 from ecg_instruct.reports.fidelity import (
     AGREEMENT_COLUMNS,
     agreement_markdown,
+    card_section,
     default_phrases,
     label_agreement,
     load_phrases,
@@ -100,6 +101,18 @@ def test_label_agreement_counts(statements: pd.DataFrame) -> None:
     assert lower.set_index("code").loc["IMI", "n_records"] == 3
     with pytest.raises(ValueError, match="2 reports but 3"):
         label_agreement(reports[:2], codes, statements)
+
+
+def test_card_section(statements: pd.DataFrame) -> None:
+    section = card_section(
+        ["Sinus rhythm. Inferior infarct.", "Atrial fibrillation."],
+        [{"IMI": 100.0, "SR": 0.0, "ABQRS": 0.0}, {"ASMI": 100.0, "AFIB": 0.0}],
+        statements,
+    )
+    assert "over 2 PTB-XL reports" in section
+    assert "derived from the report text: 66.7% stated" in section  # SR, AFIB yes; ABQRS no
+    assert "assigned by cardiologists: 50.0% stated" in section  # IMI yes; ASMI no
+    assert "| ASMI | anteroseptal myocardial infarction | diagnostic | 1 | 0 | 0.0% |" in section
 
 
 def test_text_derived_codes(statements: pd.DataFrame) -> None:

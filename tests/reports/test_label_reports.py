@@ -23,9 +23,7 @@ def statements(real_ptbxl_dir: Path) -> pd.DataFrame:
 
 
 def test_normal_record(statements: pd.DataFrame) -> None:
-    assert report_from_labels({"NORM": 100.0, "SR": 0.0}, statements) == (
-        "Sinus rhythm. Normal ECG."
-    )
+    assert report_from_labels({"NORM": 100.0, "SR": 0.0}, statements) == ("Sinus rhythm. Normal ECG.")
 
 
 def test_sections_hedges_and_order(statements: pd.DataFrame) -> None:

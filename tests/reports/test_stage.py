@@ -56,16 +56,18 @@ def test_mimic_statements_joined_without_artefacts() -> None:
         "Abnormal EKG",
         "sinus rhythm",
     ]
-    assert clean_mimic_statements(statements) == (
-        "Sinus rhythm. Left axis deviation. Abnormal ECG."
-    )
+    assert clean_mimic_statements(statements) == ("Sinus rhythm. Left axis deviation. Abnormal ECG.")
 
 
 @pytest.mark.parametrize(
     ("statement", "kind"),
-    [("-------", "empty/dashes"), ("--- Warning: noisy baseline ---", "data-quality warning"),
-     ("Confirmed by Smith, J (123) on 1/1/2180", "confirmation/signature"),
-     ("Sinus rhythm", None), ("Unconfirmed report", "unconfirmed marker")],
+    [
+        ("-------", "empty/dashes"),
+        ("--- Warning: noisy baseline ---", "data-quality warning"),
+        ("Confirmed by Smith, J (123) on 1/1/2180", "confirmation/signature"),
+        ("Sinus rhythm", None),
+        ("Unconfirmed report", "unconfirmed marker"),
+    ],
 )
 def test_artefact_kinds(statement: str, kind: str | None) -> None:
     assert artefact_kind(statement) == kind
@@ -75,12 +77,10 @@ def test_clean_text_removes_controls_and_runs_of_spaces() -> None:
     assert clean_text("sinus\x00rhythmus   normales\u200b ekg\r\n") == "sinus rhythmus normales ekg"
 
 
-def test_every_real_report_becomes_chat_examples(
-    real_records: list[dict], real_ptbxl_dir: Path
-) -> None:
+def test_every_real_report_becomes_chat_examples(real_records: list[dict], real_ptbxl_dir: Path) -> None:
     """Every real record gets its report example, and every task family renders on real data."""
     from ecg_instruct.instruct.fields import statements_from_frame
-    from ecg_instruct.instruct.stage import run_instruct
+    from ecg_instruct.instruct.stage import run_instruct_tasks
     from ecg_instruct.instruct.templates import TemplateLibrary
     from ecg_instruct.recipe import InstructConfig
     from ecg_instruct.sources.ptbxl import read_statements
@@ -90,7 +90,7 @@ def test_every_real_report_becomes_chat_examples(
     records = [{**by_id[row["id"]], **row} for row in reports.to_dict("records")]
     statements = {"ptbxl": statements_from_frame(read_statements(real_ptbxl_dir))}
     cfg = InstructConfig(tasks={"report": 1, "diagnosis": 2, "multi-turn": 1})
-    result = run_instruct(records, TemplateLibrary(), cfg, seed=0, statements=statements)
+    result = run_instruct_tasks(records, TemplateLibrary(), cfg, seed=0, statements=statements)
     assert len(result.records) + len(result.rejects) == len(records)
     assert len(result.records) == len(records)
     for messages in result.records["messages"]:

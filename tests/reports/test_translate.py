@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -140,8 +141,7 @@ def test_typos_and_compounds(translator: GlossaryTranslator) -> None:
 def test_ambiguous_typo_stays_untranslated(tmp_path: Path) -> None:
     glossary = tmp_path / "g.yaml"
     glossary.write_text(
-        'version: "t1"\n'
-        "de:\n  sentence:\n    abcdefg: first meaning\n    abcdefh: second meaning\n",
+        'version: "t1"\nde:\n  sentence:\n    abcdefg: first meaning\n    abcdefh: second meaning\n',
         encoding="utf-8",
     )
     translator = GlossaryTranslator(load_glossary(glossary))
@@ -149,6 +149,33 @@ def test_ambiguous_typo_stays_untranslated(tmp_path: Path) -> None:
     assert translator.translate("abcdefg", "de").text == "First meaning."
     result = translator.translate("abcdefx", "de")  # one edit from both entries
     assert result.untranslated == ("abcdefx",) and result.coverage == 0.0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("de:\n  sentence:\n    a: b\n", "missing `version:`"),
+        ('version: "1"\nde:\n  sentence:\n    kein: no\n', "quote YAML words"),
+        ('version: "1"\nde:\n  sentence:\n    a: x\n    a: y\n', "duplicate key"),
+        ('version: "1"\nde:\n  sentence:\n    a: x\n  word:\n    a: y\n', "appears twice"),
+        ('version: "1"\nde:\n  sentence:\n    a: ""\n', "has no English"),
+        ("version: [unclosed\n", "invalid YAML"),
+    ],
+)
+def test_glossary_file_errors(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "glossary.yaml"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(UserError, match=message) as info:
+        load_glossary(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_pathological_input_is_fast(translator: GlossaryTranslator) -> None:
+    start = time.perf_counter()
+    result = translator.translate("x" * 20_000 + " sinusrhythmus " + "zz " * 5_000, "de")
+    assert result.text.endswith("Sinus rhythm zz" + " zz" * 4_999 + ".")
+    assert len(result.untranslated) == 5_001
+    assert time.perf_counter() - start < 5
 
 
 def test_english_is_normalised_not_translated(translator: GlossaryTranslator) -> None:
@@ -162,6 +189,13 @@ def test_english_is_normalised_not_translated(translator: GlossaryTranslator) ->
     assert normalise_english("premature ventricular contraction(s).") == (
         "Premature ventricular contraction(s)."
     )
+
+
+def test_german_passed_as_english_is_not_covered(translator: GlossaryTranslator) -> None:
+    """A misidentified German report must not slip through as fully covered English."""
+    result = translator.translate("sinusrhythmus linkstyp normal ekg", "en")
+    assert result.untranslated == ("sinusrhythmus", "linkstyp")
+    assert result.coverage == pytest.approx(0.5)
 
 
 def test_reviewer_edit_is_metadata(translator: GlossaryTranslator) -> None:
@@ -249,8 +283,8 @@ def test_marian_backend_translates_only_what_the_glossary_cannot(
 
     covered = marian.translate("sinusrhythmus normales ekg", "de")
     assert covered.text == "Sinus rhythm. Normal ECG." and calls == []
-    uncovered = marian.translate("sinusrhythmus lungenembolieverdacht Edit: NORM", "de")
-    assert calls == ["sinusrhythmus lungenembolieverdacht"]  # reviewer note not sent
+    uncovered = marian.translate("sinusrhythmus quarkwort Edit: NORM", "de")
+    assert calls == ["sinusrhythmus quarkwort"]  # reviewer note not sent
     assert uncovered == Translation("Sinus rhythm, pulmonary embolism suspected.", 1.0, ())
 
 
@@ -304,8 +338,5 @@ def test_deterministic_and_order_independent(real_reports: pd.DataFrame) -> None
     sample = real_reports.iloc[::7]
     first = [GlossaryTranslator().translate(t, lang) for t, lang in sample.itertuples(index=False)]
     second_translator = GlossaryTranslator()
-    reverse = [
-        second_translator.translate(t, lang)
-        for t, lang in list(sample.itertuples(index=False))[::-1]
-    ]
+    reverse = [second_translator.translate(t, lang) for t, lang in list(sample.itertuples(index=False))[::-1]]
     assert first == reverse[::-1]

@@ -120,6 +120,13 @@ def test_implausible_amplitude(clean):
     assert _reason(x) == "implausible_amplitude"
 
 
+def test_extremes_include_the_samples_after_the_last_full_window(clean):
+    """4.9 s at 500 Hz = two 2 s windows + a 0.9 s tail: a spike in the tail still counts."""
+    x = clean[:, :2450].copy()
+    x[3, 2300:2310] += 20.0
+    assert _reason(x) == "implausible_amplitude"
+
+
 def test_high_frequency_noise(clean):
     x = clean + np.random.default_rng(0).normal(0, 1.0, clean.shape) * (np.arange(12) == 4)[:, None]
     assert _reason(x) == "high_frequency_noise"
@@ -146,14 +153,15 @@ def test_from_dict_builds_and_validates():
 @pytest.mark.parametrize(
     "d, fragment",
     [
-        ({"max_nan_runs": 1}, "unknown key 'quality.max_nan_runs'"),
-        ({"repair_nan": "yes"}, "'quality.repair_nan' must be true or false"),
-        ({"max_ptp_mv": "10"}, "'quality.max_ptp_mv' must be a number"),
-        ({"max_ptp_mv": True}, "'quality.max_ptp_mv' must be a number"),
-        ({"max_nan_fraction": 2}, "'quality.max_nan_fraction' must be between 0 and 1"),
-        ({"repair_nan": None}, "'quality.repair_nan' cannot be null"),
-        ({"min_heart_rate_bpm": None}, "both be set or both be null"),
-        ({"min_heart_rate_bpm": 200, "max_heart_rate_bpm": 100}, "below"),
+        ({"max_nan_runs": 1}, "unknown key 'signals.quality.max_nan_runs'"),
+        ({"repair_nan": "yes"}, "'signals.quality.repair_nan' must be true or false"),
+        ({"max_ptp_mv": "10"}, "'signals.quality.max_ptp_mv' must be a number"),
+        ({"max_ptp_mv": True}, "'signals.quality.max_ptp_mv' must be a number"),
+        ({"max_nan_fraction": 2}, "'signals.quality.max_nan_fraction' must be between 0 and 1"),
+        ({"repair_nan": None}, "'signals.quality.repair_nan' cannot be null"),
+        ({"min_heart_rate_bpm": None}, "'signals.quality.max_heart_rate_bpm' must both be set"),
+        ({"min_heart_rate_bpm": 200, "max_heart_rate_bpm": 100},
+         "below 'signals.quality.max_heart_rate_bpm'"),
         ([1, 2], "must be a mapping"),
     ],
 )

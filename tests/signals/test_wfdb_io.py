@@ -171,6 +171,7 @@ def test_missing_files(tmp_path, ecg500, sig):
     [
         (-1, "truncated_dat"),  # cut mid-sample
         (-24, "truncated_dat"),  # whole frame missing
+        (1, "truncated_dat"),  # a stray byte: not a whole frame
         (24, "header_mismatch"),  # one frame more than the header says
         ("empty", "truncated_dat"),
     ],
@@ -210,3 +211,29 @@ def test_unreadable_format_is_unsupported(tmp_path):
     with pytest.raises(RecordReject) as exc:
         read_record(tmp_path / "z")
     assert exc.value.reason == "unsupported_format"
+
+
+def test_offset_beyond_end_is_truncated(tmp_path):
+    np.zeros(24, "<i2").tofile(tmp_path / "b.dat")
+    (tmp_path / "b.hea").write_text("b 1 500 24\nb.dat 16+4096 200(0)/mV 16 0 0 0 0 I\n")
+    with pytest.raises(RecordReject) as exc:
+        read_record(tmp_path / "b")
+    assert exc.value.reason == "truncated_dat"
+
+
+def test_multi_file_record_falls_back_to_wfdb(tmp_path, ecg500):
+    """Two .dat files (one per signal): not the fast path, still read exactly like rdsamp."""
+    counts = np.rint(ecg500[:2] * 200).astype("<i2")
+    counts[0].tofile(tmp_path / "m_1.dat")
+    counts[1].tofile(tmp_path / "m_2.dat")
+    sums = counts.astype(np.int64).sum(axis=1) % 65536
+    (tmp_path / "m.hea").write_text(
+        "m 2 500 5000\n"
+        f"m_1.dat 16 200(0)/mV 16 0 0 {sums[0]} 0 I\n"
+        f"m_2.dat 16 200(0)/mV 16 0 0 {sums[1]} 0 II\n"
+    )
+    assert not read_header(tmp_path / "m").fast_path_ok
+    rec = read_record(tmp_path / "m")
+    assert rec.digital is None
+    _assert_same_as_rdsamp(tmp_path / "m", rec)
+    assert np.allclose(rec.signal, np.round(ecg500[:2] * 200) / 200)
