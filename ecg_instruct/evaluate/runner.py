@@ -125,6 +125,7 @@ def plot_robustness(rows: list[dict], path: Path) -> None:
                 ax.plot(x_sorted, [pts[i][m] for i in order], marker="o", label=m)
         twin = ax.twinx()  # CIDEr-D is on a 0-10 scale: its own axis
         twin.plot(x_sorted, [pts[i]["cider_d"] for i in order], "k--", marker="s", label="cider_d")
+        twin.set_ylim(0, 1.1 * max([1.0] + [r["cider_d"] for r in rows]))  # from 0, not zoomed
         twin.set_ylabel("CIDEr-D" if kind == "snr" else "")
         if kind == "snr":
             ax.set_xticks(x_sorted, [f"{x:g}" for x in x_sorted[:-1]] + ["clean"])
