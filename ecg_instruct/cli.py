@@ -165,6 +165,25 @@ def _print_summary(summary) -> None:
     )
 
 
+def _override_reports(recipe, translator, translator_model, report_style):
+    """Command-line overrides of the recipe's `reports:` section, validated like the recipe."""
+    import dataclasses
+
+    changes = {}
+    if translator is not None:
+        changes["translator"] = translator
+    if translator_model is not None:
+        changes["translator_model"] = str(translator_model)
+    if report_style is not None:
+        if report_style not in ("text", "labels"):
+            raise UserError(f"--report-style {report_style!r} is not text or labels",
+                            fix="use --report-style text or --report-style labels")
+        changes["report_style"] = report_style
+    if not changes:
+        return recipe
+    return dataclasses.replace(recipe, reports=dataclasses.replace(recipe.reports, **changes))
+
+
 @app.command()
 def build(
     source: SourceChoice = typer.Option(SourceChoice.all, help="Which source(s) to build."),
@@ -182,6 +201,15 @@ def build(
     sample_fallback: Path = typer.Option(
         None, help="If --raw-dir holds no mirror, build from a synthetic sample mirror here."
     ),
+    translator: str = typer.Option(
+        None, help="Override the recipe's translator: glossary (offline default) or marian."
+    ),
+    translator_model: Path = typer.Option(
+        None, help="Local MarianMT model folder for --translator marian."
+    ),
+    report_style: str = typer.Option(
+        None, help="Override the recipe's report style: text, or labels (composed from SCP codes)."
+    ),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
     """Build (or resume) the instruction dataset from a PhysioNet mirror."""
@@ -194,6 +222,7 @@ def build(
     def run():
         raw = raw_dir
         parsed = load_recipe(recipe)
+        parsed = _override_reports(parsed, translator, translator_model, report_style)
         wanted = parsed.sources.enabled if source == SourceChoice.all else [source.value]
         present = [s for s in wanted if source_root(raw, s).is_dir()]
         used_sample = False
@@ -220,7 +249,9 @@ def build(
                 seed=seed,
                 template_dirs=[BUNDLED_TEMPLATES, *templates] if templates else None,
                 progress=progress and sys.stderr.isatty(),
-                sample=used_sample,
+                # However the mirror was chosen, a sample mirror's card must say it is synthetic
+                # (and the same mirror must give the same card bytes).
+                sample=used_sample or (Path(raw) / SAMPLE_MARKER).is_file(),
             )
         )
 

@@ -185,7 +185,8 @@ def _validate_locations(options: BuildOptions) -> None:
             )
 
 
-#: Everything `_publish` writes at the top of the output folder.
+#: Everything `_publish` writes at the top of the output folder (checked before every swap). An
+#: existing `--out` is replaced only if it holds nothing else, so a user's files are never lost.
 PUBLISHED_NAMES = {"README.md", "rejects.parquet", "data"}
 
 
@@ -248,6 +249,15 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
     for process in processes:
         with contextlib.suppress(Exception):
             process.join(5)
+    # Let the executor's manager thread notice and close its pipes now: left running, it races
+    # the interpreter's exit hook, which then prints a "Bad file descriptor" traceback.
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(10)
+        with contextlib.suppress(Exception):  # CPython internals; harmless if they change
+            import concurrent.futures.process as futures_process
+
+            futures_process._threads_wakeups.pop(manager, None)
 
 
 def _run_shards(
@@ -457,7 +467,20 @@ def build(options: BuildOptions) -> BuildSummary:
 
         _run_signals(options, index[index["id"].isin(instruct["id"])], work)
         meta = with_reports.merge(instruct, on="id", how="inner")
-        return _publish(options, index, meta, work, library)
+        summary = _publish(options, index, meta, work, library)
+        _remove_stale_work(root, keep=key)
+        return summary
+
+
+def _remove_stale_work(root: Path, keep: str) -> None:
+    """Work folders of other builds into this `--out` (another seed, recipe or split filter).
+
+    Their output has just been replaced, so their shards (about the size of a dataset each) can
+    only waste disk; the current one is kept so that rerunning this build is cheap.
+    """
+    for folder in root.iterdir():
+        if folder.is_dir() and folder.name != keep:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _read_rejects(path: Path) -> pa.Table:
@@ -554,13 +577,14 @@ def _publish(
     reject_tables["signals"] = pa.concat_tables([REJECT_SCHEMA.empty_table(), *signal_rejects])
     rejects = pa.concat_tables(list(reject_tables.values())).to_pandas()
     rejects = rejects.sort_values(["id", "stage"], kind="stable").reset_index(drop=True)
-    summary = _account(options, index, rejects, published_ids)
-    summary.stages = _stage_ledger(
+    stages = _stage_ledger(  # first: it names the stage that lost or duplicated records
         {stage: table.column("id").to_pylist() for stage, table in reject_tables.items()},
         {"index": index["id"].tolist(), "reports": _ids_of(work / "reports.parquet"),
          "instruct": _ids_of(work / "instruct.parquet"), "signals": signal_ids,
          "publish": published_ids},
     )
+    summary = _account(options, index, rejects, published_ids)
+    summary.stages = stages
     _atomic_parquet(pa.Table.from_pandas(rejects, schema=REJECT_SCHEMA, preserve_index=False),
                     staging / "rejects.parquet")
     if not split_counts:
@@ -589,6 +613,10 @@ def _publish(
         "sample": options.sample,
     }
     _atomic_write(render_card(options.out, context, header).encode("utf-8"), staging / "README.md")
+    unknown = {path.name for path in staging.iterdir()} - PUBLISHED_NAMES
+    if unknown:  # a developer guard: `_validate_locations` must recognise our own datasets
+        raise RuntimeError(f"publish wrote {sorted(unknown)} at the top of the dataset; add them "
+                           f"to pipeline.PUBLISHED_NAMES")
     options.out.parent.mkdir(parents=True, exist_ok=True)
     _swap_into_place(staging, options.out)
     summary.instructions = instructions

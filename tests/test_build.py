@@ -136,3 +136,26 @@ def test_card_reports_label_agreement_of_published_ptbxl(built_dataset: Path) ->
     assert int(match.group(1)) == n_ptbxl
     assert 0 <= float(match.group(2)) <= 100
     assert "| AFIB | atrial fibrillation |" in text or "| SR | sinus rhythm |" in text
+
+
+def test_cli_report_style_labels_composes_reports_from_scp_codes(
+    sample_mirror: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from ecg_instruct.cli import app
+
+    out = tmp_path / "labels"
+    result = CliRunner().invoke(app, [
+        "build", "--raw-dir", str(sample_mirror), "--out", str(out), "--source", "ptbxl",
+        "--recipe", str(REPO / "pipelines" / "meit-100hz.yaml"), "--report-style", "labels",
+        "--no-progress", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "composed from the SCP labels" in (out / "README.md").read_text()
+    rows = load_dataset(str(out), "ptbxl", split="train")
+    for row in rows:
+        if "AFIB" in row["labels"]:
+            assert "atrial fibrillation" in row["report"].lower()
+    bad = CliRunner().invoke(app, ["build", "--raw-dir", str(sample_mirror), "--out",
+                                   str(tmp_path / "x"), "--translator", "marian"])
+    assert bad.exit_code == 2 and "--translator-model" in bad.output

@@ -77,3 +77,27 @@ def test_split_filter_gives_the_same_test_files_as_a_full_build(builds, tmp_path
     full = {p: d for p, d in tree_digest(one).items() if "/test-" in p}
     mine = {p: d for p, d in tree_digest(only).items() if p.startswith("data/")}
     assert full and mine == full
+
+
+def test_a_sample_mirror_is_labelled_synthetic_however_it_is_chosen(tmp_path, tmp_path_factory):
+    """`--sample-fallback DIR` and `--raw-dir DIR` on the same sample mirror: the same card."""
+    from buildkit import copy_mirror
+    from typer.testing import CliRunner
+
+    from ecg_instruct.cli import SAMPLE_MARKER, app
+
+    mirror = copy_mirror(sample_mirror(tmp_path_factory), tmp_path / "sample")
+    (mirror / SAMPLE_MARKER).write_text("written by `ecg-instruct sample`\n")
+    recipe = quick_recipe(tmp_path)
+    common = ["--recipe", str(recipe), "--workers", "1", "--no-progress"]
+    fallback = tmp_path / "a" / "meit"
+    direct = tmp_path / "b" / "meit"
+    runner = CliRunner()
+    result = runner.invoke(app, ["build", "--raw-dir", str(tmp_path / "none"), "--sample-fallback",
+                                 str(mirror), "--out", str(fallback), *common])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["build", "--raw-dir", str(mirror), "--out", str(direct), *common])
+    assert result.exit_code == 0, result.output
+    card = (direct / "README.md").read_text(encoding="utf-8")
+    assert "synthetic sample mirror" in card
+    assert card == (fallback / "README.md").read_text(encoding="utf-8")

@@ -148,10 +148,11 @@ def test_kill_9_at_every_kind_of_step_then_resume_is_byte_identical(setup, tmp_p
     steps = _count_steps(monkeypatch, lambda: run_build(mirror, tmp_path / "count" / "meit",
                                                         recipe, workers=1, seed=1))
     assert steps > 20  # index, reports, instruct, two files per shard, every published file
-    # Spread over the whole build: the reports stage, the middle of the signal shards (also
-    # between a shard's two files), the middle of publishing, and right before the final swap.
-    # Each point starts from an empty work folder, so the numbering is that of a fresh build.
-    points = sorted({3, steps // 3, steps // 2 + 1, steps - 3, steps})
+    # Spread over the whole build (steps: index 2, reports 2 per shard + 2, instruct, signals 2
+    # per shard, publish 1 per file, the swap): the reports shards, the middle of the signal
+    # shards (also between a shard's two files), the middle of publishing, right before the
+    # final swap. Each point starts from an empty work folder: the numbering of a fresh build.
+    points = sorted({steps // 3, steps // 2 + 1, steps - 3, steps})
     for kill_at in points:
         shutil.rmtree(work, ignore_errors=True)
         killed = _run_killed(killer, args, kill_at)
@@ -268,3 +269,36 @@ def test_two_builds_into_one_folder_cannot_run_at_once(setup, tmp_path):
         with pytest.raises(UserError, match="another build is writing"):
             run_build(mirror, out, recipe)
     assert not out.exists()
+
+
+def test_a_successful_build_removes_other_builds_work_folders(setup, tmp_path):
+    mirror, _, recipe, _, _ = setup
+    out = tmp_path / "meit"
+    run_build(mirror, out, recipe, seed=0)
+    work = out.with_name("meit.work")
+    first = {p.name for p in work.iterdir() if p.is_dir()}
+    run_build(mirror, out, recipe, seed=0)  # same build: resumes, keeps its folder
+    assert {p.name for p in work.iterdir() if p.is_dir()} == first
+    run_build(mirror, out, recipe, seed=1, splits=["test"])
+    second = {p.name for p in work.iterdir() if p.is_dir()}
+    assert len(first) == len(second) == 1 and second != first
+
+
+def test_a_record_silently_dropped_by_a_stage_fails_the_build(setup, tmp_path, monkeypatch):
+    """End to end: a (buggy) signals stage that loses a record is caught before publishing."""
+    from ecg_instruct import pipeline
+    from ecg_instruct.pipeline import AccountingError
+
+    mirror, _, recipe, _, _ = setup
+    out = tmp_path / "meit"
+    run_build(mirror, out, recipe, seed=0)
+    previous = tree_digest(out)
+    real = pipeline.process_shard
+
+    def lossy(records, *args, **kwargs):
+        return real(records[1:], *args, **kwargs)  # drops the first record of every shard
+
+    monkeypatch.setattr(pipeline, "process_shard", lossy)
+    with pytest.raises(AccountingError, match="signals: .* neither passed nor rejected"):
+        run_build(mirror, out, recipe, seed=1)
+    assert tree_digest(out) == previous

@@ -145,9 +145,17 @@ def statement_kind(statements: pd.DataFrame, code: str) -> str:
     """``diagnostic``, ``form`` or ``rhythm`` (a code may be diagnostic *and* form: diagnostic)."""
     row = statements.loc[code]
     for kind in ("diagnostic", "form", "rhythm"):
-        if kind in row and pd.notna(row[kind]) and float(row[kind]) == 1.0:
+        if kind in row and _is_set(row[kind]):
             return kind
     return "other"
+
+
+def _is_set(value: object) -> bool:
+    """A statement-table flag: 1.0 (or "1.0" when the table was read as text); blank is unset."""
+    try:
+        return float(value) == 1.0  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
 
 
 def codes_to_check(

@@ -5,8 +5,9 @@ General-purpose detectors fail on PTB-XL's telegraphic reports (`sinusrhythmus l
 counts words that belong to exactly one of the German, Swedish and English ECG vocabularies. The
 German and Swedish vocabularies are the glossary's own keys (so a word the translator knows is a
 word the identifier knows), the English one is the glossary's `en_words` list. Words shared by
-several languages (`normal`, `inferior`, `block`, `ekg`, lead names) are ignored as uninformative.
-Offline and deterministic.
+several languages (`normal`, `inferior`, `block`, lead names) are ignored as uninformative; the
+spelling ECG/EKG is a weak hint. Offline and deterministic; 87 hand-labelled real reports are
+all identified correctly (tests/reports/test_language.py).
 """
 
 from __future__ import annotations

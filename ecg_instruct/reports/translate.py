@@ -151,16 +151,23 @@ class _Sentences:
             self.word(english.lstrip(", "))
 
     def word(self, english: str) -> None:
+        """A free word joins the current sentence, or a pending qualifier's phrase: German puts
+        adjectives before their statement (`fragl. chron. inferiorer infarkt` -> "Questionable
+        chronic inferior infarct.")."""
         if not english:
             return
-        english = self._take_pending(english)
-        if self.sentences:
+        if self.pending:
+            self.pending += " " + english
+        elif self.sentences:
             self.sentences[-1] += " " + english
         else:
             self.sentences.append(english)
 
     def neutral(self, english: str, gap: str) -> None:
         """A lead, number or unit; glued to a preceding one as the source did (`V1-3`)."""
+        if self.pending:  # "wahrscheinlich ... in V5": the qualifier's phrase is a sentence
+            self.sentences.append(self.pending)
+            self.pending = None
         glue = _GLUE.get(gap.strip())
         if glue == ", " and english[:1].isdigit():
             glue = ","  # "V4,5,6", not "V4, 5,6"

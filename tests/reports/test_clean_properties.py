@@ -17,22 +17,63 @@ from ecg_instruct.reports.translate import get_translator
 REASONS = {"bad_encoding", "empty_report", "untranslated"}
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 #: Clinical words, German and English, plus the characters that make real reports messy.
-WORDS = st.sampled_from([
-    "sinusrhythmus", "sinus rhythm", "normales ekg", "EKG", "lagetyp", "ischÄmie", "überdrehter",
-    "moeglich", "4.46", "unbestätigter bericht", "Edit: NORM 100", "Warning:", "---", "Unconfirmed",
-    "Confirmed by", "qrs(t) abnorm", "förmaksflimmer/-fladder", "ST", "LVH", ".", ",", ";", "\n",
-    "\t", "  ", "\x00", "\x07", "\x1b", "\x85", "\u200b", "\u2028", "\ufeff", "\ufffd", "e\u0301",
-    "\U0001f600",
-])
-TEXT = st.one_of(st.text(max_size=200), st.lists(WORDS, max_size=25).map(" ".join),
-                 st.lists(st.one_of(WORDS, st.text(max_size=5)), max_size=25).map("".join))
+WORDS = st.sampled_from(
+    [
+        "sinusrhythmus",
+        "sinus rhythm",
+        "normales ekg",
+        "EKG",
+        "lagetyp",
+        "ischÄmie",
+        "überdrehter",
+        "moeglich",
+        "4.46",
+        "unbestätigter bericht",
+        "Edit: NORM 100",
+        "Warning:",
+        "---",
+        "Unconfirmed",
+        "Confirmed by",
+        "qrs(t) abnorm",
+        "förmaksflimmer/-fladder",
+        "ST",
+        "LVH",
+        ".",
+        ",",
+        ";",
+        "\n",
+        "\t",
+        "  ",
+        "\x00",
+        "\x07",
+        "\x1b",
+        "\x85",
+        "\u200b",
+        "\u2028",
+        "\ufeff",
+        "\ufffd",
+        "e\u0301",
+        "\U0001f600",
+    ]
+)
+TEXT = st.one_of(
+    st.text(max_size=200),
+    st.lists(WORDS, max_size=25).map(" ".join),
+    st.lists(st.one_of(WORDS, st.text(max_size=5)), max_size=25).map("".join),
+)
 CFG = ReportsConfig()
 TRANSLATOR = get_translator(CFG.translator, CFG.translator_model)
 
 
 def _is_clean_line(text: str) -> bool:
-    return (not CONTROL.search(text) and text == text.strip() and "  " not in text
-            and "\n" not in text and "\r" not in text and "\t" not in text)
+    return (
+        not CONTROL.search(text)
+        and text == text.strip()
+        and "  " not in text
+        and "\n" not in text
+        and "\r" not in text
+        and "\t" not in text
+    )
 
 
 @settings(max_examples=400, deadline=None)
@@ -78,7 +119,11 @@ def test_any_report_is_a_clean_row_or_a_named_reject(text, source):
 
 
 def test_undecodable_bytes_are_a_named_reject_not_a_guess():
-    record = {"id": "ptbxl/1", "source": "ptbxl", "scp_codes": "{}",
-              "report_raw": b"sinusrhythmus \xe4nderung".decode("utf-8", errors="replace")}
+    record = {
+        "id": "ptbxl/1",
+        "source": "ptbxl",
+        "scp_codes": "{}",
+        "report_raw": b"sinusrhythmus \xe4nderung".decode("utf-8", errors="replace"),
+    }
     row, reject = process_report(record, TRANSLATOR, CFG, None)
     assert row is None and reject["reason"] == "bad_encoding"

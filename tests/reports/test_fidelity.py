@@ -185,3 +185,14 @@ def test_translated_diagnostic_agreement_matches_native_english(
     untranslated_level = diagnostic(german["report"], german["codes"])
     assert translated_level >= native_level - 0.08, (translated_level, native_level)
     assert translated_level > untranslated_level + 0.3, (translated_level, untranslated_level)
+
+
+def test_statement_kind_reads_tables_loaded_as_text(real_ptbxl_dir) -> None:
+    """The build reads scp_statements.csv as strings (blank cells are ""): same kinds."""
+    from ecg_instruct.reports.fidelity import read_scp_statements, statement_kind
+    from ecg_instruct.sources.ptbxl import read_statements
+
+    as_numbers = read_scp_statements(real_ptbxl_dir / "scp_statements.csv")
+    as_text = read_statements(real_ptbxl_dir)
+    for code in as_numbers.index:
+        assert statement_kind(as_text, code) == statement_kind(as_numbers, code)

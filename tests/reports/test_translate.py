@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
 import time
 import types
@@ -67,6 +69,9 @@ IDIOMS = [
     ("anteroseptaler myokardschaden nicht auszuschliessen",
      "Cannot rule out anteroseptal myocardial damage."),
     ("sonst normales ekg", "Otherwise normal ECG."),
+    ("fragl. chron. inferiorer infarkt", "Questionable chronic inferior infarct."),
+    ("alter anteroseptaler infarkt", "Old anteroseptal infarct."),
+    ("ekg unauffällig", "Unremarkable ECG."),
     ("t neg in iii, avf", "T wave inversion in III, aVF."),
     ("st-hebung in v1-3", "ST elevation in V1-3."),
     ("qt 480 ms", "QT 480 ms."),
@@ -340,3 +345,26 @@ def test_deterministic_and_order_independent(real_reports: pd.DataFrame) -> None
     second_translator = GlossaryTranslator()
     reverse = [second_translator.translate(t, lang) for t, lang in list(sample.itertuples(index=False))[::-1]]
     assert first == reverse[::-1]
+
+
+def test_identical_across_processes_and_hash_seeds() -> None:
+    """Typo, compound and truncation repair must not depend on set or dict iteration order."""
+    script = (
+        "from ecg_instruct.reports.translate import GlossaryTranslator\n"
+        "t = GlossaryTranslator()\n"
+        "for s in ['sinusbradykarkie vorderwandischämie verzoegere r-progression',\n"
+        "          'schlechtr r-progression iiiavf ini qin', 'st & t abnorm  inferola',\n"
+        "          'vorhofsÜberelastung rechts 4.46 unbestÄtigter ber', 'sinusrytm hÖg lat']:\n"
+        "    print(t.translate(s, 'de'), t.translate(s, 'sv'))\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(outputs) == 1 and "Sinus bradycardia" in outputs.pop()

@@ -97,7 +97,7 @@ def record_dir(tmp_path_factory):
     return folder
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_reading_a_record_under_a_damaged_header_is_a_record_or_a_named_reject(record_dir, data):
     """Through the whole reader, wfdb fallback included (other formats, segments, offsets)."""
