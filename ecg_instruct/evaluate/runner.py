@@ -1,6 +1,7 @@
 """Generate reports for a split with a trained run and score them.
 
-Outputs (all in one folder, by default the run folder for the run's own config):
+Outputs (all in one folder: the run folder for the run's own config and test split, else
+``RUN/eval/<config>-<split>/``, or ``--out-dir``):
 
     metrics.json         flat bleu_1..bleu_4, meteor, rouge_l, cider_d + what produced them
     predictions.parquet  id, condition, reference, prediction (one row per record and condition)
@@ -124,6 +125,7 @@ def plot_robustness(rows: list[dict], path: Path) -> None:
                 ax.plot(x_sorted, [pts[i][m] for i in order], marker="o", label=m)
         twin = ax.twinx()  # CIDEr-D is on a 0-10 scale: its own axis
         twin.plot(x_sorted, [pts[i]["cider_d"] for i in order], "k--", marker="s", label="cider_d")
+        twin.set_ylim(0, 1.1 * max([1.0] + [r["cider_d"] for r in rows]))  # from 0, not zoomed
         twin.set_ylabel("CIDEr-D" if kind == "snr" else "")
         if kind == "snr":
             ax.set_xticks(x_sorted, [f"{x:g}" for x in x_sorted[:-1]] + ["clean"])
@@ -157,7 +159,8 @@ def evaluate_run(opts: EvalOptions) -> dict:
     if opts.limit:
         ds = ds.select(range(min(opts.limit, len(ds))))
     split = tokenise_split(ds, encoder, cfg.max_report_tokens)
-    own = config == cfg.config and opts.data in (None, cfg.data)
+    # the run's own test split goes to the run folder; anything else to its own sub-folder
+    own = config == cfg.config and opts.data in (None, cfg.data) and opts.split == "test"
     out_dir = Path(opts.out_dir) if opts.out_dir else (
         run if own else run / "eval" / f"{config}-{opts.split}"
     )

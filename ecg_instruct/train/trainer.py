@@ -157,20 +157,22 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
         raise UserError(
             "already holds a training run", path=out, fix="pass --resume or choose another --out"
         )
-    if resume and ckpt_path.exists():
+    fresh = not (resume and ckpt_path.exists())
+    if not fresh:
         saved = TrainConfig.load(out)
         saved.max_steps, saved.device = cfg.max_steps, cfg.device  # may extend a finished run
         cfg = saved
     out.mkdir(parents=True, exist_ok=True)
 
-    # Data and tokenizer: learned from the training split only, saved with the run.
+    # Data and tokenizer: learned from the training split only, saved with the run. A fresh
+    # run rebuilds it, so leftovers of a run that crashed before its first checkpoint never leak.
     train_ds = load_split(cfg.data, cfg.config, "train")
     tok_path = out / "tokenizer.json"
-    if not tok_path.exists() and cfg.hf_model:
+    if fresh and cfg.hf_model:
         from ecg_instruct.train.hf import prepare_tokenizer
 
         prepare_tokenizer(cfg.hf_model, tok_path)
-    elif not tok_path.exists():
+    elif fresh:
         cols = train_ds.select_columns(["messages", "report"]).to_dict()
         texts = list(cols["report"]) + sorted({prompt_text(m) for m in cols["messages"]})
         train_tokenizer(texts, cfg.vocab_size).save(str(tok_path))
@@ -195,7 +197,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
     ]
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
     step = 0
-    if resume and ckpt_path.exists():
+    if not fresh:
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
         load_model_state(model, state["model"], cfg)
         opt.load_state_dict(state["optimizer"])
@@ -207,7 +209,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
 
     n_params = sum(p.numel() for p in model.parameters())
     log_path = out / "train_log.jsonl"
-    log = log_path.open("a")
+    kept = []  # on resume, drop log lines of steps taken after the checkpoint (they are redone)
+    if not fresh and log_path.exists():
+        kept = [x for x in log_path.read_text().splitlines() if json.loads(x)["step"] <= step]
+    log = log_path.open("w")
+    log.writelines(line + "\n" for line in kept)
     losses: list[float] = []
     bar = _progress(progress, cfg.max_steps, step)
     bar.set_description(f"{n_params / 1e6:.1f}M params")

@@ -44,7 +44,8 @@ def test_overfit_eight_records_reproduces_reports(tmp_path: Path, fusion: str):
     [row] = result["rows"]
     import pyarrow.parquet as pq
 
-    preds = pq.read_table(run / "predictions.parquet").to_pylist()
+    preds = pq.read_table(Path(result["out_dir"]) / "predictions.parquet").to_pylist()
+    assert Path(result["out_dir"]) == run / "eval" / "ptbxl-train"
     exact = sum(p["prediction"] == p["reference"] for p in preds)
     assert exact >= 7, preds
     assert row["bleu_4"] > 0.9
@@ -55,6 +56,8 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny_dataset: Path, tmp
     train(full, progress=False)
     part = small_config(tiny_dataset, tmp_path / "part", max_steps=5, model={"dropout": 0.1})
     train(part, progress=False)
+    with (tmp_path / "part" / "train_log.jsonl").open("a") as log:  # a crash after step 5's
+        log.write('{"step": 6, "loss": 99.0}\n')  # checkpoint left a line for step 6
     part.max_steps = 8
     train(part, resume=True, progress=False)
     losses = [[r["loss"] for r in _log(tmp_path / name)] for name in ("full", "part")]
