@@ -261,6 +261,7 @@ def published_bytes(shards: list[str], dtype: str, stage_dtype: str) -> float:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from ecg_instruct.signals.stage import read_work_shard
     from ecg_instruct.signals.storage import (
         arrow_to_signals,
         mv_to_counts,
@@ -270,7 +271,7 @@ def published_bytes(shards: list[str], dtype: str, stage_dtype: str) -> float:
 
     total, n = 0, 0
     for shard in shards:
-        table = pq.read_table(shard, columns=["id", "signal", "adc_gain"])
+        table = read_work_shard(shard, stage_dtype)  # as publish reads it
         signals = arrow_to_signals(table["signal"])
         gains = table["adc_gain"].to_numpy()
         if stage_dtype == "int16":  # the shards hold counts: back to mV first

@@ -47,7 +47,7 @@ from ecg_instruct.reports.stage import REPORT_COLUMNS, run_reports, translator_p
 from ecg_instruct.schema import INDEX_COLUMNS, MEASUREMENT_FIELDS, REJECT_SCHEMA, rejects_frame
 from ecg_instruct.signals.leads import CANONICAL_LEADS
 from ecg_instruct.signals.quality import QualityConfig
-from ecg_instruct.signals.stage import process_shard
+from ecg_instruct.signals.stage import process_shard, read_work_shard
 from ecg_instruct.sources import source_root
 from ecg_instruct.split import SPLITS
 
@@ -515,7 +515,7 @@ def _write_split(
 
     schema = None
     for shard_path in shard_paths:
-        signals = pq.read_table(shard_path)
+        signals = read_work_shard(shard_path, cfg.dtype)
         if signals.num_rows == 0:
             continue
         if schema is None:

@@ -159,9 +159,9 @@ def test_internal_errors_are_one_line_with_a_log(tmp_path, tmp_path_factory, mon
     from ecg_instruct.cli import app
 
     def broken(*args, **kwargs):
-        raise ZeroDivisionError("a bug in curate_record")
+        raise ZeroDivisionError("a bug in curate_batch")
 
-    monkeypatch.setattr(stage, "curate_record", broken)  # inherited by the forked workers
+    monkeypatch.setattr(stage, "curate_batch", broken)  # inherited by the forked workers
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the log goes
     out = tmp_path / "out" / "meit"
     result = CliRunner().invoke(app, [
@@ -173,7 +173,7 @@ def test_internal_errors_are_one_line_with_a_log(tmp_path, tmp_path_factory, mon
     log = Path(re.search(r"full traceback in (\S+);", lines[0]).group(1))
     assert log.parent == tmp_path
     text = log.read_text(encoding="utf-8")
-    assert "a bug in curate_record" in text
+    assert "a bug in curate_batch" in text
     assert "in broken" in text  # the worker's own frame, from the remote traceback
     assert not out.exists()
 
