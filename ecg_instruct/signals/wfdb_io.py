@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -181,36 +182,19 @@ def parse_header(text: str, source: str = "<header>") -> WfdbHeader:
         if not _FILE_RE.match(file_name):
             # also keeps a hostile header from pointing outside the record's folder
             raise _bad(source, f"invalid file name {file_name!r} in signal line {i + 1}")
-        m = _FMT_RE.match(tok[1])
-        if m is None:
-            raise _bad(source, f"invalid format {tok[1]!r} in signal line {i + 1}")
-        fmts.append(m.group(1))
-        spf.append(int(m.group(2)) if m.group(2) else 1)
-        skews.append(int(m.group(3)) if m.group(3) else 0)
-        offsets.append(int(m.group(4)) if m.group(4) else 0)
+        spec = _signal_spec_cached(tuple(tok[1:5]))
+        if spec is None:  # invalid: parse again with the record's name for the message
+            spec = _signal_spec(tuple(tok[1:5]), source, i)
+        fmt, n_per_frame, skew, offset, gain, baseline, unit, adc_res, adc_zero = spec
+        fmts.append(fmt)
+        spf.append(n_per_frame)
+        skews.append(skew)
+        offsets.append(offset)
         files.append(file_name)
-        adc_zero = _int(tok[4], source, "ADC zero") if len(tok) > 4 else 0
-        gain, baseline, unit = DEFAULT_GAIN, adc_zero, "mV"
-        if len(tok) > 2:
-            g = _GAIN_RE.match(tok[2])
-            if g is None:
-                raise _bad(source, f"invalid gain {tok[2]!r} in signal line {i + 1}")
-            gain = float(g.group(1))
-            if gain == 0:
-                gain = DEFAULT_GAIN
-            if not np.isfinite(gain) or gain < 0:
-                raise _bad(source, f"invalid gain {tok[2]!r} in signal line {i + 1}")
-            if g.group(2) is not None:
-                baseline = int(g.group(2))
-            if g.group(3):
-                unit = g.group(3)
-        if not (_INT32_MIN <= baseline <= _INT32_MAX and _INT32_MIN <= adc_zero <= _INT32_MAX):
-            # WFDB stores these as 32-bit ints; anything else is a corrupt header
-            raise _bad(source, f"baseline/ADC zero out of range in signal line {i + 1}")
         gains.append(gain)
         baselines.append(baseline)
         units.append(unit)
-        res.append(_int(tok[3], source, "ADC resolution") if len(tok) > 3 else 0)
+        res.append(adc_res)
         zeros.append(adc_zero)
         inits.append(_int(tok[5], source, "initial value") if len(tok) > 5 else None)
         sums.append(_int(tok[6], source, "checksum") if len(tok) > 6 else None)
@@ -225,6 +209,49 @@ def parse_header(text: str, source: str = "<header>") -> WfdbHeader:
         byte_offsets=offsets, samps_per_frame=spf, skews=skews, adc_res=res, adc_zero=zeros,
         init_values=inits, checksums=sums, comments=comments, n_seg=None,
     )
+
+
+def _signal_spec(t: tuple[str, ...], source: str, i: int) -> tuple:
+    """Format, gain, units, ADC resolution and zero of signal line ``i`` from its tokens 2-5:
+    ``(fmt, samples per frame, skew, byte offset, gain, baseline, unit, adc_res, adc_zero)``."""
+    m = _FMT_RE.match(t[0])
+    if m is None:
+        raise _bad(source, f"invalid format {t[0]!r} in signal line {i + 1}")
+    spf = int(m.group(2)) if m.group(2) else 1
+    skew = int(m.group(3)) if m.group(3) else 0
+    offset = int(m.group(4)) if m.group(4) else 0
+    adc_zero = _int(t[3], source, "ADC zero") if len(t) > 3 else 0
+    gain, baseline, unit = DEFAULT_GAIN, adc_zero, "mV"
+    if len(t) > 1:
+        g = _GAIN_RE.match(t[1])
+        if g is None:
+            raise _bad(source, f"invalid gain {t[1]!r} in signal line {i + 1}")
+        gain = float(g.group(1))
+        if gain == 0:
+            gain = DEFAULT_GAIN
+        if not np.isfinite(gain) or gain < 0:
+            raise _bad(source, f"invalid gain {t[1]!r} in signal line {i + 1}")
+        if g.group(2) is not None:
+            baseline = int(g.group(2))
+        if g.group(3):
+            unit = g.group(3)
+    if not (_INT32_MIN <= baseline <= _INT32_MAX and _INT32_MIN <= adc_zero <= _INT32_MAX):
+        # WFDB stores these as 32-bit ints; anything else is a corrupt header
+        raise _bad(source, f"baseline/ADC zero out of range in signal line {i + 1}")
+    adc_res = _int(t[2], source, "ADC resolution") if len(t) > 2 else 0
+    return m.group(1), spf, skew, offset, gain, baseline, unit, adc_res, adc_zero
+
+
+@lru_cache(maxsize=4096)
+def _signal_spec_cached(t: tuple[str, ...]) -> tuple | None:
+    """:func:`_signal_spec` memoised: within an archive the format/gain/resolution/zero tokens
+    repeat on every line of every header, so a header costs one lookup per line instead of
+    three regex matches (``None`` for an invalid line; the caller re-parses it for the error).
+    """
+    try:
+        return _signal_spec(t, "", 0)
+    except RecordReject:
+        return None
 
 
 def read_header(record_path: str | Path) -> WfdbHeader:
