@@ -105,7 +105,7 @@ def curate_batch(
         y = fit_length(y, cfg.n_samples, cfg.length_policy)
     except RecordReject as exc:  # rate or length: the same for every record of the batch
         for b in keep:
-            out[b] = exc
+            out[b] = exc.with_traceback(None)  # no frame -> out -> exception cycle
         return out  # type: ignore[return-value]
     # quantise() in two halves: the counts rint(y / step), then counts * step in mV
     step = (1.0 / gains[keep])[:, None, None]
@@ -119,7 +119,7 @@ def curate_batch(
             try:  # for its reject message
                 mv_to_counts(signal[j], float(gains[b]))
             except RecordReject as exc:
-                out[b] = exc
+                out[b] = exc.with_traceback(None)
             else:  # pragma: no cover - rint(k * step / step) == k for |k| < 2**15
                 raise AssertionError("counts out of range but mv_to_counts accepted them")
     return out  # type: ignore[return-value]
@@ -157,7 +157,9 @@ def process_shard(
             outcomes[i] = RecordReject("unsafe_path", str(exc))
             continue
         except RecordReject as exc:
-            outcomes[i] = exc
+            # without its traceback: frame -> outcomes -> exception -> frame is a cycle that
+            # keeps the whole shard's arrays alive until the cyclic GC happens to run
+            outcomes[i] = exc.with_traceback(None)
             continue
         key = (float(ecg.fs), len(order), ecg.signal.shape[1])
         if key not in pending:
