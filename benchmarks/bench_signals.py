@@ -11,8 +11,8 @@ a few defective records so the reject paths run too, then measures in one run:
            process
   stage-W  the same over all workers (a process pool over shards)
   RSS      peak RSS per worker for N records and for ``--rss-factor`` x N (files reused)
-  bytes    per record in the published encodings (storage.parquet_write_options), float32 mV
-           and int16 counts, at the target rate
+  bytes    per record in the work shards the stage writes, and in the published encodings
+           (storage.parquet_write_options), float32 mV and int16 counts, at the target rate
 
 Every rate is given twice: wall clock, and per CPU-second (records / CPU time of the processes
 doing the work). The second is what "per core" means and stays meaningful on a shared machine
@@ -344,6 +344,9 @@ def _run(args: argparse.Namespace, tmp: Path) -> None:
     print(f"full stage per core vs naive: {multi['rate'].per_cpu_s / naive.per_cpu_s:.1f}x "
           f"(target >= 10x); raw-read limit / full stage, all workers: "
           f"{raw.per_s / multi['rate'].per_s:.1f}x (target <= 3x)")
+    work = sum(os.path.getsize(s) + os.path.getsize(s + ".rejects") for s in multi["shards"])
+    print(f"bytes per record, work shards (signals.stage, uncompressed int16 counts): "
+          f"{work / args.n:.0f} B ({work / args.n / 1e3:.1f} MB per 1,000 ECGs)")
     for dtype in ("float32", "int16"):
         size = published_bytes(multi["shards"], dtype, args.dtype)
         print(f"bytes per record, published {dtype} at {args.fs_out} Hz: {size:.0f} B "
