@@ -31,25 +31,25 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from ecg_instruct import __version__
+from ecg_instruct.accounting import AccountingError, account, stage_ledger
 from ecg_instruct.errors import UserError
 from ecg_instruct.index import build_index
-from ecg_instruct.instruct.check import check_templates
 from ecg_instruct.instruct.fields import load_statement_tables
 from ecg_instruct.instruct.stage import write_instruct_stage
 from ecg_instruct.instruct.templates import TemplateLibrary
-from ecg_instruct.paths import is_within, recover_interrupted_swap, replace_dir
+from ecg_instruct.paths import recover_interrupted_swap, replace_dir
 from ecg_instruct.publish.card import card_yaml, render_card
 from ecg_instruct.publish.fidelity import build_fidelity
 from ecg_instruct.publish.instructions import add_instructions_config, publish_instructions
 from ecg_instruct.publish.parquet import plain_schema, write_parquet
 from ecg_instruct.recipe import Recipe
 from ecg_instruct.reports.stage import REPORT_COLUMNS, run_reports, translator_provenance
-from ecg_instruct.schema import INDEX_COLUMNS, MEASUREMENT_FIELDS, REJECT_SCHEMA, rejects_frame
+from ecg_instruct.schema import MEASUREMENT_FIELDS, REJECT_SCHEMA, rejects_frame
 from ecg_instruct.signals.leads import CANONICAL_LEADS
-from ecg_instruct.signals.quality import QualityConfig
 from ecg_instruct.signals.stage import process_shard, read_work_shard
 from ecg_instruct.sources import source_root
 from ecg_instruct.split import SPLITS
+from ecg_instruct.validate import PUBLISHED_NAMES, validate_build
 
 
 @dataclass
@@ -75,10 +75,6 @@ class BuildSummary:
     stages: pd.DataFrame | None = None  # source, stage, input, passed, rejected
     instructions: Any = None  # publish.instructions.InstructionsInfo: examples per task/split
     fidelity: Any = None  # publish.fidelity.Fidelity: PTB-XL report vs SCP label agreement
-
-
-class AccountingError(RuntimeError):
-    """Records were lost or counted twice between stages: a bug, never a user error."""
 
 
 def _parquet_bytes(frame_or_table: pd.DataFrame | pa.Table) -> bytes:
@@ -129,84 +125,6 @@ def work_key(options: BuildOptions, library: TemplateLibrary, content: str = "")
         "index": content,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _synthetic_records(sources: Sequence[str]) -> list[dict]:
-    """Stand-in records to render every template once before the build writes anything.
-
-    One with every optional field set and one with every optional field missing, per source, so
-    that a template that breaks on a real record (a typo, `{{ age | int }}` on a missing age) is
-    a configuration error up front, not a crash after an hour of work.
-    """
-    records = []
-    for source in sources:
-        full = {name: "" for name in (*INDEX_COLUMNS, *REPORT_COLUMNS)}
-        full.update({
-            "id": f"{source}/validate", "source": source, "native_id": "1", "patient_id": "1",
-            "path": "validate", "fs": 500, "n_samples": 5000, "labels": ["NORM"],
-            "scp_codes": '{"NORM": 100.0}', "age": 63.0, "sex": "female",
-            "measurements": {"rr_interval": 857.0, "p_onset": 40.0, "p_end": 148.0,
-                             "qrs_onset": 200.0, "qrs_end": 292.0, "t_end": 580.0,
-                             "p_axis": 60.0, "qrs_axis": 30.0, "t_axis": 45.0,
-                             "heart_rate": 70.0},
-            "split": "train", "report": "Sinus rhythm. Normal ECG.",
-            "report_raw": "Sinus rhythm. Normal ECG.", "report_original": "Sinus rhythm. Normal ECG.",
-            "report_language": "en", "translation_coverage": 1.0,
-        })
-        records.append(full)
-        records.append({**full, "age": None, "sex": None, "labels": [], "scp_codes": "{}",
-                        "measurements": None})
-    return records
-
-
-def _validate_templates(options: BuildOptions, library: TemplateLibrary) -> None:
-    """Render every template on stand-in records with the build's own invariants."""
-    statements = load_statement_tables(options.raw_dir, options.sources)
-    check_templates(library, _synthetic_records(options.sources), options.recipe.instruct,
-                    statements)
-
-
-def _validate_locations(options: BuildOptions) -> None:
-    """`--out` must not overlap the input, and may only replace a dataset we published."""
-    out = options.out
-    for source in options.sources:
-        root = source_root(options.raw_dir, source)
-        if is_within(out, root) or is_within(root, out):
-            raise UserError(f"output folder overlaps the {source} input {root}", path=out,
-                            fix="choose an --out outside --raw-dir")
-    if out.exists() and not out.is_dir():
-        raise UserError("exists and is not a folder", path=out, fix="choose another --out")
-    if out.is_dir() and any(out.iterdir()):
-        names = {p.name for p in out.iterdir()}
-        if not {"README.md", "rejects.parquet"} <= names or not names <= PUBLISHED_NAMES:
-            raise UserError(
-                "exists and is not a dataset written by ecg-instruct; refusing to replace it",
-                path=out, fix="choose another --out, or move that folder away",
-            )
-
-
-#: Everything `_publish` writes at the top of the output folder (checked before every swap). An
-#: existing `--out` is replaced only if it holds nothing else, so a user's files are never lost.
-PUBLISHED_NAMES = {"README.md", "rejects.parquet", "data"}
-
-
-def _validate(options: BuildOptions) -> TemplateLibrary:
-    """Every configuration check, before anything is written."""
-    QualityConfig.from_dict(options.recipe.signals.quality, source=options.recipe.path)
-    translator_provenance(options.recipe.reports)
-    library = TemplateLibrary(options.template_dirs)
-    for task in options.recipe.instruct.tasks:
-        if not library.for_task(task):
-            raise UserError(f"no templates for task {task!r}", path=options.recipe.path,
-                            fix=f"add templates/{task}/*.j2 or remove it from instruct.tasks")
-    if options.recipe.instruct.system_template not in library.templates:
-        raise UserError(f"system template {options.recipe.instruct.system_template!r} not found",
-                        path=options.recipe.path, fix="fix instruct.system_template")
-    if options.workers < 1:
-        raise UserError("--workers must be at least 1", fix="e.g. --workers 2")
-    _validate_templates(options, library)
-    _validate_locations(options)
-    return library
 
 
 def _shards(
@@ -426,7 +344,7 @@ def build(options: BuildOptions) -> BuildSummary:
     """Run (or resume) a build and publish it; returns the accounting summary."""
     if options.out.is_symlink():  # publish where it points: swapping would replace the link
         options = dataclasses.replace(options, out=options.out.resolve())
-    library = _validate(options)
+    library = validate_build(options)
     recipe = options.recipe
     statements = None
     if recipe.reports.report_style == "labels" and "ptbxl" in options.sources:
@@ -577,13 +495,13 @@ def _publish(
     reject_tables["signals"] = pa.concat_tables([REJECT_SCHEMA.empty_table(), *signal_rejects])
     rejects = pa.concat_tables(list(reject_tables.values())).to_pandas()
     rejects = rejects.sort_values(["id", "stage"], kind="stable").reset_index(drop=True)
-    stages = _stage_ledger(  # first: it names the stage that lost or duplicated records
+    stages = stage_ledger(  # first: it names the stage that lost or duplicated records
         {stage: table.column("id").to_pylist() for stage, table in reject_tables.items()},
         {"index": index["id"].tolist(), "reports": _ids_of(work / "reports.parquet"),
          "instruct": _ids_of(work / "instruct.parquet"), "signals": signal_ids,
          "publish": published_ids},
     )
-    summary = _account(options, index, rejects, published_ids)
+    summary = BuildSummary(options.out, *account(index, rejects, published_ids))
     summary.stages = stages
     _atomic_parquet(pa.Table.from_pandas(rejects, schema=REJECT_SCHEMA, preserve_index=False),
                     staging / "rejects.parquet")
@@ -614,9 +532,9 @@ def _publish(
     }
     _atomic_write(render_card(options.out, context, header).encode("utf-8"), staging / "README.md")
     unknown = {path.name for path in staging.iterdir()} - PUBLISHED_NAMES
-    if unknown:  # a developer guard: `_validate_locations` must recognise our own datasets
+    if unknown:  # a developer guard: `validate._validate_locations` must recognise our own datasets
         raise RuntimeError(f"publish wrote {sorted(unknown)} at the top of the dataset; add them "
-                           f"to pipeline.PUBLISHED_NAMES")
+                           f"to validate.PUBLISHED_NAMES")
     options.out.parent.mkdir(parents=True, exist_ok=True)
     _swap_into_place(staging, options.out)
     summary.instructions = instructions
@@ -627,95 +545,3 @@ def _ids_of(path: Path) -> list[str]:
     return pq.read_table(path, columns=["id"]).column("id").to_pylist()
 
 
-#: Stages in order; each one's input is the previous one's output (the index's input is every
-#: metadata row: indexed or rejected).
-STAGES = ("index", "reports", "instruct", "signals", "publish")
-
-
-def _stage_ledger(rejected: dict[str, list[str]], passed: dict[str, list[str]]) -> pd.DataFrame:
-    """Per source and stage: input = passed + rejected, as sets of ids, with nothing counted twice.
-
-    Any violation is a bug in a stage (a record silently dropped, duplicated or both published
-    and rejected) and fails the build before anything is published.
-    """
-    rows = []
-    all_ids = set(passed["index"]) | set(rejected.get("index", []))
-    sources = sorted({i.split("/", 1)[0] for i in all_ids})
-    previous: list[str] | None = None
-    problems = []
-    per_stage = []
-    for stage in STAGES:
-        out = passed[stage]
-        rej = rejected.get(stage, [])
-        into = list(out) + list(rej) if previous is None else previous
-        per_stage.append((stage, into, out, rej))
-        previous = out
-    for stage, into, out, rej in per_stage:
-        for name, ids in (("passed", out), ("rejected", rej)):
-            if len(set(ids)) != len(ids):
-                seen: set[str] = set()
-                twice = sorted({i for i in ids if i in seen or seen.add(i)})
-                problems.append(f"{stage}: {len(twice)} ids {name} twice, e.g. {twice[:3]}")
-        both = set(out) & set(rej)
-        if both:
-            problems.append(f"{stage}: {len(both)} ids both passed and rejected, e.g. "
-                            f"{sorted(both)[:3]}")
-        lost = set(into) - set(out) - set(rej)
-        if lost:
-            problems.append(f"{stage}: {len(lost)} records neither passed nor rejected, e.g. "
-                            f"{sorted(lost)[:3]}")
-        extra = (set(out) | set(rej)) - set(into)
-        if extra:
-            problems.append(f"{stage}: {len(extra)} records out of nowhere, e.g. {sorted(extra)[:3]}")
-        for source in sources:
-            prefix = source + "/"
-            n_in = sum(i.startswith(prefix) for i in into)
-            n_out = sum(i.startswith(prefix) for i in out)
-            n_rej = sum(i.startswith(prefix) for i in rej)
-            rows.append({"source": source, "stage": stage, "input": n_in, "passed": n_out,
-                         "rejected": n_rej})
-    if problems:
-        raise AccountingError("accounting violation: " + "; ".join(problems))
-    return pd.DataFrame(rows, columns=["source", "stage", "input", "passed", "rejected"])
-
-
-def _account(
-    options: BuildOptions, index: pd.DataFrame, rejects: pd.DataFrame, published: list[str]
-) -> BuildSummary:
-    """records in = published + rejected, per source; anything else is a bug and fails loudly."""
-    duplicated = set(rejects["id"][rejects["id"].duplicated()]) | (set(published) & set(rejects["id"]))
-    if duplicated or len(set(published)) != len(published):
-        raise AccountingError(f"accounting violation: records both published and rejected or "
-                           f"counted twice: {sorted(duplicated)[:5]}")
-    index_ids = set(index["id"])
-    missing = index_ids - set(published) - set(rejects["id"])
-    if missing:
-        raise AccountingError(f"accounting violation: {len(missing)} records neither published nor "
-                           f"rejected, e.g. {sorted(missing)[:5]}")
-    split_of = dict(zip(index["id"], index["split"], strict=True))
-    rows = []
-    published_set = set(published)
-    for source in sorted(set(index["source"]) | set(rejects["source"])):
-        ids = {i for i in index_ids if i.startswith(source + "/")}
-        index_rejects = rejects[(rejects["source"] == source) & (rejects["stage"] == "index")]
-        for split in [*SPLITS, "(unassigned)"]:
-            if split == "(unassigned)":
-                n_in, n_pub, n_rej = len(index_rejects), 0, len(index_rejects)
-            else:
-                in_split = {i for i in ids if split_of[i] == split}
-                n_in = len(in_split)
-                n_pub = len(in_split & published_set)
-                n_rej = n_in - n_pub
-            if n_in:
-                rows.append({"source": source, "split": split, "input": n_in,
-                             "published": n_pub, "rejected": n_rej})
-    counts = pd.DataFrame(rows, columns=["source", "split", "input", "published", "rejected"])
-    reasons = (
-        rejects.groupby(["source", "stage", "reason"]).size().reset_index(name="count")
-        if len(rejects) else pd.DataFrame(columns=["source", "stage", "reason", "count"])
-    )
-    totals = {"input": int(counts["input"].sum()), "published": len(published),
-              "rejected": len(rejects)}
-    if totals["input"] != totals["published"] + totals["rejected"]:
-        raise AccountingError(f"accounting violation: {totals}")
-    return BuildSummary(options.out, counts, reasons, totals)

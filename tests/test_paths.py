@@ -112,7 +112,7 @@ def test_a_kill_between_the_two_renames_is_recovered(tmp_path, monkeypatch):
 # --- accounting ------------------------------------------------------------------------------
 
 def _ledger(**changes):
-    from ecg_instruct.pipeline import _stage_ledger
+    from ecg_instruct.accounting import stage_ledger as _stage_ledger
 
     passed = {"index": ["ptbxl/1", "ptbxl/2", "ptbxl/3", "mimic/9"],
               "reports": ["ptbxl/1", "ptbxl/2", "mimic/9"], "instruct": ["ptbxl/1", "ptbxl/2",
