@@ -49,16 +49,13 @@ def _base_waveforms(k: int, fs: int, seconds: float) -> list[np.ndarray]:
     """k neurokit2 12-lead simulations (canonical order, Einthoven-consistent limb leads)."""
     import neurokit2 as nk
 
+    from ecg_instruct.sample import derive_limb_leads
+
     out = []
     for i in range(k):
         df = nk.ecg_simulate(duration=seconds, sampling_rate=fs, heart_rate=58 + 17 * i,
                              method="multileads", random_state=i)
-        x = df[CANONICAL].to_numpy().T.copy()
-        x[2] = x[1] - x[0]
-        x[3] = -(x[0] + x[1]) / 2
-        x[4] = x[0] - x[1] / 2
-        x[5] = x[1] - x[0] / 2
-        out.append(x)
+        out.append(derive_limb_leads(df[CANONICAL].to_numpy().T.copy()))
     return out
 
 

@@ -107,6 +107,20 @@ MIMIC_ARTEFACTS = (
 )
 
 
+def derive_limb_leads(signal: np.ndarray) -> np.ndarray:
+    """Set III, aVR, aVL, aVF (rows 2-5, canonical order) from I and II, in place.
+
+    neurokit2 simulates the 12 leads independently; real limb leads obey Einthoven's and
+    Goldberger's laws (III = II - I, aVR = -(I + II)/2, ...), which checks and models may rely on.
+    """
+    lead_i, lead_ii = signal[0], signal[1]
+    signal[2] = lead_ii - lead_i
+    signal[3] = -(lead_i + lead_ii) / 2
+    signal[4] = lead_i - lead_ii / 2
+    signal[5] = lead_ii - lead_i / 2
+    return signal
+
+
 class _Simulator:
     """Simulated 12-lead ECGs at 500 Hz, a few neurokit2 bases reused with perturbations.
 
@@ -141,12 +155,7 @@ class _Simulator:
         signal = self.base(heart_rate) * rng.uniform(0.8, 1.25, size=(12, 1))
         signal = np.roll(signal, int(rng.integers(0, 500)), axis=1)
         signal = signal + rng.normal(0.0, 0.008, size=signal.shape)
-        lead_i, lead_ii = signal[0], signal[1]
-        signal[2] = lead_ii - lead_i
-        signal[3] = -(lead_i + lead_ii) / 2
-        signal[4] = lead_i - lead_ii / 2
-        signal[5] = lead_ii - lead_i / 2
-        return signal
+        return derive_limb_leads(signal)
 
 
 def _write_wfdb(directory: Path, name: str, signal: np.ndarray, fs: int, gain: float,

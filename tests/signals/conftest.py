@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ecg_instruct.sample import derive_limb_leads
+
 PTBXL_NAMES = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 MIMIC_NAMES = ["I", "II", "III", "aVR", "aVF", "aVL", "V1", "V2", "V3", "V4", "V5", "V6"]
 CANONICAL = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
@@ -21,13 +23,7 @@ def simulate_12lead(duration: float = 10, fs: int = 500, heart_rate: int = 70,
 
     df = nk.ecg_simulate(duration=duration, sampling_rate=fs, heart_rate=heart_rate,
                          method="multileads", random_state=seed)
-    x = df[CANONICAL].to_numpy().T.copy()
-    lead_i, lead_ii = x[0], x[1]
-    x[2] = lead_ii - lead_i
-    x[3] = -(lead_i + lead_ii) / 2
-    x[4] = lead_i - lead_ii / 2
-    x[5] = lead_ii - lead_i / 2
-    return x
+    return derive_limb_leads(df[CANONICAL].to_numpy().T.copy())
 
 
 @pytest.fixture(scope="session")
