@@ -20,12 +20,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from ecg_instruct.data_files import read_data_file
 from ecg_instruct.errors import UserError
 
 PHRASES_FILE = "scp_phrases_en.yaml"
@@ -65,15 +65,7 @@ def _compile_literal(description: str) -> re.Pattern[str]:
 
 def load_phrases(path: str | Path | None = None) -> PhraseMatcher:
     """Read the code -> English expressions file (the packaged one by default)."""
-    if path is None:
-        ref = resources.files("ecg_instruct") / "data" / PHRASES_FILE
-        where, text = str(ref), ref.read_text(encoding="utf-8")
-    else:
-        where = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"cannot read phrase file ({exc.strerror})", path) from exc
+    where, text = read_data_file(PHRASES_FILE, path, "phrase file")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -16,12 +16,12 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
 import yaml
 
+from ecg_instruct.data_files import read_data_file
 from ecg_instruct.errors import UserError
 
 GLOSSARY_FILE = "glossary_de_en.yaml"
@@ -217,16 +217,7 @@ def load_glossary(path: str | Path | None = None) -> Glossary:
 
     A malformed file raises `UserError` naming the file, because a user-edited glossary is input.
     """
-    if path is None:
-        ref = resources.files("ecg_instruct") / "data" / GLOSSARY_FILE
-        where = str(ref)
-        text = ref.read_text(encoding="utf-8")
-    else:
-        where = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"cannot read glossary ({exc.strerror})", path) from exc
+    where, text = read_data_file(GLOSSARY_FILE, path, "glossary")
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
