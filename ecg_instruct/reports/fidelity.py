@@ -15,7 +15,6 @@ Which codes count for a record: diagnostic statements whose likelihood is at lea
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import yaml
 
 from ecg_instruct.data_files import read_data_file
 from ecg_instruct.errors import UserError
+from ecg_instruct.sources.ptbxl import read_scp_codes as parse_scp_codes  # noqa: F401 (API)
 
 PHRASES_FILE = "scp_phrases_en.yaml"
 DEFAULT_MIN_LIKELIHOOD = 50.0
@@ -93,31 +93,6 @@ def _expand(expr: str, parts: Mapping[str, str]) -> str:
 def default_phrases() -> PhraseMatcher:
     """The packaged phrase file, compiled once per process."""
     return load_phrases()
-
-
-def parse_scp_codes(value: object) -> dict[str, float]:
-    """PTB-XL's `scp_codes` cell (a Python dict literal) -> {code: likelihood}.
-
-    Parsed with `ast.literal_eval`, never `eval`. Raises `ValueError` for anything that is not a
-    dict of str -> number, so callers can turn it into a record-level reject.
-    """
-    if isinstance(value, Mapping):
-        parsed: object = dict(value)
-    else:
-        try:
-            parsed = ast.literal_eval(str(value))
-        except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
-            raise ValueError(f"scp_codes is not a dict literal: {str(value)[:80]!r}") from exc
-    if not isinstance(parsed, dict):
-        raise ValueError(f"scp_codes is not a dict: {str(value)[:80]!r}")
-    out: dict[str, float] = {}
-    for code, likelihood in parsed.items():
-        if not isinstance(code, str) or isinstance(likelihood, bool):
-            raise ValueError(f"scp_codes entry {code!r}: {likelihood!r} is not code -> number")
-        if not isinstance(likelihood, (int, float)):
-            raise ValueError(f"scp_codes entry {code!r}: {likelihood!r} is not code -> number")
-        out[code] = float(likelihood)
-    return out
 
 
 def read_scp_statements(path: str | Path) -> pd.DataFrame:

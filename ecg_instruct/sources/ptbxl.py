@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -37,20 +38,37 @@ RATES = {"hr": (500, 5000, "filename_hr"), "lr": (100, 1000, "filename_lr")}
 FIX = "point --raw-dir at a folder holding ptb-xl/ (PTB-XL 1.0.3) or run `ecg-instruct download ptbxl`"
 
 
+def read_scp_codes(value: object) -> dict[str, float]:
+    """PTB-XL's `scp_codes` cell (a Python dict literal) -> {code: likelihood}.
+
+    Parsed with `ast.literal_eval`, never `eval`. Raises `ValueError` for anything that is not a
+    dict of str -> number, so callers can turn it into a record-level reject.
+    """
+    if isinstance(value, Mapping):
+        parsed: object = dict(value)
+    else:
+        try:
+            parsed = ast.literal_eval(str(value))
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+            raise ValueError(f"scp_codes is not a dict literal: {str(value)[:80]!r}") from exc
+    if not isinstance(parsed, dict):
+        raise ValueError(f"scp_codes is not a dict: {str(value)[:80]!r}")
+    out: dict[str, float] = {}
+    for code, likelihood in parsed.items():
+        if not isinstance(code, str) or isinstance(likelihood, bool):
+            raise ValueError(f"scp_codes entry {code!r}: {likelihood!r} is not code -> number")
+        if not isinstance(likelihood, (int, float)):
+            raise ValueError(f"scp_codes entry {code!r}: {likelihood!r} is not code -> number")
+        out[code] = float(likelihood)
+    return out
+
+
 def parse_scp_codes(text: str) -> dict[str, float] | None:
-    """Parse the `scp_codes` literal safely (never eval); None if it is not a code->number dict."""
+    """`read_scp_codes`, or None if the cell is not a code->number dict (a record reject)."""
     try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return read_scp_codes(text)
+    except ValueError:
         return None
-    if not isinstance(value, dict):
-        return None
-    codes: dict[str, float] = {}
-    for key, likelihood in value.items():
-        if not isinstance(key, str) or not isinstance(likelihood, (int, float)):
-            return None
-        codes[key] = float(likelihood)
-    return codes
 
 
 def read_statements(root: Path) -> pd.DataFrame:
