@@ -24,11 +24,6 @@ from ecg_instruct.reports.language import detect_language
 from ecg_instruct.reports.translate import GlossaryTranslator, split_reviewer_edit
 
 
-@pytest.fixture(scope="module")
-def statements(real_ptbxl_dir: Path) -> pd.DataFrame:
-    return read_scp_statements(real_ptbxl_dir / "scp_statements.csv")
-
-
 def test_statements_file(statements: pd.DataFrame) -> None:
     assert len(statements) == 71
     assert statements.loc["IMI", "description"] == "inferior myocardial infarction"
@@ -189,7 +184,7 @@ def test_translated_diagnostic_agreement_matches_native_english(
 
 def test_statement_kind_reads_tables_loaded_as_text(real_ptbxl_dir) -> None:
     """The build reads scp_statements.csv as strings (blank cells are ""): same kinds."""
-    from ecg_instruct.reports.fidelity import read_scp_statements, statement_kind
+    from ecg_instruct.reports.fidelity import statement_kind
     from ecg_instruct.sources.ptbxl import read_statements
 
     as_numbers = read_scp_statements(real_ptbxl_dir / "scp_statements.csv")

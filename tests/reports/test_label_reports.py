@@ -5,21 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from ecg_instruct.reports.fidelity import (
     default_phrases,
     label_agreement,
     overall_agreement,
     parse_scp_codes,
-    read_scp_statements,
 )
 from ecg_instruct.reports.label_reports import LABEL_REPORT_NOTE, report_from_labels, report_style
-
-
-@pytest.fixture(scope="module")
-def statements(real_ptbxl_dir: Path) -> pd.DataFrame:
-    return read_scp_statements(real_ptbxl_dir / "scp_statements.csv")
 
 
 def test_normal_record(statements: pd.DataFrame) -> None:
