@@ -7,29 +7,42 @@ the folder the user pointed us at.
 from __future__ import annotations
 
 import os
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 
 class UnsafePath(ValueError):
     """A relative path from input data that would escape its root folder."""
 
 
-def safe_join(root: Path, relative: str) -> Path:
-    """Join `relative` (POSIX-style, from input data) under `root`, refusing escapes.
+def safe_parts(relative: str) -> list[str]:
+    """The components of `relative` (POSIX-style, from input data), refusing escapes.
 
     Absolute paths, `..` components, backslashes and NUL bytes are refused rather than normalised,
     because a metadata file that contains them is wrong and silently "fixing" it hides that.
+    Empty and `.` components are dropped, as `PurePosixPath` does. Plain string work: the signal
+    stage joins one path per record and pathlib costs ~30 µs each.
     """
     if not relative or "\x00" in relative or "\\" in relative:
         raise UnsafePath(f"invalid path {relative!r}")
-    pure = PurePosixPath(relative)
-    if pure.is_absolute() or any(part == ".." for part in pure.parts):
+    parts = [part for part in relative.split("/") if part and part != "."]
+    if relative.startswith("/") or ".." in parts:
         # The message names the offending value, not `root`: it lands in published rejects,
         # which must not depend on where the mirror lives.
         raise UnsafePath(f"path {relative!r} is absolute or climbs out of the source folder")
-    if not pure.parts:  # "." or "./": the root itself, and `<root>.hea` would be outside it
+    if not parts:  # "." or "./": the root itself, and `<root>.hea` would be outside it
         raise UnsafePath(f"path {relative!r} names the source folder itself, not a file in it")
-    return root.joinpath(*pure.parts)
+    return parts
+
+
+def safe_join(root: Path, relative: str) -> Path:
+    """Join `relative` (POSIX-style, from input data) under `root`, refusing escapes
+    (:func:`safe_parts`)."""
+    return root.joinpath(*safe_parts(relative))
+
+
+def safe_join_str(root: str, relative: str) -> str:
+    """:func:`safe_join` on strings, for the per-record hot path."""
+    return os.path.join(root, *safe_parts(relative))
 
 
 def is_within(path: Path, folder: Path) -> bool:

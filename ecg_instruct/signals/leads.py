@@ -8,6 +8,7 @@ to :data:`CANONICAL_LEADS` before anything else looks at it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -38,6 +39,13 @@ def canonical_lead_index(sig_names: Sequence[str]) -> np.ndarray:
     when one of the twelve is absent and ``RecordReject("duplicate_lead")`` when two signals
     normalise to the same lead, because picking either would be a silent guess.
     """
+    return _lead_index(tuple(sig_names))
+
+
+@lru_cache(maxsize=256)
+def _lead_index(sig_names: tuple[str, ...]) -> np.ndarray:
+    """:func:`canonical_lead_index`, memoised: an archive has a handful of lead layouts and the
+    signal stage asks once per record. The result is read-only (it is shared)."""
     index = np.full(len(CANONICAL_LEADS), -1, dtype=np.intp)
     for i, name in enumerate(sig_names):
         pos = _KEY_TO_POSITION.get("".join(name.split()).casefold())
@@ -52,6 +60,7 @@ def canonical_lead_index(sig_names: Sequence[str]) -> np.ndarray:
     if missing:
         raise RecordReject("missing_lead",
                            f"no signal for lead(s) {', '.join(missing)} among {list(sig_names)}")
+    index.setflags(write=False)
     return index
 
 

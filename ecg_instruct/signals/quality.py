@@ -18,9 +18,9 @@ from typing import Any, get_type_hints
 
 import numpy as np
 import scipy.fft
-from scipy.signal import find_peaks
 
 from ecg_instruct.errors import RecordReject, UserError
+from ecg_instruct.signals import kernels
 from ecg_instruct.signals.leads import CANONICAL_LEADS
 
 #: Every reason :func:`check_and_repair` can raise, for docs and the rejects summary.
@@ -167,46 +167,27 @@ def _repair_non_finite(x: np.ndarray, fs: float, cfg: QualityConfig, notes: list
         notes.append(f"nan_interpolated:{name}:{len(starts)} run(s), {int(per_lead[i])} samples")
 
 
-def _extremes(x: np.ndarray, fs: float, cfg: QualityConfig,
-              fail) -> tuple[np.ndarray, np.ndarray]:
-    """Per-record, per-lead max and min of ``x`` (B, n_leads, n); with the windowed flat check,
-    from the same two window passes.
-
-    ``flat_lead`` when a window's peak-to-peak is below ``flat_window_ptp_mv``.
-    """
-    n_rec, n_leads, n = x.shape
-    w = int(round(cfg.flat_window_s * fs)) if cfg.flat_window_s is not None else 0
-    n_win = n // w if w > 0 else 0
-    if not n_win:
-        return x.max(axis=2), x.min(axis=2)
-    win = x[:, :, : n_win * w].reshape(n_rec, n_leads, n_win, w)
-    wmax, wmin = win.max(axis=3), win.min(axis=3)
-    ptp = (wmax - wmin).reshape(n_rec, -1)
-    where = np.argmin(ptp, axis=1)
-    lowest = ptp[np.arange(n_rec), where]
-    for b in np.flatnonzero(lowest < cfg.flat_window_ptp_mv):
-        lead, k = divmod(int(where[b]), n_win)
-        fail(b, RecordReject("flat_lead",
-                             f"{_lead_name(lead, n_leads)}: peak-to-peak "
-                             f"{lowest[b] * 1000:.1f} µV over {cfg.flat_window_s} s "
-                             f"from t={k * cfg.flat_window_s:.1f} s"))
-    lead_max, lead_min = wmax.max(axis=2), wmin.min(axis=2)
-    if n_win * w < n:
-        tail = x[:, :, n_win * w:]
-        lead_max = np.maximum(lead_max, tail.max(axis=2))
-        lead_min = np.minimum(lead_min, tail.min(axis=2))
-    return lead_max, lead_min
+def window_samples(cfg: QualityConfig, fs: float) -> int:
+    """Samples per flat-check window (0: no windowed check)."""
+    return int(round(cfg.flat_window_s * fs)) if cfg.flat_window_s is not None else 0
 
 
-def _check_clipping(x: np.ndarray, lead_max: np.ndarray, lead_min: np.ndarray, fs: float,
-                    cfg: QualityConfig, fail) -> None:
+def lead_stats(x: np.ndarray, window: int) -> np.ndarray:
+    """:func:`kernels.lead_stats` of ``x`` (B, n_leads, n): exact integer sums for ADC counts,
+    float64 ones for anything else."""
+    out = np.empty((*x.shape[:2], kernels.N_STATS))
+    integer = np.issubdtype(x.dtype, np.integer)
+    kernels.lead_stats(np.ascontiguousarray(x), window, np.int64(0) if integer else 0.0, out)
+    return out
+
+
+def _check_clipping(x: np.ndarray, lead_max: np.ndarray, lead_min: np.ndarray,
+                    at_extremes: np.ndarray, fs: float, cfg: QualityConfig, fail) -> None:
     """``clipping`` when plateaus at a lead's extreme value cover too much of the record."""
     n_rec, n_leads, n = x.shape
     limit = cfg.clip_max_fraction * n
-    counts = (np.count_nonzero(x == lead_max[..., None], axis=2)
-              + np.count_nonzero(x == lead_min[..., None], axis=2))
     min_run = max(2, int(round(cfg.clip_min_run_s * fs)))
-    for b, i in zip(*np.nonzero(counts > limit), strict=True):  # rare: only then look at runs
+    for b, i in zip(*np.nonzero(at_extremes > limit), strict=True):  # rare: only then look at runs
         at_rail = (x[b, i] == lead_max[b, i]) | (x[b, i] == lead_min[b, i])
         starts, ends = _runs(at_rail)
         lengths = ends - starts
@@ -238,41 +219,22 @@ def heart_rate_bpm(signal: np.ndarray, fs: float, max_bpm: float = 300.0) -> tup
 
 
 def heart_rates_bpm(x: np.ndarray, fs: float, max_bpm: float = 300.0) -> list[tuple[float, int]]:
-    """:func:`heart_rate_bpm` for a batch ``(B, n_leads, n)``: one numpy pass per step over the
-    whole batch; only the peak search runs per record."""
+    """:func:`heart_rate_bpm` for a batch ``(B, n_leads, n)`` (compiled: ``kernels.heart_rates``).
+
+    The result does not depend on the signal's scale, so ADC counts and millivolts give the
+    same rates.
+    """
     n_rec = x.shape[0]
-    r = int(fs // 100) if fs >= 150 else 1
-    if r > 1:
-        m = x.shape[-1] // r
-        # block sums as r strided additions: one pass each, same arithmetic for any batch size
-        acc = x[..., 0 : m * r : r].copy()
-        for j in range(1, r):
-            acc += x[..., j : m * r : r]
-        x = acc
-        fs = fs / r
-    d = np.diff(x, axis=-1)
-    energy = np.einsum("bij,bij->bj", d, d)
-    width = max(1, int(round(0.1 * fs)))
-    if energy.shape[-1] <= width:
-        return [(math.nan, 0)] * n_rec
-    csum = np.cumsum(energy, axis=-1)
-    smooth = csum[:, width:] - csum[:, :-width]  # moving sum, O(n)
-    size = smooth.shape[-1]
-    k50, k99 = size // 2, min(size - 1, int(0.99 * size))
-    part = np.partition(smooth, (k50, k99), axis=-1)
-    median, top = part[:, k50], part[:, k99]
-    distance = max(1, int(60.0 / max_bpm * fs))
-    out: list[tuple[float, int]] = []
-    for b in range(n_rec):
-        if not top[b] > _MIN_QRS_CONTRAST * median[b]:
-            out.append((math.nan, 0))
-            continue
-        peaks, _ = find_peaks(smooth[b], height=0.3 * top[b], distance=distance)
-        if peaks.size < 2:
-            out.append((math.nan, int(peaks.size)))
-        else:
-            out.append((60.0 * fs / float(np.median(np.diff(peaks))), int(peaks.size)))
-    return out
+    block = int(fs // 100) if fs >= 150 else 1
+    fs_env = fs / block
+    width = max(1, int(round(0.1 * fs_env)))
+    distance = max(1, int(60.0 / max_bpm * fs_env))
+    rate = np.empty(n_rec)
+    peaks = np.empty(n_rec, np.int64)
+    integer = np.issubdtype(x.dtype, np.integer)
+    kernels.heart_rates(np.ascontiguousarray(x), block, width, distance, _MIN_QRS_CONTRAST,
+                        0.3, np.int64(0) if integer else 0.0, rate, peaks)
+    return [(float(60.0 * fs_env * r), int(p)) for r, p in zip(rate, peaks, strict=True)]
 
 
 def check_and_repair(
@@ -301,28 +263,47 @@ def check_and_repair(
     return x, notes
 
 
-def check_batch(x: np.ndarray, fs: float, cfg: QualityConfig) -> list[RecordReject | None]:
-    """The checks after NaN repair for a batch ``(B, n_leads, n)`` of finite float64 signals.
+def check_batch(x: np.ndarray, fs: float, cfg: QualityConfig,
+                scale: np.ndarray | None = None,
+                stats: np.ndarray | None = None) -> list[RecordReject | None]:
+    """The checks after NaN repair for a batch ``(B, n_leads, n)`` of finite signals.
 
-    One numpy pass per check over the whole batch (per-record Python overhead dominated the
-    single-record version); returns, per record, the reject of its first failed check in the
-    fixed order (flat, clipping, amplitude, high-frequency noise, heart rate) or ``None``.
-    :func:`check_and_repair` is this with B = 1, so both give the same verdicts and details.
+    ``x`` is float64 millivolts, or integer ADC counts with ``scale`` (B,) giving each
+    record's mV per count (``1 / adc_gain``): the stage checks counts straight from the
+    ``.dat`` file, without a float copy. One compiled pass gathers every lead's extremes and
+    moments (:func:`kernels.lead_stats`); returns, per record, the reject of its first failed
+    check in the fixed order (flat, clipping, amplitude, high-frequency noise, heart rate) or
+    ``None``. :func:`check_and_repair` is this with B = 1, so both give the same verdicts.
+    ``stats``: :func:`lead_stats` of ``x`` when the caller already has them.
     """
     if x.ndim != 3 or x.shape[2] == 0:
         raise ValueError(f"expected a (B, n_leads, n_samples) batch, got shape {x.shape}")
     n_rec, n_leads, n = x.shape
     out: list[RecordReject | None] = [None] * n_rec
+    mv = np.ones(n_rec) if scale is None else np.asarray(scale, dtype=np.float64)
 
     def fail(b: int, reject: RecordReject) -> None:
         if out[b] is None:  # checks run in order: the first failure wins
             out[b] = reject
 
-    lead_max, lead_min = _extremes(x, fs, cfg, fail)
+    window = window_samples(cfg, fs)
+    stats = lead_stats(x, window) if stats is None else stats
+    lead_max, lead_min = stats[..., kernels.STAT_MAX], stats[..., kernels.STAT_MIN]
+    if window and n // window:
+        win_ptp = stats[..., kernels.STAT_WIN_PTP] * mv[:, None]
+        lead = np.argmin(win_ptp, axis=1)
+        lowest = win_ptp[np.arange(n_rec), lead]
+        for b in np.flatnonzero(lowest < cfg.flat_window_ptp_mv):
+            i = int(lead[b])
+            k = int(stats[b, i, kernels.STAT_WIN_AT])
+            fail(b, RecordReject("flat_lead",
+                                 f"{_lead_name(i, n_leads)}: peak-to-peak "
+                                 f"{lowest[b] * 1000:.1f} µV over {cfg.flat_window_s} s "
+                                 f"from t={k * cfg.flat_window_s:.1f} s"))
     if cfg.flat_std_mv is not None:
-        # one pass for the second moment instead of np.std's three
-        mean = x.sum(axis=2) / n
-        var = np.maximum(np.einsum("bij,bij->bi", x, x) / n - mean * mean, 0.0)
+        mean = stats[..., kernels.STAT_SUM] / n
+        var = np.maximum(stats[..., kernels.STAT_SUMSQ] / n - mean * mean, 0.0)
+        var *= (mv * mv)[:, None]
         where = np.argmin(var, axis=1)
         for b in np.flatnonzero(var[np.arange(n_rec), where] < cfg.flat_std_mv**2):
             i = int(where[b])
@@ -330,9 +311,10 @@ def check_batch(x: np.ndarray, fs: float, cfg: QualityConfig) -> list[RecordReje
                                               f"{np.sqrt(var[b, i]) * 1000:.1f} µV "
                                               f"< {cfg.flat_std_mv * 1000:.1f} µV"))
     if cfg.clip_max_fraction is not None:
-        _check_clipping(x, lead_max, lead_min, fs, cfg, fail)
+        _check_clipping(x, lead_max, lead_min, stats[..., kernels.STAT_AT_EXTREMES], fs, cfg,
+                        fail)
     if cfg.max_ptp_mv is not None:
-        ptp = lead_max - lead_min
+        ptp = (lead_max - lead_min) * mv[:, None]
         where = np.argmax(ptp, axis=1)
         for b in np.flatnonzero(ptp[np.arange(n_rec), where] > cfg.max_ptp_mv):
             i = int(where[b])
@@ -340,20 +322,9 @@ def check_batch(x: np.ndarray, fs: float, cfg: QualityConfig) -> list[RecordReje
                                  f"{_lead_name(i, n_leads)}: peak-to-peak {ptp[b, i]:.2f} mV "
                                  f"> {cfg.max_ptp_mv} mV"))
     if cfg.hf_max_power_ratio is not None and fs / 2 > cfg.hf_cutoff_hz:
-        # float32 is plenty for a power ratio and ~25 % faster; the complex spectrum viewed as
-        # (re, im) pairs gives the power sums as two dot products without a power array
-        pairs = scipy.fft.rfft(x.astype(np.float32), axis=2).view(np.float32)
-        k = int(np.ceil(cfg.hf_cutoff_hz * n / fs))
-        hi = pairs[:, :, 2 * k:]
-        every = pairs[:, :, 2:]  # bin 0 is the mean: leaving it out centres the lead
-        total = np.einsum("bij,bij->bi", every, every, dtype=np.float64)
-        ratio = (np.einsum("bij,bij->bi", hi, hi, dtype=np.float64)
-                 / np.where(total > 0, total, 1.0))
-        where = np.argmax(ratio, axis=1)
-        for b in np.flatnonzero(ratio[np.arange(n_rec), where] > cfg.hf_max_power_ratio):
-            i = int(where[b])
+        for b, i, ratio in _high_frequency(x, fs, cfg):
             fail(b, RecordReject("high_frequency_noise",
-                                 f"{_lead_name(i, n_leads)}: {ratio[b, i]:.0%} of the power "
+                                 f"{_lead_name(i, n_leads)}: {ratio:.0%} of the power "
                                  f"above {cfg.hf_cutoff_hz:g} Hz"))
     if cfg.min_heart_rate_bpm is not None and cfg.max_heart_rate_bpm is not None:
         for b, (hr, n_peaks) in enumerate(heart_rates_bpm(x, fs, cfg.max_heart_rate_bpm)):
@@ -364,3 +335,17 @@ def check_batch(x: np.ndarray, fs: float, cfg: QualityConfig) -> list[RecordReje
                                      f"{what}, outside {cfg.min_heart_rate_bpm:g}-"
                                      f"{cfg.max_heart_rate_bpm:g} bpm"))
     return out
+
+
+def _high_frequency(x: np.ndarray, fs: float, cfg: QualityConfig) -> list[tuple[int, int, float]]:
+    """(record, lead, power share) for each record whose noisiest lead has more than
+    ``hf_max_power_ratio`` of its power above ``hf_cutoff_hz`` (scale-free: counts or mV)."""
+    n_rec, n_leads, n = x.shape
+    # float32 is plenty for a power ratio and ~25 % faster than float64
+    spectrum = scipy.fft.rfft(x.astype(np.float32), axis=2).reshape(n_rec * n_leads, -1)
+    ratio = np.empty(n_rec * n_leads)
+    kernels.band_power_share(spectrum, int(np.ceil(cfg.hf_cutoff_hz * n / fs)), ratio)
+    ratio = ratio.reshape(n_rec, n_leads)
+    where = np.argmax(ratio, axis=1)
+    return [(int(b), int(where[b]), float(ratio[b, where[b]]))
+            for b in np.flatnonzero(ratio[np.arange(n_rec), where] > cfg.hf_max_power_ratio)]

@@ -18,20 +18,38 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ecg_instruct.errors import RecordReject
-from ecg_instruct.paths import UnsafePath, safe_join
+from ecg_instruct.paths import UnsafePath, safe_join_str
 from ecg_instruct.recipe import SignalsConfig
 from ecg_instruct.schema import REJECT_SCHEMA
-from ecg_instruct.signals.leads import canonical_lead_index
-from ecg_instruct.signals.quality import QualityConfig, check_and_repair, check_batch
-from ecg_instruct.signals.resample import fit_length, resample
+from ecg_instruct.signals import kernels
+from ecg_instruct.signals.kernels import STAT_MIN, STAT_SUM
+from ecg_instruct.signals.leads import CANONICAL_LEADS, canonical_lead_index
+from ecg_instruct.signals.quality import (
+    QualityConfig,
+    check_and_repair,
+    check_batch,
+    lead_stats,
+    window_samples,
+)
+from ecg_instruct.signals.resample import _fir, decimate, fit_length, rate_ratio, resample
 from ecg_instruct.signals.storage import mv_to_counts, signals_to_arrow
-from ecg_instruct.signals.wfdb_io import EcgRecord, read_record
+from ecg_instruct.signals.wfdb_io import (
+    INVALID_SAMPLE_16,
+    EcgRecord,
+    WfdbHeader,
+    checksum_mismatch,
+    dat_path,
+    read_digital,
+    read_header,
+    read_record,
+)
 
-#: Records checked and resampled together: one numpy pass per step over the batch instead of
-#: per-record Python overhead. 32 x 12 x 5000 float64 is 15 MB (plus ~2x that transiently
-#: inside the resampler), independent of the shard size.
-BATCH_SIZE = 8
-_RESAMPLE_CHUNK = 4
+N_LEADS = len(CANONICAL_LEADS)
+
+#: Records checked and resampled together: one compiled pass or numpy call per step over the
+#: batch instead of per-record Python overhead. 32 x 12 x 5000 int16 counts are 3.8 MB (the
+#: float32 spectrum of the noise check ~8 MB more), independent of the shard size.
+BATCH_SIZE = 32
 _INT16_MAX = 32767  # mv_to_counts' range: -32768 is WFDB's missing-sample code
 
 #: Schema metadata key of a work shard: how its ``signal`` column is stored (see write_shard).
@@ -96,41 +114,56 @@ def curate_batch(
     """Check, resample, fit and quantise a batch ``(B, n_leads, n)`` of finite float64 mV
     signals of one rate; per record a :class:`CuratedSignal` or the ``RecordReject`` it earned.
 
-    ``checked``: the quality checks already ran (one-record path). Quantised once, after
-    ``fit_length`` (cropping and edge padding create no new values, so that equals rounding
-    after every step); for ``dtype: int16`` the counts must fit int16 (``mv_to_counts``).
+    The millivolt entry point (one-record path, tests): the signals become ADC counts
+    ``x * gain`` and take the same route as the stage's counts (:func:`curate_counts`).
+    ``checked``: the quality checks already ran.
     """
-    n_rec = x.shape[0]
+    gains = np.asarray(gains, dtype=np.float64)
+    counts = x * gains[:, None, None]
+    return curate_counts(counts, np.zeros(counts.shape[:2]), gains, fs, cfg, quality,
+                         checked=checked)
+
+
+def curate_counts(
+    counts: np.ndarray, baselines: np.ndarray, gains: np.ndarray, fs: float, cfg: SignalsConfig,
+    quality: QualityConfig, checked: bool = False, stats: np.ndarray | None = None,
+) -> list[CuratedSignal | RecordReject]:
+    """The curation of a batch of ADC counts ``(B, n_leads, n)`` (int16 as read, or float64)
+    with per-lead ``baselines`` (B, n_leads) and per-record ``gains`` (counts per mV).
+
+    Quality checks on the counts, then ``rint(resample(counts - baseline))``: resampling in
+    count units and rounding to whole counts is the "round to the ADC step after every
+    processing step" of the recipe, without a float copy of the input. ``fit_length`` after
+    rounding (cropping and edge padding create no new values). For ``dtype: int16`` the
+    counts must fit int16 (``mv_to_counts``' message otherwise).
+    """
+    n_rec = counts.shape[0]
     out: list[CuratedSignal | RecordReject | None] = (
-        [None] * n_rec if checked else list(check_batch(x, fs, quality)))
+        [None] * n_rec if checked
+        else list(check_batch(counts, fs, quality, scale=1.0 / gains, stats=stats)))
     keep = [b for b in range(n_rec) if out[b] is None]
     if not keep:
         return out  # type: ignore[return-value]
+    c = counts if len(keep) == n_rec else counts[keep]
+    base = baselines if len(keep) == n_rec else baselines[keep]
     try:
-        y = x if len(keep) == n_rec else x[keep]
-        if fs != cfg.fs:
-            # a few records per call: the polyphase matmul's intermediate stays in cache
-            # (one call over 32 records is ~1.7x slower per record than over 4)
-            y = np.concatenate([resample(y[j : j + _RESAMPLE_CHUNK], fs, cfg.fs)
-                                for j in range(0, len(y), _RESAMPLE_CHUNK)])
+        y = _resample_counts(c, base, fs, cfg.fs)
         y = fit_length(y, cfg.n_samples, cfg.length_policy)
     except RecordReject as exc:  # rate or length: the same for every record of the batch
         for b in keep:
             out[b] = exc.with_traceback(None)  # no frame -> out -> exception cycle
         return out  # type: ignore[return-value]
-    # quantise() in two halves: the counts rint(y / step), then counts * step in mV
-    step = (1.0 / gains[keep])[:, None, None]
-    counts = np.rint(np.divide(y, step))
-    flat = counts.reshape(len(keep), -1)
+    flat = y.reshape(len(keep), -1)
     fits = np.maximum(flat.max(axis=1), -flat.min(axis=1)) <= _INT16_MAX
+    as_int16 = y.astype(np.int16)  # one cast for the batch; rows that do not fit are unused
     for j, b in enumerate(keep):
+        gain = float(gains[b])
         # the float32 mV only where the counts cannot stand for it (the shard then stores mV)
-        signal = None if fits[j] else (counts[j] * step[j]).astype(np.float32)
-        out[b] = CuratedSignal(signal, float(gains[b]), fs, [],
-                               counts[j].astype(np.int16) if fits[j] else None)
+        signal = None if fits[j] else (y[j] * (1.0 / gain)).astype(np.float32)
+        out[b] = CuratedSignal(signal, gain, fs, [], as_int16[j] if fits[j] else None)
         if cfg.dtype == "int16" and not fits[j]:
             try:  # for its reject message
-                mv_to_counts(signal, float(gains[b]))
+                mv_to_counts(signal, gain)
             except RecordReject as exc:
                 out[b] = exc.with_traceback(None)
             else:  # pragma: no cover - rint(k * step / step) == k for |k| < 2**15
@@ -138,33 +171,50 @@ def curate_batch(
     return out  # type: ignore[return-value]
 
 
+def _resample_counts(c: np.ndarray, baselines: np.ndarray, fs: float, fs_out: float) -> np.ndarray:
+    """``rint(resample(c - baseline))`` as whole counts (int32 when no resampling is needed,
+    float64 otherwise)."""
+    up, down = rate_ratio(fs, fs_out)
+    if up == down:
+        if np.issubdtype(c.dtype, np.integer):
+            return c.astype(np.int32) - baselines.astype(np.int32)[..., None]
+        return np.rint(c - baselines[..., None])
+    if c.shape[-1] == 0:
+        raise RecordReject("wrong_length", "cannot resample an empty signal")
+    if up == 1 and c.shape[-1] > _fir(1, down).size:
+        y = decimate(c, down, baselines.reshape(-1), dtype=np.float32).astype(np.float64)
+    else:
+        y = resample(c - baselines[..., None], fs, fs_out)
+    return np.rint(y, out=y)
+
+
 def process_shard(
     records: list[dict], raw_roots: dict[str, str], cfg: SignalsConfig, output: str
 ) -> tuple[int, int]:
     """Curate one shard and write `<output>` (signals) and `<output>.rejects` atomically.
 
-    Records are read one by one; finite ones of the same rate and length are checked and
-    resampled in batches of :data:`BATCH_SIZE`, the rest one by one (:func:`curate_record`).
-    Returns (records kept, records rejected).
+    Format-16 twelve-lead records (all of PTB-XL and MIMIC-IV-ECG) take the fast path: their
+    int16 counts go straight from the ``.dat`` file into a batch of :data:`BATCH_SIZE`
+    records of one rate and length, which is checksummed, checked, resampled and quantised
+    together. Anything else (other formats, missing or extra leads, mixed gains, missing
+    samples to repair) takes the one-record path, :func:`curate_record`, with the same
+    reasons in the same order. Returns (records kept, records rejected).
     """
     quality = QualityConfig.from_dict(cfg.quality, source="recipe signals.quality")
     outcomes: list[CuratedSignal | RecordReject | None] = [None] * len(records)
-    # (fs, n_leads, n) -> (batch buffer, gains, record positions)
-    pending: dict[tuple, tuple[np.ndarray, list[float], list[int]]] = {}
+    pending: dict[tuple, _Batch] = {}
 
     def flush(key: tuple) -> None:
-        buf, gains, where = pending.pop(key)
-        results = curate_batch(buf[: len(where)], np.asarray(gains), key[0], cfg, quality)
-        for i, res in zip(where, results, strict=True):
+        batch = pending.pop(key)
+        for i, res in batch.curate(key[0], cfg, quality):
             outcomes[i] = res
 
     for i, record in enumerate(records):
         try:
-            path = safe_join(Path(raw_roots[record["source"]]), record["path"])
-            ecg, order, gain = _load(path)
-            finite = ecg.signal.size and np.isfinite(ecg.signal.sum())
-            if not finite:
-                outcomes[i] = _curate_loaded(ecg, order, gain, cfg, quality)
+            path = safe_join_str(raw_roots[record["source"]], record["path"])
+            loaded = _read_counts(path)
+            if loaded is None:
+                outcomes[i] = curate_record(Path(path), cfg, quality)
                 continue
         except UnsafePath as exc:
             outcomes[i] = RecordReject("unsafe_path", str(exc))
@@ -174,14 +224,13 @@ def process_shard(
             # keeps the whole shard's arrays alive until the cyclic GC happens to run
             outcomes[i] = exc.with_traceback(None)
             continue
-        key = (float(ecg.fs), len(order), ecg.signal.shape[1])
-        if key not in pending:
-            pending[key] = (np.empty((BATCH_SIZE, *key[1:])), [], [])
-        buf, gains, where = pending[key]
-        np.take(ecg.signal, order, axis=0, out=buf[len(where)])
-        gains.append(gain)
-        where.append(i)
-        if len(where) == BATCH_SIZE:
+        header, raw, order, gain = loaded
+        key = (float(header.fs), raw.shape[0])
+        batch = pending.get(key)
+        if batch is None:
+            batch = pending[key] = _Batch(raw.shape[0])
+        batch.add(i, path, header, raw, order, gain)
+        if batch.full:
             flush(key)
     for key in list(pending):
         flush(key)
@@ -208,6 +257,95 @@ def process_shard(
     _write_atomic(table, output, compression="none", use_dictionary=["id"],
                   write_statistics=False)
     return len(kept), len(rejects)
+
+
+def _read_counts(path: str) -> tuple[WfdbHeader, np.ndarray, np.ndarray, float] | None:
+    """A fast-path record's (header, interleaved int16 counts, canonical lead order, gain);
+    ``None`` when the record needs the one-record path (which then also gives the reject of
+    a missing lead or mixed gains, after the reader's own checks, as it always did)."""
+    header = read_header(path)
+    if not header.fast_path_ok or header.n_sig != N_LEADS:
+        return None
+    raw, gains = read_digital(path, header)
+    try:
+        order = canonical_lead_index(header.sig_names)
+    except RecordReject:
+        return None
+    if not np.all(gains == gains[0]):
+        return None
+    return header, raw, order, float(gains[0]) or 200.0
+
+
+class _Batch:
+    """Up to :data:`BATCH_SIZE` fast-path records of one rate and length, as canonical-order
+    int16 counts, and what is needed to check them against their headers."""
+
+    def __init__(self, n: int):
+        self.counts = np.empty((BATCH_SIZE, N_LEADS, n), dtype=np.int16)
+        self.baselines = np.empty((BATCH_SIZE, N_LEADS), dtype=np.int64)
+        #: the header's checksum of each canonical lead, mod 2**16 (-1: the header has none)
+        self.checksums = np.empty((BATCH_SIZE, N_LEADS), dtype=np.int64)
+        self.gains: list[float] = []
+        self.where: list[int] = []
+        self.paths: list[str] = []
+        self.headers: list[WfdbHeader] = []
+        self.orders: list[np.ndarray] = []
+
+    @property
+    def full(self) -> bool:
+        return len(self.where) == BATCH_SIZE
+
+    def add(self, i: int, path: str, header: WfdbHeader, raw: np.ndarray, order: np.ndarray,
+            gain: float) -> None:
+        j = len(self.where)
+        kernels.gather_leads(raw, order, self.counts[j])
+        self.baselines[j] = header.baseline[order]
+        sums = header.checksums
+        if None in sums:
+            self.checksums[j] = -1
+        else:  # mod 2**16 on Python ints: a corrupt header may hold a number beyond int64
+            self.checksums[j] = [sums[k] % 65536 for k in order]
+        self.gains.append(gain)
+        self.where.append(i)
+        self.paths.append(path)
+        self.headers.append(header)
+        self.orders.append(order)
+
+    def curate(self, fs: float, cfg: SignalsConfig,
+               quality: QualityConfig) -> list[tuple[int, CuratedSignal | RecordReject]]:
+        """(record position, outcome) for every record of the batch."""
+        n = len(self.where)
+        counts = self.counts[:n]
+        stats = lead_stats(counts, window_samples(quality, fs))
+        expected = self.checksums[:n]
+        corrupt = np.any((expected >= 0)
+                         & (stats[..., STAT_SUM].astype(np.int64) % 65536 != expected), axis=1)
+        missing = stats[..., STAT_MIN].min(axis=1) == INVALID_SAMPLE_16
+        results: list[tuple[int, CuratedSignal | RecordReject]] = []
+        good = []
+        for j in range(n):
+            if corrupt[j]:  # the reader's own message, naming the leads in header order
+                header = self.headers[j]
+                sums = np.empty(N_LEADS, dtype=np.int64)
+                sums[self.orders[j]] = stats[j, :, STAT_SUM]
+                reject = checksum_mismatch(sums, header, dat_path(self.paths[j], header))
+                assert reject is not None
+                results.append((self.where[j], reject))
+            elif missing[j]:  # samples to repair: the one-record path
+                try:
+                    results.append((self.where[j],
+                                    curate_record(Path(self.paths[j]), cfg, quality)))
+                except RecordReject as exc:
+                    results.append((self.where[j], exc.with_traceback(None)))
+            else:
+                good.append(j)
+        if good:
+            sel = good if len(good) < n else slice(None)
+            out = curate_counts(counts[sel], self.baselines[:n][sel],
+                                np.asarray(self.gains)[sel], fs, cfg, quality,
+                                stats=stats[sel])
+            results.extend((self.where[j], res) for j, res in zip(good, out, strict=True))
+        return results
 
 
 def _work_table(ids: list[str], curated: list[CuratedSignal]) -> pa.Table:

@@ -39,6 +39,9 @@ _FMT_RE = re.compile(r"^(\d+)(?:x(\d+))?(?::(\d+))?(?:\+(\d+))?$")
 _GAIN_RE = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:\((-?\d+)\))?(?:/(\S*))?$")
 _NAME_RE = re.compile(r"^[-\w]+$")
 _FILE_RE = re.compile(r"^~?[-\w]*\.?\w*$")
+#: ASCII characters other than space and newline at which ``str.split()``/``splitlines()``
+#: break: headers with any (or with non-ASCII text) take the general parser.
+_SPLITTING_CONTROLS = "\t\r\x0b\x0c\x1c\x1d\x1e\x1f"
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,61 @@ def parse_header(text: str, source: str = "<header>") -> WfdbHeader:
     ``RecordReject("bad_header", ...)`` naming ``source`` for anything unparseable, so one
     corrupt header never stops a build.
     """
+    plain = _parse_plain(text, source)
+    return plain if plain is not None else _parse_general(text, source)
+
+
+def _parse_plain(text: str, source: str) -> WfdbHeader | None:
+    """The header as :func:`_parse_general` reads it, for the layout every PTB-XL and
+    MIMIC-IV-ECG header has (no comments or blank lines, all nine fields of every signal line
+    separated by single spaces); ``None`` for anything else, including anything invalid, so
+    that the general parser gives the message.
+
+    Column-wise work on one ``split`` per line is ~3x faster than the general parser's
+    per-field handling, which showed up as a third of the signal stage's reading time.
+    """
+    if "#" in text or not text.isascii() or any(c in text for c in _SPLITTING_CONTROLS):
+        return None
+    lines = text.split("\n")  # no other line breaks: splits as splitlines() does
+    if lines[-1] == "":
+        lines.pop()
+    if len(lines) < 2 or not lines[0].strip():
+        return None
+    name, n_seg, n_sig, fs, n_samples = _parse_record_line(lines[0].strip(), source)
+    if n_seg is not None or len(lines) - 1 != n_sig:
+        return None
+    fields = [line.split(" ") for line in lines[1:]]
+    for tokens in fields:
+        if len(tokens) != 9 or "" in tokens:
+            return None
+    files, fmt_t, gain_t, res_t, zero_t, init_t, sum_t, block_t, names = zip(*fields, strict=True)
+    for file_name in set(files):
+        if not _FILE_RE.match(file_name):
+            return None
+    specs = [_signal_spec_cached(key) for key in zip(fmt_t, gain_t, res_t, zero_t, strict=True)]
+    if None in specs:
+        return None
+    try:
+        inits = [int(v) for v in init_t]
+        sums = [int(v) for v in sum_t]
+        for v in block_t:
+            if not v.isdigit():  # anything unusual: the general parser decides
+                int(v)
+    except ValueError:
+        return None
+    fmts, spf, skews, offsets, gains, baselines, units, res, zeros = zip(*specs, strict=True)
+    return WfdbHeader(
+        record_name=name, n_sig=n_sig, fs=fs, n_samples=n_samples, sig_names=list(names),
+        fmt=list(fmts), adc_gain=np.asarray(gains, dtype=np.float64),
+        baseline=np.asarray(baselines, dtype=np.int64), units=list(units),
+        file_names=list(files), byte_offsets=list(offsets), samps_per_frame=list(spf),
+        skews=list(skews), adc_res=list(res), adc_zero=list(zeros), init_values=inits,
+        checksums=sums, comments=[], n_seg=None,
+    )
+
+
+def _parse_general(text: str, source: str) -> WfdbHeader:
+    """Any single- or multi-segment header, field by field (see :func:`parse_header`)."""
     lines: list[str] = []
     comments: list[str] = []
     for raw in text.splitlines():
@@ -258,17 +316,38 @@ def read_header(record_path: str | Path) -> WfdbHeader:
     """Read and parse ``<record_path>.hea``; ``missing_file`` if it does not exist."""
     hea = f"{os.fspath(record_path)}.hea"
     try:
-        with open(hea, encoding="latin-1") as fh:
-            text = fh.read()
+        data = _read_bytes(hea)
     except FileNotFoundError:
         raise RecordReject("missing_file", f"{hea} does not exist") from None
     except IsADirectoryError:
         raise RecordReject("missing_file", f"{hea} is a directory") from None
+    except OSError as exc:  # no permission, I/O error
+        raise RecordReject("missing_file", f"{hea}: {exc.strerror or exc}") from None
+    text = data.decode("latin-1")
+    if "\r" in text:  # as text-mode open() would give it
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     return parse_header(text, hea)
+
+
+def _read_bytes(path: str) -> bytes:
+    """A whole small file with ``os.open``/``os.read``: a third of what ``open()`` costs (its
+    buffered text layers), which matters once per record."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
 
 
 def _mv_factors(header: WfdbHeader, source: str) -> np.ndarray:
     """Per-signal factor from the header's physical unit to mV (``unsupported_units`` else)."""
+    if all(unit == "mV" for unit in header.units):  # the common case, without a dict lookup each
+        return np.ones(len(header.units))
     factors = []
     for name, unit in zip(header.sig_names, header.units, strict=True):
         factor = _UNIT_TO_MV.get(unit.lower())
@@ -279,39 +358,52 @@ def _mv_factors(header: WfdbHeader, source: str) -> np.ndarray:
     return np.asarray(factors)
 
 
-def _verify_checksums(digital: np.ndarray, header: WfdbHeader, dat: str) -> None:
-    """WFDB checksums are the 16-bit sum of a signal's samples; a mismatch means a corrupt file.
+def checksum_mismatch(sums: np.ndarray, header: WfdbHeader, dat: str) -> RecordReject | None:
+    """The ``checksum_mismatch`` reject when the per-signal sample sums ``sums`` (header order)
+    disagree with the header's checksums, else ``None`` (also when the header gives none).
 
+    WFDB checksums are the 16-bit sum of a signal's samples; a mismatch means a corrupt file.
     Headers store them either unsigned (wfdb-python) or signed (PTB-XL), so compare mod 2**16.
     """
     if any(c is None for c in header.checksums):
-        return
-    sums = digital.sum(axis=1, dtype=np.int64) % 65536
+        return None
+    got = np.asarray(sums, dtype=np.int64) % 65536
     # mod 2**16 on Python ints first: a corrupt header may hold a number beyond int64
     expected = np.asarray([int(c) % 65536 for c in header.checksums], dtype=np.int64)
-    bad = np.flatnonzero(sums != expected)
-    if bad.size:
-        names = ", ".join(header.sig_names[i] for i in bad[:4])
-        raise RecordReject("checksum_mismatch",
-                           f"{dat}: samples do not match the header checksum of {names}")
+    bad = np.flatnonzero(got != expected)
+    if not bad.size:
+        return None
+    names = ", ".join(header.sig_names[i] for i in bad[:4])
+    return RecordReject("checksum_mismatch",
+                        f"{dat}: samples do not match the header checksum of {names}")
 
 
-def _read_fast(record_path: str, header: WfdbHeader, verify_checksum: bool) -> EcgRecord:
-    """Format 16, one file: ``np.fromfile`` + vectorised gain/baseline, identical to wfdb."""
-    dat = os.path.join(os.path.dirname(record_path), header.file_names[0])
+def dat_path(record_path: str, header: WfdbHeader) -> str:
+    """The signal file of a fast-path record (its one ``.dat``, beside the header)."""
+    return os.path.join(os.path.dirname(record_path), header.file_names[0])
+
+
+def read_digital(record_path: str, header: WfdbHeader) -> tuple[np.ndarray, np.ndarray]:
+    """The raw samples of a fast-path record (``header.fast_path_ok``): int16 ADC counts as
+    stored, frame-interleaved ``(n_samples, n_sig)``, and each signal's gain in counts per mV.
+
+    Checks the file against the header before reading (a wrong header never makes us read or
+    allocate more than it promises) and rejects ``missing_file``, ``truncated_dat``,
+    ``header_mismatch`` or ``unsupported_units``. Checksums are the caller's (see
+    :func:`checksum_mismatch`): the signal stage takes the sums from its own statistics pass.
+    """
+    dat = dat_path(record_path, header)
     offset = header.byte_offsets[0]
     n_sig = header.n_sig
     factors = _mv_factors(header, dat)
     try:
-        fh = open(dat, "rb")
+        fd = os.open(dat, os.O_RDONLY)
     except FileNotFoundError:
         raise RecordReject("missing_file", f"{dat} does not exist") from None
-    except OSError as exc:  # a directory, no permission
+    except OSError as exc:  # no permission
         raise RecordReject("missing_file", f"{dat}: {exc.strerror or exc}") from None
-    with fh:
-        # Sizes are checked from fstat before reading, so a wrong header never makes us read
-        # (or allocate) more than it promises, and a stray odd byte is not silently floored.
-        n_bytes = os.fstat(fh.fileno()).st_size - offset
+    try:
+        n_bytes = os.fstat(fd).st_size - offset
         frame_bytes = 2 * n_sig
         if n_bytes <= 0 or n_bytes % frame_bytes:
             raise RecordReject("truncated_dat",
@@ -325,16 +417,35 @@ def _read_fast(record_path: str, header: WfdbHeader, verify_checksum: bool) -> E
         if n_frames > expected:
             raise RecordReject("header_mismatch", f"{dat}: holds {n_frames} samples per signal, "
                                                   f"header says {expected}")
-        fh.seek(offset)
-        raw = np.fromfile(fh, dtype="<i2", count=n_frames * n_sig)
-    if raw.size != n_frames * n_sig:  # the file shrank while we read it
+        # os.preadv straight into the array: no file object, no intermediate bytes
+        raw = np.empty((n_frames, n_sig), dtype="<i2")
+        view = memoryview(raw).cast("B")
+        got = 0
+        while got < raw.nbytes:  # regular files return it all at once; be safe anyway
+            more = os.preadv(fd, [view[got:]], offset + got)
+            if not more:
+                break
+            got += more
+    except IsADirectoryError:
+        raise RecordReject("missing_file", f"{dat} is a directory") from None
+    finally:
+        os.close(fd)
+    if got != raw.nbytes:  # the file shrank while we read it
         raise RecordReject("truncated_dat", f"{dat}: short read")
-    digital = np.ascontiguousarray(raw.reshape(n_frames, n_sig).T)
+    gain = header.adc_gain if not np.any(factors != 1.0) else header.adc_gain / factors
+    return raw, gain
+
+
+def _read_fast(record_path: str, header: WfdbHeader, verify_checksum: bool) -> EcgRecord:
+    """Format 16, one file: ``np.fromfile`` + vectorised gain/baseline, identical to wfdb."""
+    raw, gain = read_digital(record_path, header)
+    digital = np.ascontiguousarray(raw.T)
     if verify_checksum:
-        _verify_checksums(digital, header, dat)
-    gain = header.adc_gain
-    if np.any(factors != 1.0):
-        gain = gain / factors
+        reject = checksum_mismatch(digital.sum(axis=1, dtype=np.int64), header,
+                                   dat_path(record_path, header))
+        if reject is not None:
+            raise reject
+    n_sig = header.n_sig
     # wfdb's dac() computes (float64(d) - baseline) / gain; the same float64 operations in the
     # same order give bit-identical values, fused here into one pass when baselines are 0
     # (int16 -> float64 is exact and x - 0.0 == x).

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from ecg_instruct.errors import RecordReject
-from ecg_instruct.signals.wfdb_io import parse_header, read_record
+from ecg_instruct.signals.wfdb_io import _parse_general, _parse_plain, parse_header, read_record
 
 REASONS = {"missing_file", "bad_header", "truncated_dat", "header_mismatch", "checksum_mismatch",
            "unsupported_units", "unsupported_format"}
@@ -71,6 +71,45 @@ def test_one_damaged_token_in_a_real_header(data):
     col = data.draw(st.integers(0, len(lines[row]) - 1))
     lines[row][col] = data.draw(st.one_of(TOKENS, st.text(max_size=8)))
     _check("\n".join(" ".join(line) for line in lines))
+
+
+def _fields(header) -> dict:
+    d = dict(vars(header))
+    d["adc_gain"], d["baseline"] = list(header.adc_gain), list(header.baseline)
+    return d
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_plain_layout_parser_agrees_with_the_general_parser(data):
+    """The fast column-wise parser either declines or returns exactly what the general one
+    returns, on real-layout headers with one damaged token (a fast path must not change
+    results, nor turn a reject into a header)."""
+    lines = [line.split(" ") for line in ptbxl_header().splitlines()]
+    for _ in range(data.draw(st.integers(0, 2))):
+        row = data.draw(st.integers(0, len(lines) - 1))
+        col = data.draw(st.integers(0, len(lines[row]) - 1))
+        lines[row][col] = data.draw(st.one_of(TOKENS, st.text(max_size=8)))
+    text = "\n".join(" ".join(line) for line in lines) + data.draw(st.sampled_from(["", "\n"]))
+    try:
+        plain = _parse_plain(text, "rec.hea")
+    except RecordReject as reject:  # only the record line may raise, as the general parser does
+        with pytest.raises(RecordReject) as general:
+            _parse_general(text, "rec.hea")
+        assert (general.value.reason, general.value.detail) == (reject.reason, reject.detail)
+        return
+    if plain is not None:
+        assert _fields(plain) == _fields(_parse_general(text, "rec.hea"))
+
+
+def test_plain_layout_parser_takes_the_real_sources_headers():
+    assert _parse_plain(ptbxl_header(), "rec.hea") is not None
+    mimic = ("40000017 12 500 5000\n" + "".join(
+        f"40000017.dat 16 200.0(0)/mV 16 0 {i} {-i * 7} 0 {lead}\n"
+        for i, lead in enumerate(["I", "II", "III", "aVR", "aVF", "aVL",
+                                  "V1", "V2", "V3", "V4", "V5", "V6"])))
+    header = _parse_plain(mimic, "rec.hea")
+    assert header is not None and header.sig_names[4] == "aVF" and header.checksums[2] == -14
 
 
 @settings(max_examples=100, deadline=None)

@@ -1,0 +1,324 @@
+"""Compiled inner loops of signal curation (numba), one job each.
+
+Why numba: after the reader, curation is a handful of passes over 60,000 samples per record
+(window extremes, moments, a 101-tap decimation filter, a QRS energy envelope and its peaks).
+As numpy calls each pass allocates temporaries and a batch of them cost ~1.5 ms per record; as
+plain loops that LLVM vectorises they cost ~0.2 ms. Every kernel is written so that its result
+does not depend on the CPU's vector width (no fast-math, no reassociated float sums): integer
+sums are exact, and each float output accumulates its terms in one fixed order, so builds on
+different machines give the same bytes.
+
+Kernels take preallocated outputs and never raise on data; the Python callers in
+``quality.py`` and ``resample.py`` turn their numbers into verdicts and messages. Compiled
+code is cached on disk (``cache=True``): the first import in a fresh environment compiles for
+a few seconds, later processes load it in milliseconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+#: Columns of :func:`lead_stats`' output, per record and lead.
+STAT_MAX, STAT_MIN, STAT_SUM, STAT_SUMSQ, STAT_WIN_PTP, STAT_WIN_AT, STAT_AT_EXTREMES = range(7)
+N_STATS = 7
+
+
+@njit(cache=True, nogil=True)
+def gather_leads(raw: np.ndarray, order: np.ndarray, out: np.ndarray) -> None:
+    """``out[c] = raw[:, order[c]]``: frame-interleaved WFDB samples ``(n, n_sig)`` to one
+    contiguous row per canonical lead ``(n_leads, n)``, without a transposed temporary."""
+    n = raw.shape[0]
+    for c in range(order.size):
+        src = order[c]
+        row = out[c]
+        for i in range(n):
+            row[i] = raw[i, src]
+
+
+# Loops below index slices with plain ``range(len)`` counters: with an index numba cannot
+# prove non-negative it emits a wraparound check per access, which stops LLVM vectorising.
+
+
+@njit(cache=True, nogil=True)
+def _extremes(v):
+    hi = v[0]
+    lo = v[0]
+    for i in range(v.size):
+        hi = max(hi, v[i])
+        lo = min(lo, v[i])
+    return hi, lo
+
+
+@njit(cache=True, nogil=True)
+def _count_at(v, hi, lo) -> int:
+    at = 0
+    for i in range(v.size):
+        at += np.int64(v[i] == hi) + np.int64(v[i] == lo)
+    return at
+
+
+@njit(cache=True, nogil=True)
+def lead_stats(x: np.ndarray, window: int, zero, out: np.ndarray) -> None:
+    """Per record and lead of ``x`` (B, n_leads, n): max, min, sum, sum of squares, the smallest
+    peak-to-peak over consecutive ``window``-sample windows and the first window that has it
+    (``inf`` and -1 when ``window`` is 0 or longer than the record), and how many samples sit
+    exactly at the lead's max or min. Written to ``out`` (B, n_leads, N_STATS) as float64.
+
+    ``zero`` sets the accumulator type: ``np.int64(0)`` for integer counts (exact sums, and
+    loops the compiler vectorises), ``0.0`` for float signals.
+    """
+    n_rec, n_leads, n = x.shape
+    n_win = n // window if window > 0 else 0
+    for b in range(n_rec):
+        for lead in range(n_leads):
+            row = x[b, lead]
+            hi, lo = _extremes(row[:1])
+            best = np.inf
+            best_at = -1
+            for k in range(n_win):
+                whi, wlo = _extremes(row[k * window : (k + 1) * window])
+                ptp = float(whi) - float(wlo)
+                if ptp < best:
+                    best = ptp
+                    best_at = k
+                hi = max(hi, whi)
+                lo = min(lo, wlo)
+            if n_win * window < n:
+                thi, tlo = _extremes(row[n_win * window :])
+                hi = max(hi, thi)
+                lo = min(lo, tlo)
+            total = zero
+            squares = zero
+            for i in range(n):
+                v = row[i] + zero
+                total += v
+                squares += v * v
+            res = out[b, lead]
+            res[STAT_MAX] = hi
+            res[STAT_MIN] = lo
+            res[STAT_SUM] = total
+            res[STAT_SUMSQ] = squares
+            res[STAT_WIN_PTP] = best
+            res[STAT_WIN_AT] = best_at
+            res[STAT_AT_EXTREMES] = _count_at(row, hi, lo)
+
+
+@njit(cache=True, nogil=True)
+def decimate_line(x: np.ndarray, offsets: np.ndarray, h: np.ndarray, down: int,
+                  out: np.ndarray) -> None:
+    """``resample_poly(x - offset, 1, down, window=h, padtype="line")`` per row of ``x``
+    (R, n) into ``out`` (R, ceil(n / down)) float64.
+
+    The padded row is split into its ``down`` phases, so each tap is one contiguous
+    multiply-add over all outputs of the row (vectorised; each output sums its taps in one
+    fixed order whatever the vector width). ``h`` must be symmetric (a linear-phase FIR, as
+    ``firwin`` designs): taps ``t`` and ``len(h) - 1 - t`` share one multiply. ``offsets``
+    (R,) is subtracted first (the WFDB baseline when ``x`` holds ADC counts). Requires
+    ``n > len(h)``.
+    """
+    n_rows, n = x.shape
+    n_out = out.shape[1]
+    n_taps = h.size
+    half = (n_taps - 1) // 2
+    span = (n_taps + down - 1) // down
+    m = n_out + span
+    padded = np.empty(m * down, out.dtype)
+    phases = np.empty((down, m), out.dtype)
+    right = padded.size - half - n
+    for r in range(n_rows):
+        row = x[r]
+        off = float(offsets[r])
+        first = row[0] - off
+        last = row[n - 1] - off
+        slope = (last - first) / max(n - 1, 1)
+        # the line through the first and last samples beyond either edge (upfirdn's "line")
+        for k in range(half):
+            padded[k] = first - slope * (half - k)
+        body = padded[half : half + n]
+        for k in range(n):
+            body[k] = row[k] - off
+        tail = padded[half + n :]
+        for k in range(right):
+            tail[k] = last + slope * (k + 1)
+        for p in range(down):
+            ph = phases[p]
+            for j in range(m):
+                ph[j] = padded[j * down + p]
+        y = out[r]
+        c = h[half]
+        mid = phases[half % down, half // down : half // down + n_out]
+        for i in range(n_out):
+            y[i] = c * mid[i]
+        t = 0
+        while t + 3 < half:  # four tap pairs per pass over y: a quarter of the loads/stores
+            a0, b0 = _tap_pair(phases, t, n_taps, down, n_out)
+            a1, b1 = _tap_pair(phases, t + 1, n_taps, down, n_out)
+            a2, b2 = _tap_pair(phases, t + 2, n_taps, down, n_out)
+            a3, b3 = _tap_pair(phases, t + 3, n_taps, down, n_out)
+            c0, c1, c2, c3 = h[t], h[t + 1], h[t + 2], h[t + 3]
+            for i in range(n_out):
+                y[i] += ((c0 * (a0[i] + b0[i]) + c1 * (a1[i] + b1[i]))
+                         + (c2 * (a2[i] + b2[i]) + c3 * (a3[i] + b3[i])))
+            t += 4
+        while t < half:
+            a0, b0 = _tap_pair(phases, t, n_taps, down, n_out)
+            c0 = h[t]
+            for i in range(n_out):
+                y[i] += c0 * (a0[i] + b0[i])
+            t += 1
+
+
+@njit(cache=True, nogil=True)
+def _tap_pair(phases, t: int, n_taps: int, down: int, n_out: int):
+    """The input samples that taps ``t`` and ``n_taps - 1 - t`` meet, for every output."""
+    u = n_taps - 1 - t
+    return (phases[t % down, t // down : t // down + n_out],
+            phases[u % down, u // down : u // down + n_out])
+
+
+@njit(cache=True, nogil=True)
+def _local_maxima(x: np.ndarray) -> np.ndarray:
+    """Indices of local maxima; a flat top counts once, at its middle (scipy's convention)."""
+    n = x.size
+    peaks = np.empty(n // 2 + 1, np.int64)
+    count = 0
+    i = 1
+    while i < n - 1:
+        if x[i - 1] < x[i]:
+            ahead = i + 1
+            while ahead < n - 1 and x[ahead] == x[i]:
+                ahead += 1
+            if x[ahead] < x[i]:
+                peaks[count] = (i + ahead - 1) // 2
+                count += 1
+                i = ahead
+        i += 1
+    return peaks[:count]
+
+
+@njit(cache=True, nogil=True)
+def find_peaks_height_distance(x: np.ndarray, height: float, distance: int) -> np.ndarray:
+    """``scipy.signal.find_peaks(x, height=height, distance=distance)[0]``.
+
+    Maxima at least ``height`` high; then, highest first, every peak closer than ``distance``
+    samples to a kept higher one is dropped (ties: the later-listed peak is kept first, via
+    a stable sort, where scipy's quicksort leaves the order unspecified).
+    """
+    peaks = _local_maxima(x)
+    tall = peaks[x[peaks] >= height]
+    if tall.size < 2 or distance <= 1:
+        return tall
+    priority = np.argsort(x[tall], kind="mergesort")
+    keep = np.ones(tall.size, np.bool_)
+    for idx in range(tall.size - 1, -1, -1):
+        j = priority[idx]
+        if not keep[j]:
+            continue
+        k = j - 1
+        while k >= 0 and tall[j] - tall[k] < distance:
+            keep[k] = False
+            k -= 1
+        k = j + 1
+        while k < tall.size and tall[k] - tall[j] < distance:
+            keep[k] = False
+            k += 1
+    return tall[keep]
+
+
+@njit(cache=True, nogil=True)
+def _block_sums(row, block: int, zero, sums) -> None:
+    """``sums[j] = row[j * block] + ... + row[j * block + block - 1]`` (in that order)."""
+    m = sums.size
+    blocks = row[: m * block].reshape(m, block)
+    for j in range(m):
+        acc = zero
+        for i in range(block):
+            acc += blocks[j, i]
+        sums[j] = acc
+
+
+@njit(cache=True, nogil=True)
+def heart_rates(x: np.ndarray, block: int, width: int, distance: int, min_contrast: float,
+                rel_height: float, zero, out_rate: np.ndarray, out_peaks: np.ndarray) -> None:
+    """Per record of ``x`` (B, n_leads, n): beats per *sample* of the block-summed signal and
+    the R-peak count (see ``quality.heart_rates_bpm`` for the method and its reasons).
+
+    ``zero`` is the accumulator type as in :func:`lead_stats`: with ``np.int64(0)`` the QRS
+    energy of integer counts is exact. ``out_rate[b]`` is NaN when the energy shows no distinct
+    complexes (``out_peaks`` 0) or fewer than two peaks are found; otherwise 1 / median R-R
+    interval in blocks.
+    """
+    n_rec, n_leads, n = x.shape
+    block = max(block, 1)
+    m = n // block
+    sums = np.empty(m, type(zero))
+    energy = np.empty(max(m - 1, 0), type(zero))
+    for b in range(n_rec):
+        out_rate[b] = np.nan
+        out_peaks[b] = 0
+        if m - 1 <= width:
+            continue
+        energy[:] = zero
+        for lead in range(n_leads):
+            _block_sums(x[b, lead], block, zero, sums)
+            for j in range(m - 1):
+                d = sums[j + 1] - sums[j]
+                energy[j] += d * d
+        size = energy.size - width
+        # moving sum of `width` samples from a running cumulative sum (as the numpy version)
+        csum = np.cumsum(energy.astype(np.float64))
+        smooth = csum[width:] - csum[:size]
+        k50 = size // 2
+        k99 = min(size - 1, int(0.99 * size))
+        median = np.partition(smooth, k50)[k50]
+        top = np.partition(smooth, k99)[k99]
+        if not top > min_contrast * median:
+            continue
+        peaks = find_peaks_height_distance(smooth, rel_height * top, distance)
+        out_peaks[b] = peaks.size
+        if peaks.size >= 2:
+            out_rate[b] = 1.0 / np.median(np.diff(peaks).astype(np.float64))
+
+
+@njit(cache=True, nogil=True)
+def band_power_share(spectrum: np.ndarray, first: int, out: np.ndarray) -> None:
+    """Per row of a one-sided spectrum ``spectrum`` (R, K) complex: the share of its power in
+    bins ``first`` and above, leaving out bin 0 (the mean). 0 for a row without power.
+
+    Four interleaved float64 partial sums per band keep the adds independent (fast) while
+    every row still sums in one fixed order.
+    """
+    n_rows, n_bins = spectrum.shape
+    for r in range(n_rows):
+        row = spectrum[r]
+        lo = np.zeros(4)
+        hi = np.zeros(4)
+        for k in range(1, min(first, n_bins)):
+            v = row[k]
+            lo[k & 3] += float(v.real) * float(v.real) + float(v.imag) * float(v.imag)
+        for k in range(max(first, 1), n_bins):
+            v = row[k]
+            hi[k & 3] += float(v.real) * float(v.real) + float(v.imag) * float(v.imag)
+        high = (hi[0] + hi[1]) + (hi[2] + hi[3])
+        total = (lo[0] + lo[1]) + (lo[2] + lo[3]) + high
+        out[r] = high / total if total > 0 else 0.0
+
+
+def warm_up() -> None:
+    """Compile (or load from the on-disk cache) every kernel for the argument types the signal
+    stage uses, so that a worker's first batch does not pay for it (~0.3 s from the cache,
+    several seconds for a fresh compile). Benchmarks call it before timing."""
+    counts = np.zeros((1, 2, 400), dtype=np.int16)
+    counts[0, :, ::50] = 100
+    stats = np.empty((1, 2, N_STATS))
+    rate, peaks = np.empty(1), np.empty(1, np.int64)
+    for x, zero in ((counts, np.int64(0)), (counts.astype(np.float64), 0.0)):
+        lead_stats(x, 100, zero, stats)
+        heart_rates(x, 2, 5, 10, 2.5, 0.3, zero, rate, peaks)
+    gather_leads(np.zeros((4, 2), np.int16), np.arange(2), np.empty((2, 4), np.int16))
+    for dtype in (np.float32, np.float64):
+        h = np.ones(11, dtype=dtype) / 11
+        for x in (counts[0], counts[0].astype(np.float64)):
+            decimate_line(x, np.zeros(2, dtype), h, 5, np.empty((2, 80), dtype))
+    band_power_share(np.zeros((1, 8), np.complex64), 3, np.empty(1))
