@@ -306,19 +306,19 @@ def band_power_share(spectrum: np.ndarray, first: int, out: np.ndarray) -> None:
 
 
 def warm_up() -> None:
-    """Compile (or load from the on-disk cache) every kernel for the argument types the signal
-    stage uses, so that a worker's first batch does not pay for it (~0.3 s from the cache,
-    several seconds for a fresh compile). Benchmarks call it before timing."""
+    """Compile (or load from the on-disk cache) the kernels for the argument types the signal
+    stage uses, so that a worker's first batch does not pay for it: ~0.3 s from the cache,
+    ~15 s for the first compile after installation. The pipeline calls it once before
+    starting workers (they then load the cache); benchmarks call it before timing."""
     counts = np.zeros((1, 2, 400), dtype=np.int16)
     counts[0, :, ::50] = 100
     stats = np.empty((1, 2, N_STATS))
     rate, peaks = np.empty(1), np.empty(1, np.int64)
+    # int16 counts: the stage; float64 millivolts: check_and_repair (the one-record path)
     for x, zero in ((counts, np.int64(0)), (counts.astype(np.float64), 0.0)):
         lead_stats(x, 100, zero, stats)
         heart_rates(x, 2, 5, 10, 2.5, 0.3, zero, rate, peaks)
     gather_leads(np.zeros((4, 2), np.int16), np.arange(2), np.empty((2, 4), np.int16))
-    for dtype in (np.float32, np.float64):
-        h = np.ones(11, dtype=dtype) / 11
-        for x in (counts[0], counts[0].astype(np.float64)):
-            decimate_line(x, np.zeros(2, dtype), h, 5, np.empty((2, 80), dtype))
+    h = np.ones(11, dtype=np.float32) / 11
+    decimate_line(counts[0], np.zeros(2, np.float32), h, 5, np.empty((2, 80), np.float32))
     band_power_share(np.zeros((1, 8), np.complex64), 3, np.empty(1))

@@ -114,12 +114,15 @@ def curate_batch(
     """Check, resample, fit and quantise a batch ``(B, n_leads, n)`` of finite float64 mV
     signals of one rate; per record a :class:`CuratedSignal` or the ``RecordReject`` it earned.
 
-    The millivolt entry point (one-record path, tests): the signals become ADC counts
-    ``x * gain`` and take the same route as the stage's counts (:func:`curate_counts`).
-    ``checked``: the quality checks already ran.
+    The millivolt entry point (one-record path, tests): the signals are rounded to whole ADC
+    counts ``rint(x * gain)`` (a no-op for signals read from WFDB; the ADC grid again after a
+    NaN repair interpolated between samples) and take the stage's route for counts
+    (:func:`curate_counts`). ``checked``: the quality checks already ran.
     """
     gains = np.asarray(gains, dtype=np.float64)
-    counts = x * gains[:, None, None]
+    counts = np.rint(x * gains[:, None, None])
+    if counts.size and np.abs(counts).max() <= _INT16_MAX:
+        counts = counts.astype(np.int16)  # the stage's exact types (and compiled kernels)
     return curate_counts(counts, np.zeros(counts.shape[:2]), gains, fs, cfg, quality,
                          checked=checked)
 
