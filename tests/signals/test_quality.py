@@ -129,7 +129,10 @@ def test_extremes_include_the_samples_after_the_last_full_window(clean):
 
 def test_high_frequency_noise(clean):
     x = clean + np.random.default_rng(0).normal(0, 1.0, clean.shape) * (np.arange(12) == 4)[:, None]
-    assert _reason(x) == "high_frequency_noise"
+    assert QualityConfig().hf_max_power_ratio is None  # opt-in: see the field's comment
+    assert _reason(x, QualityConfig(hf_max_power_ratio=0.5)) == "high_frequency_noise"
+    assert _reason(x, QualityConfig(hf_max_power_ratio=0.5, hf_cutoff_hz=100)) == "high_frequency_noise"
+    assert _safe(x, QualityConfig(hf_max_power_ratio=0.95))  # white noise: ~84 % above 40 Hz
     assert _safe(x, QualityConfig(hf_max_power_ratio=None, min_heart_rate_bpm=None,
                                   max_heart_rate_bpm=None))
 
