@@ -27,7 +27,8 @@ N_STATS = 7
 @njit(cache=True, nogil=True)
 def gather_leads(raw: np.ndarray, order: np.ndarray, out: np.ndarray) -> None:
     """``out[c] = raw[:, order[c]]``: frame-interleaved WFDB samples ``(n, n_sig)`` to one
-    contiguous row per canonical lead ``(n_leads, n)``, without a transposed temporary."""
+    contiguous row per canonical lead ``(n_leads, n)``, without a transposed temporary.
+    (Anything more in this loop, such as block sums, makes it several times slower.)"""
     n = raw.shape[0]
     for c in range(order.size):
         src = order[c]
@@ -123,28 +124,28 @@ def decimate_line(x: np.ndarray, offsets: np.ndarray, h: np.ndarray, down: int,
     half = (n_taps - 1) // 2
     span = (n_taps + down - 1) // down
     m = n_out + span
-    padded = np.empty(m * down, out.dtype)
     phases = np.empty((down, m), out.dtype)
-    right = padded.size - half - n
     for r in range(n_rows):
         row = x[r]
         off = float(offsets[r])
         first = row[0] - off
         last = row[n - 1] - off
         slope = (last - first) / max(n - 1, 1)
-        # the line through the first and last samples beyond either edge (upfirdn's "line")
-        for k in range(half):
-            padded[k] = first - slope * (half - k)
-        body = padded[half : half + n]
-        for k in range(n):
-            body[k] = row[k] - off
-        tail = padded[half + n :]
-        for k in range(right):
-            tail[k] = last + slope * (k + 1)
+        # phase p, position j holds padded sample j * down + p, i.e. input sample k =
+        # j * down + p - half; beyond either edge, the line through the first and last
+        # samples (upfirdn's "line" padding)
         for p in range(down):
             ph = phases[p]
-            for j in range(m):
-                ph[j] = padded[j * down + p]
+            j0 = min(m, -((p - half) // down))  # first j with k >= 0
+            j1 = max(j0, min(m, (n - 1 + half - p) // down + 1))  # first j with k >= n
+            for j in range(j0):
+                ph[j] = first + slope * (j * down + p - half)
+            src = row[j0 * down + p - half :: down]
+            body = ph[j0:j1]
+            for t in range(j1 - j0):
+                body[t] = src[t] - off
+            for j in range(j1, m):
+                ph[j] = last + slope * (j * down + p - half - n + 1)
         y = out[r]
         c = h[half]
         mid = phases[half % down, half // down : half // down + n_out]
@@ -227,43 +228,45 @@ def find_peaks_height_distance(x: np.ndarray, height: float, distance: int) -> n
 
 
 @njit(cache=True, nogil=True)
-def _block_sums(row, block: int, zero, sums) -> None:
-    """``sums[j] = row[j * block] + ... + row[j * block + block - 1]`` (in that order)."""
-    m = sums.size
-    blocks = row[: m * block].reshape(m, block)
-    for j in range(m):
-        acc = zero
-        for i in range(block):
-            acc += blocks[j, i]
-        sums[j] = acc
+def block_sums(x: np.ndarray, block: int, zero, out: np.ndarray) -> None:
+    """``out[b, c, j]`` = sum of ``x[b, c, j * block : (j + 1) * block]`` (in index order),
+    accumulated in the type of ``zero`` (see :func:`lead_stats`)."""
+    n_rec, n_leads, _ = x.shape
+    m = out.shape[2]
+    for b in range(n_rec):
+        for c in range(n_leads):
+            blocks = x[b, c, : m * block].reshape(m, block)
+            sums = out[b, c]
+            for j in range(m):
+                acc = zero
+                for i in range(block):
+                    acc += blocks[j, i]
+                sums[j] = acc
 
 
 @njit(cache=True, nogil=True)
-def heart_rates(x: np.ndarray, block: int, width: int, distance: int, min_contrast: float,
-                rel_height: float, zero, out_rate: np.ndarray, out_peaks: np.ndarray) -> None:
-    """Per record of ``x`` (B, n_leads, n): beats per *sample* of the block-summed signal and
-    the R-peak count (see ``quality.heart_rates_bpm`` for the method and its reasons).
+def qrs_rates(sums: np.ndarray, width: int, distance: int, min_contrast: float,
+              rel_height: float, out_rate: np.ndarray, out_peaks: np.ndarray) -> None:
+    """Per record of block sums ``sums`` (B, n_leads, m): beats per block and the R-peak
+    count (see ``quality.heart_rates_bpm`` for the method and its reasons).
 
-    ``zero`` is the accumulator type as in :func:`lead_stats`: with ``np.int64(0)`` the QRS
-    energy of integer counts is exact. ``out_rate[b]`` is NaN when the energy shows no distinct
-    complexes (``out_peaks`` 0) or fewer than two peaks are found; otherwise 1 / median R-R
-    interval in blocks.
+    The QRS energy (squared first difference, summed over leads) is exact for integer sums.
+    ``out_rate[b]`` is NaN when the energy shows no distinct complexes (``out_peaks`` 0) or
+    fewer than two peaks are found; otherwise 1 / median R-R interval in blocks.
     """
-    n_rec, n_leads, n = x.shape
-    block = max(block, 1)
-    m = n // block
-    sums = np.empty(m, type(zero))
-    energy = np.empty(max(m - 1, 0), type(zero))
+    n_rec, n_leads, m = sums.shape
+    energy = np.empty(max(m - 1, 0), sums.dtype)
     for b in range(n_rec):
         out_rate[b] = np.nan
         out_peaks[b] = 0
         if m - 1 <= width:
             continue
-        energy[:] = zero
+        energy[:] = 0
         for lead in range(n_leads):
-            _block_sums(x[b, lead], block, zero, sums)
+            row = sums[b, lead]
+            ahead = row[1:]
             for j in range(m - 1):
-                d = sums[j + 1] - sums[j]
+                d = ahead[j] - row[j]
                 energy[j] += d * d
         size = energy.size - width
         # moving sum of `width` samples from a running cumulative sum (as the numpy version)
@@ -317,7 +320,9 @@ def warm_up() -> None:
     # int16 counts: the stage; float64 millivolts: check_and_repair (the one-record path)
     for x, zero in ((counts, np.int64(0)), (counts.astype(np.float64), 0.0)):
         lead_stats(x, 100, zero, stats)
-        heart_rates(x, 2, 5, 10, 2.5, 0.3, zero, rate, peaks)
+        sums = np.empty((1, 2, 200), type(zero))
+        block_sums(x, 2, zero, sums)
+        qrs_rates(sums, 5, 10, 2.5, 0.3, rate, peaks)
     gather_leads(np.zeros((4, 2), np.int16), np.arange(2), np.empty((2, 4), np.int16))
     h = np.ones(11, dtype=np.float32) / 11
     decimate_line(counts[0], np.zeros(2, np.float32), h, 5, np.empty((2, 80), np.float32))

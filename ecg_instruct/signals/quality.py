@@ -222,22 +222,32 @@ def heart_rate_bpm(signal: np.ndarray, fs: float, max_bpm: float = 300.0) -> tup
     return heart_rates_bpm(np.asarray(x, dtype=np.float64)[None], fs, max_bpm)[0]
 
 
-def heart_rates_bpm(x: np.ndarray, fs: float, max_bpm: float = 300.0) -> list[tuple[float, int]]:
-    """:func:`heart_rate_bpm` for a batch ``(B, n_leads, n)`` (compiled: ``kernels.heart_rates``).
+def heart_rate_block(fs: float) -> int:
+    """Samples per block of the heart-rate envelope: block sums bring any rate to ~100 Hz."""
+    return int(fs // 100) if fs >= 150 else 1
 
-    The result does not depend on the signal's scale, so ADC counts and millivolts give the
-    same rates.
+
+def heart_rates_bpm(x: np.ndarray, fs: float, max_bpm: float = 300.0,
+                    sums: np.ndarray | None = None) -> list[tuple[float, int]]:
+    """:func:`heart_rate_bpm` for a batch ``(B, n_leads, n)`` (compiled: ``kernels.qrs_rates``).
+
+    ``sums``: the signal's block sums (:func:`heart_rate_block`) when the caller already has
+    them (the stage gets them while reordering leads). The result does not depend on the
+    signal's scale, so ADC counts and millivolts give the same rates.
     """
     n_rec = x.shape[0]
-    block = int(fs // 100) if fs >= 150 else 1
+    block = heart_rate_block(fs)
+    if sums is None:
+        integer = np.issubdtype(x.dtype, np.integer)
+        zero = np.int64(0) if integer else 0.0
+        sums = np.empty((*x.shape[:2], x.shape[2] // block), dtype=type(zero))
+        kernels.block_sums(np.ascontiguousarray(x), block, zero, sums)
     fs_env = fs / block
     width = max(1, int(round(0.1 * fs_env)))
     distance = max(1, int(60.0 / max_bpm * fs_env))
     rate = np.empty(n_rec)
     peaks = np.empty(n_rec, np.int64)
-    integer = np.issubdtype(x.dtype, np.integer)
-    kernels.heart_rates(np.ascontiguousarray(x), block, width, distance, _MIN_QRS_CONTRAST,
-                        0.3, np.int64(0) if integer else 0.0, rate, peaks)
+    kernels.qrs_rates(sums, width, distance, _MIN_QRS_CONTRAST, 0.3, rate, peaks)
     return [(float(60.0 * fs_env * r), int(p)) for r, p in zip(rate, peaks, strict=True)]
 
 
@@ -268,8 +278,8 @@ def check_and_repair(
 
 
 def check_batch(x: np.ndarray, fs: float, cfg: QualityConfig,
-                scale: np.ndarray | None = None,
-                stats: np.ndarray | None = None) -> list[RecordReject | None]:
+                scale: np.ndarray | None = None, stats: np.ndarray | None = None,
+                block_sums: np.ndarray | None = None) -> list[RecordReject | None]:
     """The checks after NaN repair for a batch ``(B, n_leads, n)`` of finite signals.
 
     ``x`` is float64 millivolts, or integer ADC counts with ``scale`` (B,) giving each
@@ -278,7 +288,8 @@ def check_batch(x: np.ndarray, fs: float, cfg: QualityConfig,
     moments (:func:`kernels.lead_stats`); returns, per record, the reject of its first failed
     check in the fixed order (flat, clipping, amplitude, high-frequency noise, heart rate) or
     ``None``. :func:`check_and_repair` is this with B = 1, so both give the same verdicts.
-    ``stats``: :func:`lead_stats` of ``x`` when the caller already has them.
+    ``stats`` and ``block_sums``: :func:`lead_stats` of ``x`` and its heart-rate block sums
+    when the caller already has them.
     """
     if x.ndim != 3 or x.shape[2] == 0:
         raise ValueError(f"expected a (B, n_leads, n_samples) batch, got shape {x.shape}")
@@ -331,7 +342,8 @@ def check_batch(x: np.ndarray, fs: float, cfg: QualityConfig,
                                  f"{_lead_name(i, n_leads)}: {ratio:.0%} of the power "
                                  f"above {cfg.hf_cutoff_hz:g} Hz"))
     if cfg.min_heart_rate_bpm is not None and cfg.max_heart_rate_bpm is not None:
-        for b, (hr, n_peaks) in enumerate(heart_rates_bpm(x, fs, cfg.max_heart_rate_bpm)):
+        rates = heart_rates_bpm(x, fs, cfg.max_heart_rate_bpm, sums=block_sums)
+        for b, (hr, n_peaks) in enumerate(rates):
             if not cfg.min_heart_rate_bpm <= hr <= cfg.max_heart_rate_bpm:
                 what = (f"{hr:.0f} bpm" if n_peaks >= 2 else
                         f"{n_peaks} beat(s) found" if n_peaks else "no distinct QRS complexes")

@@ -28,6 +28,7 @@ from ecg_instruct.signals.quality import (
     QualityConfig,
     check_and_repair,
     check_batch,
+    heart_rate_block,
     lead_stats,
     window_samples,
 )
@@ -130,6 +131,7 @@ def curate_batch(
 def curate_counts(
     counts: np.ndarray, baselines: np.ndarray, gains: np.ndarray, fs: float, cfg: SignalsConfig,
     quality: QualityConfig, checked: bool = False, stats: np.ndarray | None = None,
+    block_sums: np.ndarray | None = None,
 ) -> list[CuratedSignal | RecordReject]:
     """The curation of a batch of ADC counts ``(B, n_leads, n)`` (int16 as read, or float64)
     with per-lead ``baselines`` (B, n_leads) and per-record ``gains`` (counts per mV).
@@ -143,7 +145,8 @@ def curate_counts(
     n_rec = counts.shape[0]
     out: list[CuratedSignal | RecordReject | None] = (
         [None] * n_rec if checked
-        else list(check_batch(counts, fs, quality, scale=1.0 / gains, stats=stats)))
+        else list(check_batch(counts, fs, quality, scale=1.0 / gains, stats=stats,
+                              block_sums=block_sums)))
     keep = [b for b in range(n_rec) if out[b] is None]
     if not keep:
         return out  # type: ignore[return-value]
@@ -162,7 +165,7 @@ def curate_counts(
     for j, b in enumerate(keep):
         gain = float(gains[b])
         # the float32 mV only where the counts cannot stand for it (the shard then stores mV)
-        signal = None if fits[j] else (y[j] * (1.0 / gain)).astype(np.float32)
+        signal = None if fits[j] else (y[j].astype(np.float64) * (1.0 / gain)).astype(np.float32)
         out[b] = CuratedSignal(signal, gain, fs, [], as_int16[j] if fits[j] else None)
         if cfg.dtype == "int16" and not fits[j]:
             try:  # for its reject message
@@ -176,7 +179,7 @@ def curate_counts(
 
 def _resample_counts(c: np.ndarray, baselines: np.ndarray, fs: float, fs_out: float) -> np.ndarray:
     """``rint(resample(c - baseline))`` as whole counts (int32 when no resampling is needed,
-    float64 otherwise)."""
+    float32 for the compiled decimation, float64 otherwise)."""
     up, down = rate_ratio(fs, fs_out)
     if up == down:
         if np.issubdtype(c.dtype, np.integer):
@@ -185,7 +188,7 @@ def _resample_counts(c: np.ndarray, baselines: np.ndarray, fs: float, fs_out: fl
     if c.shape[-1] == 0:
         raise RecordReject("wrong_length", "cannot resample an empty signal")
     if up == 1 and c.shape[-1] > _fir(1, down).size:
-        y = decimate(c, down, baselines.reshape(-1), dtype=np.float32).astype(np.float64)
+        y = decimate(c, down, baselines.reshape(-1), dtype=np.float32)  # whole counts < 2**24
     else:
         y = resample(c - baselines[..., None], fs, fs_out)
     return np.rint(y, out=y)
@@ -205,17 +208,21 @@ def process_shard(
     """
     quality = QualityConfig.from_dict(cfg.quality, source="recipe signals.quality")
     outcomes: list[CuratedSignal | RecordReject | None] = [None] * len(records)
+    # buffers reused for the whole shard: fresh ones per record or batch cost more in page
+    # faults (~70 us per record on a VM) than the work done on them
     pending: dict[tuple, _Batch] = {}
+    scratch = _Scratch()
 
     def flush(key: tuple) -> None:
-        batch = pending.pop(key)
+        batch = pending[key]
         for i, res in batch.curate(key[0], cfg, quality):
             outcomes[i] = res
+        batch.reset()
 
     for i, record in enumerate(records):
         try:
             path = safe_join_str(raw_roots[record["source"]], record["path"])
-            loaded = _read_counts(path)
+            loaded = _read_counts(path, scratch)
             if loaded is None:
                 outcomes[i] = curate_record(Path(path), cfg, quality)
                 continue
@@ -231,12 +238,13 @@ def process_shard(
         key = (float(header.fs), raw.shape[0])
         batch = pending.get(key)
         if batch is None:
-            batch = pending[key] = _Batch(raw.shape[0])
+            batch = pending[key] = _Batch(raw.shape[0], key[0])
         batch.add(i, path, header, raw, order, gain)
         if batch.full:
             flush(key)
-    for key in list(pending):
-        flush(key)
+    for key, batch in pending.items():
+        if batch.where:
+            flush(key)
 
     kept = [(record, res) for record, res in zip(records, outcomes, strict=True)
             if not isinstance(res, RecordReject)]
@@ -262,14 +270,27 @@ def process_shard(
     return len(kept), len(rejects)
 
 
-def _read_counts(path: str) -> tuple[WfdbHeader, np.ndarray, np.ndarray, float] | None:
+class _Scratch:
+    """One growing int16 buffer that every record's raw samples are read into in turn."""
+
+    def __init__(self) -> None:
+        self.buffer = np.empty(0, dtype="<i2")
+
+    def get(self, n_values: int) -> np.ndarray:
+        if self.buffer.size < n_values:
+            self.buffer = np.empty(n_values, dtype="<i2")
+        return self.buffer
+
+
+def _read_counts(path: str,
+                 scratch: _Scratch) -> tuple[WfdbHeader, np.ndarray, np.ndarray, float] | None:
     """A fast-path record's (header, interleaved int16 counts, canonical lead order, gain);
     ``None`` when the record needs the one-record path (which then also gives the reject of
     a missing lead or mixed gains, after the reader's own checks, as it always did)."""
     header = read_header(path)
     if not header.fast_path_ok or header.n_sig != N_LEADS:
         return None
-    raw, gains = read_digital(path, header)
+    raw, gains = read_digital(path, header, out=scratch.get)
     try:
         order = canonical_lead_index(header.sig_names)
     except RecordReject:
@@ -283,8 +304,9 @@ class _Batch:
     """Up to :data:`BATCH_SIZE` fast-path records of one rate and length, as canonical-order
     int16 counts, and what is needed to check them against their headers."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, fs: float):
         self.counts = np.empty((BATCH_SIZE, N_LEADS, n), dtype=np.int16)
+        self.block = heart_rate_block(fs)
         self.baselines = np.empty((BATCH_SIZE, N_LEADS), dtype=np.int64)
         #: the header's checksum of each canonical lead, mod 2**16 (-1: the header has none)
         self.checksums = np.empty((BATCH_SIZE, N_LEADS), dtype=np.int64)
@@ -297,6 +319,11 @@ class _Batch:
     @property
     def full(self) -> bool:
         return len(self.where) == BATCH_SIZE
+
+    def reset(self) -> None:
+        """Empty, keeping the buffers (nothing curated refers to them)."""
+        for items in (self.gains, self.where, self.paths, self.headers, self.orders):
+            items.clear()
 
     def add(self, i: int, path: str, header: WfdbHeader, raw: np.ndarray, order: np.ndarray,
             gain: float) -> None:
@@ -320,6 +347,9 @@ class _Batch:
         n = len(self.where)
         counts = self.counts[:n]
         stats = lead_stats(counts, window_samples(quality, fs))
+        # the heart-rate envelope's block sums, exact in int64, in the same batch pass
+        sums = np.empty((n, N_LEADS, counts.shape[2] // self.block), dtype=np.int64)
+        kernels.block_sums(counts, self.block, np.int64(0), sums)
         expected = self.checksums[:n]
         corrupt = np.any((expected >= 0)
                          & (stats[..., STAT_SUM].astype(np.int64) % 65536 != expected), axis=1)
@@ -346,7 +376,7 @@ class _Batch:
             sel = good if len(good) < n else slice(None)
             out = curate_counts(counts[sel], self.baselines[:n][sel],
                                 np.asarray(self.gains)[sel], fs, cfg, quality,
-                                stats=stats[sel])
+                                stats=stats[sel], block_sums=sums[sel])
             results.extend((self.where[j], res) for j, res in zip(good, out, strict=True))
         return results
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -383,7 +384,8 @@ def dat_path(record_path: str, header: WfdbHeader) -> str:
     return os.path.join(os.path.dirname(record_path), header.file_names[0])
 
 
-def read_digital(record_path: str, header: WfdbHeader) -> tuple[np.ndarray, np.ndarray]:
+def read_digital(record_path: str, header: WfdbHeader,
+                 out: Callable[[int], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The raw samples of a fast-path record (``header.fast_path_ok``): int16 ADC counts as
     stored, frame-interleaved ``(n_samples, n_sig)``, and each signal's gain in counts per mV.
 
@@ -391,6 +393,8 @@ def read_digital(record_path: str, header: WfdbHeader) -> tuple[np.ndarray, np.n
     allocate more than it promises) and rejects ``missing_file``, ``truncated_dat``,
     ``header_mismatch`` or ``unsupported_units``. Checksums are the caller's (see
     :func:`checksum_mismatch`): the signal stage takes the sums from its own statistics pass.
+    ``out(n_values)``, if given, returns an int16 buffer of at least that size to read into
+    (the result is then a view of it, valid until the buffer is reused).
     """
     dat = dat_path(record_path, header)
     offset = header.byte_offsets[0]
@@ -418,7 +422,9 @@ def read_digital(record_path: str, header: WfdbHeader) -> tuple[np.ndarray, np.n
             raise RecordReject("header_mismatch", f"{dat}: holds {n_frames} samples per signal, "
                                                   f"header says {expected}")
         # os.preadv straight into the array: no file object, no intermediate bytes
-        raw = np.empty((n_frames, n_sig), dtype="<i2")
+        n_values = n_frames * n_sig
+        buffer = np.empty(n_values, dtype="<i2") if out is None else out(n_values)
+        raw = buffer[:n_values].reshape(n_frames, n_sig)
         view = memoryview(raw).cast("B")
         got = 0
         while got < raw.nbytes:  # regular files return it all at once; be safe anyway
