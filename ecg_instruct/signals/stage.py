@@ -160,8 +160,12 @@ def curate_counts(
             out[b] = exc.with_traceback(None)  # no frame -> out -> exception cycle
         return out  # type: ignore[return-value]
     flat = y.reshape(len(keep), -1)
-    fits = np.maximum(flat.max(axis=1), -flat.min(axis=1)) <= _INT16_MAX
-    as_int16 = y.astype(np.int16)  # one cast for the batch; rows that do not fit are unused
+    if y.dtype == np.int16:  # counts as stored (-32768, the missing-sample code, never gets here)
+        fits = np.ones(len(keep), dtype=bool)
+        as_int16 = y
+    else:
+        fits = np.maximum(flat.max(axis=1), -flat.min(axis=1)) <= _INT16_MAX
+        as_int16 = y.astype(np.int16)  # one cast for the batch; rows that do not fit are unused
     for j, b in enumerate(keep):
         gain = float(gains[b])
         # the float32 mV only where the counts cannot stand for it (the shard then stores mV)
@@ -182,6 +186,8 @@ def _resample_counts(c: np.ndarray, baselines: np.ndarray, fs: float, fs_out: fl
     float32 for the compiled decimation, float64 otherwise)."""
     up, down = rate_ratio(fs, fs_out)
     if up == down:
+        if c.dtype == np.int16 and not baselines.any():  # PTB-XL, MIMIC-IV-ECG: as stored
+            return c.copy()
         if np.issubdtype(c.dtype, np.integer):
             return c.astype(np.int32) - baselines.astype(np.int32)[..., None]
         return np.rint(c - baselines[..., None])
