@@ -52,6 +52,17 @@ def _fir(up: int, down: int) -> np.ndarray:
     return h
 
 
+@lru_cache(maxsize=32)
+def _decimation_fir(down: int) -> np.ndarray:
+    """:func:`_fir` for ``1 / down`` with the sinc's zero crossings (taps ``half +- k * down``,
+    ~1e-17 from floating-point ``sin(pi k)``) set to exactly 0, so the kernel skips them: a
+    fifth less work, an output change below 1e-15 of the signal."""
+    h = _fir(1, down).copy()
+    h[np.abs(h) < 1e-12 * np.abs(h).max()] = 0.0
+    h.setflags(write=False)
+    return h
+
+
 def decimate(x: np.ndarray, down: int, offsets: np.ndarray | None = None,
              dtype: type = np.float64) -> np.ndarray:
     """``resample_poly(x - offsets, 1, down, padtype="line")`` along the last axis of ``x``
@@ -64,7 +75,7 @@ def decimate(x: np.ndarray, down: int, offsets: np.ndarray | None = None,
     stage uses on ADC counts, where its error (< 0.01 count) moves one sample in ~10^5 to the
     neighbouring count when rounded.
     """
-    h = _fir(1, down).astype(dtype)
+    h = _decimation_fir(down).astype(dtype)
     n = x.shape[-1]
     rows = np.ascontiguousarray(x).reshape(-1, n)
     offsets = np.zeros(rows.shape[0]) if offsets is None else offsets

@@ -301,9 +301,10 @@ def _read_counts(path: str,
         order = canonical_lead_index(header.sig_names)
     except RecordReject:
         return None
-    if not np.all(gains == gains[0]):
+    first = float(gains[0])
+    if any(g != first for g in gains.tolist()):
         return None
-    return header, raw, order, float(gains[0]) or 200.0
+    return header, raw, order, first or 200.0
 
 
 class _Batch:

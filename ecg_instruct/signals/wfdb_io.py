@@ -72,10 +72,14 @@ class WfdbHeader:
     checksums: list[int | None] = field(default_factory=list)
     comments: list[str] = field(default_factory=list)
     n_seg: int | None = None
+    #: :attr:`fast_path_ok` when the parser already knows it (None: work it out)
+    fast_path: bool | None = field(default=None, repr=False, compare=False)
 
     @property
     def fast_path_ok(self) -> bool:
         """True when the numpy reader handles this record: one format-16 file, plain frames."""
+        if self.fast_path is not None:
+            return self.fast_path
         return (
             self.n_seg is None
             and self.n_sig > 0
@@ -197,13 +201,17 @@ def _parse_plain(text: str, source: str) -> WfdbHeader | None:
     except ValueError:
         return None
     fmts, spf, skews, offsets, gains, baselines, units, res, zeros = zip(*specs, strict=True)
+    layouts = set(specs)  # usually one: every line alike but for its checksum and lead name
+    fast = (len(set(files)) == 1 and not files[0].startswith("~")
+            and all(sp[0] == "16" and sp[1] == 1 and sp[2] == 0 for sp in layouts)
+            and len({sp[3] for sp in layouts}) == 1)
     return WfdbHeader(
         record_name=name, n_sig=n_sig, fs=fs, n_samples=n_samples, sig_names=list(names),
         fmt=list(fmts), adc_gain=np.asarray(gains, dtype=np.float64),
         baseline=np.asarray(baselines, dtype=np.int64), units=list(units),
         file_names=list(files), byte_offsets=list(offsets), samps_per_frame=list(spf),
         skews=list(skews), adc_res=list(res), adc_zero=list(zeros), init_values=inits,
-        checksums=sums, comments=[], n_seg=None,
+        checksums=sums, comments=[], n_seg=None, fast_path=fast,
     )
 
 
@@ -345,10 +353,11 @@ def _read_bytes(path: str) -> bytes:
         os.close(fd)
 
 
-def _mv_factors(header: WfdbHeader, source: str) -> np.ndarray:
-    """Per-signal factor from the header's physical unit to mV (``unsupported_units`` else)."""
-    if all(unit == "mV" for unit in header.units):  # the common case, without a dict lookup each
-        return np.ones(len(header.units))
+def _mv_factors(header: WfdbHeader, source: str) -> np.ndarray | None:
+    """Per-signal factor from the header's physical unit to mV (``unsupported_units`` else);
+    ``None`` when every signal is already in mV (the common case, answered without arrays)."""
+    if all(unit == "mV" for unit in header.units):
+        return None
     factors = []
     for name, unit in zip(header.sig_names, header.units, strict=True):
         factor = _UNIT_TO_MV.get(unit.lower())
@@ -438,7 +447,7 @@ def read_digital(record_path: str, header: WfdbHeader,
         os.close(fd)
     if got != raw.nbytes:  # the file shrank while we read it
         raise RecordReject("truncated_dat", f"{dat}: short read")
-    gain = header.adc_gain if not np.any(factors != 1.0) else header.adc_gain / factors
+    gain = header.adc_gain if factors is None else header.adc_gain / factors
     return raw, gain
 
 

@@ -76,6 +76,7 @@ def test_one_damaged_token_in_a_real_header(data):
 def _fields(header) -> dict:
     d = dict(vars(header))
     d["adc_gain"], d["baseline"] = list(header.adc_gain), list(header.baseline)
+    d["fast_path"] = header.fast_path_ok  # precomputed by the plain parser, derived otherwise
     return d
 
 
