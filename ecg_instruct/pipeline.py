@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
@@ -235,8 +236,9 @@ def _prepare_kernels(options: BuildOptions) -> None:
     started = time.perf_counter()
     warm_up()
     elapsed = time.perf_counter() - started
-    if elapsed > 3 and options.progress:
-        tqdm.write(f"compiled the signal kernels in {elapsed:.0f} s (once: cached for later builds)")
+    if elapsed > 3:
+        tqdm.write(f"compiled the signal kernels in {elapsed:.0f} s (once: cached for later builds)",
+                   file=sys.stderr)
 
 
 def reports_shard(records: list[dict], cfg, statements: pd.DataFrame | None, output: str) -> None:
