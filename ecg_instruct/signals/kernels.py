@@ -256,12 +256,15 @@ def qrs_rates(sums: np.ndarray, width: int, distance: int, min_contrast: float,
     """Per record of block sums ``sums`` (B, n_leads, m): beats per block and the R-peak
     count (see ``quality.heart_rates_bpm`` for the method and its reasons).
 
-    The QRS energy (squared first difference, summed over leads) is exact for integer sums.
+    The QRS energy (squared first difference, summed over leads) is float64, exact for
+    integer sums below 2**26 (every block sum of int16 counts): differences in the sums'
+    integer type, squares and their sum in float64, which vectorises where int64 products
+    do not.
     ``out_rate[b]`` is NaN when the energy shows no distinct complexes (``out_peaks`` 0) or
     fewer than two peaks are found; otherwise 1 / median R-R interval in blocks.
     """
     n_rec, n_leads, m = sums.shape
-    energy = np.empty(max(m - 1, 0), sums.dtype)
+    energy = np.empty(max(m - 1, 0))
     for b in range(n_rec):
         out_rate[b] = np.nan
         out_peaks[b] = 0
@@ -272,11 +275,11 @@ def qrs_rates(sums: np.ndarray, width: int, distance: int, min_contrast: float,
             row = sums[b, lead]
             ahead = row[1:]
             for j in range(m - 1):
-                d = ahead[j] - row[j]
+                d = float(ahead[j] - row[j])
                 energy[j] += d * d
         size = energy.size - width
         # moving sum of `width` samples from a running cumulative sum (as the numpy version)
-        csum = np.cumsum(energy.astype(np.float64))
+        csum = np.cumsum(energy)
         smooth = csum[width:] - csum[:size]
         k50 = size // 2
         k99 = min(size - 1, int(0.99 * size))
@@ -326,8 +329,8 @@ def warm_up() -> None:
     # int16 counts: the stage; float64 millivolts: check_and_repair (the one-record path)
     for x, zero in ((counts, np.int64(0)), (counts.astype(np.float64), 0.0)):
         lead_stats(x, 100, zero, stats)
-        sums = np.empty((1, 2, 200), type(zero))
-        block_sums(x, 2, zero, sums)
+        sums = np.empty((1, 2, 200), np.int64 if x.dtype == np.int16 else np.float64)
+        block_sums(x, 2, sums.dtype.type(0), sums)
         qrs_rates(sums, 5, 10, 2.5, 0.3, rate, peaks)
     gather_leads(np.zeros((4, 2), np.int16), np.arange(2), np.empty((2, 4), np.int16))
     h = np.ones(11, dtype=np.float32) / 11

@@ -227,6 +227,12 @@ def heart_rate_block(fs: float) -> int:
     return int(fs // 100) if fs >= 150 else 1
 
 
+def block_sum_dtype(dtype: np.dtype) -> type:
+    """Accumulator of heart-rate block sums: int64 for integer counts (exact; measured no
+    slower than int32), float64 otherwise."""
+    return np.int64 if np.issubdtype(dtype, np.integer) else np.float64
+
+
 def heart_rates_bpm(x: np.ndarray, fs: float, max_bpm: float = 300.0,
                     sums: np.ndarray | None = None) -> list[tuple[float, int]]:
     """:func:`heart_rate_bpm` for a batch ``(B, n_leads, n)`` (compiled: ``kernels.qrs_rates``).
@@ -238,10 +244,8 @@ def heart_rates_bpm(x: np.ndarray, fs: float, max_bpm: float = 300.0,
     n_rec = x.shape[0]
     block = heart_rate_block(fs)
     if sums is None:
-        integer = np.issubdtype(x.dtype, np.integer)
-        zero = np.int64(0) if integer else 0.0
-        sums = np.empty((*x.shape[:2], x.shape[2] // block), dtype=type(zero))
-        kernels.block_sums(np.ascontiguousarray(x), block, zero, sums)
+        sums = np.empty((*x.shape[:2], x.shape[2] // block), dtype=block_sum_dtype(x.dtype))
+        kernels.block_sums(np.ascontiguousarray(x), block, sums.dtype.type(0), sums)
     fs_env = fs / block
     width = max(1, int(round(0.1 * fs_env)))
     distance = max(1, int(60.0 / max_bpm * fs_env))

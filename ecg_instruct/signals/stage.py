@@ -26,6 +26,7 @@ from ecg_instruct.signals.kernels import STAT_MIN, STAT_SUM
 from ecg_instruct.signals.leads import CANONICAL_LEADS, canonical_lead_index
 from ecg_instruct.signals.quality import (
     QualityConfig,
+    block_sum_dtype,
     check_and_repair,
     check_batch,
     heart_rate_block,
@@ -354,9 +355,10 @@ class _Batch:
         n = len(self.where)
         counts = self.counts[:n]
         stats = lead_stats(counts, window_samples(quality, fs))
-        # the heart-rate envelope's block sums, exact in int64, in the same batch pass
-        sums = np.empty((n, N_LEADS, counts.shape[2] // self.block), dtype=np.int64)
-        kernels.block_sums(counts, self.block, np.int64(0), sums)
+        # the heart-rate envelope's block sums (exact integers), handed to the checks
+        sums = np.empty((n, N_LEADS, counts.shape[2] // self.block),
+                        dtype=block_sum_dtype(counts.dtype))
+        kernels.block_sums(counts, self.block, sums.dtype.type(0), sums)
         expected = self.checksums[:n]
         corrupt = np.any((expected >= 0)
                          & (stats[..., STAT_SUM].astype(np.int64) % 65536 != expected), axis=1)
