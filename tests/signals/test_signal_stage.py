@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from numba.core.errors import TypingError
 
 from ecg_instruct.errors import RecordReject
 from ecg_instruct.recipe import SignalsConfig
@@ -121,3 +122,140 @@ def test_work_shard_stores_float32_when_counts_do_not_fit(tmp_path):
     assert np.array_equal(got[0], np.full((2, 12), np.float32(5 * (1 / 1000.0))))
     assert np.array_equal(got[1], mv)
     assert b"mv_float32" in pq.read_schema(out).metadata[b"ecg_instruct.work_signal"]
+
+
+
+def _fast_path_folder(root, sig, ecg500) -> dict[str, str]:
+    """10 s 500 Hz records in both sources' conventions, clean and with one defect each;
+    name -> the reason it must get (``""``: kept). No corrupt file (see _corrupt_record)."""
+    import wfdb
+
+    rng = np.random.default_rng(12)
+
+    def noisy(shift: int) -> np.ndarray:
+        return np.roll(ecg500, shift, axis=1) + rng.normal(0, 0.01, ecg500.shape)
+
+    def ptbxl(name: str, x: np.ndarray) -> None:
+        sig.write_record(root, name, sig.canonical_to(sig.PTBXL_NAMES, x), 500, 1000.0,
+                         sig.PTBXL_NAMES)
+
+    def mimic(name: str, x: np.ndarray) -> None:
+        sig.write_record(root, name, sig.canonical_to(sig.MIMIC_NAMES, x), 500, 200.0,
+                         sig.MIMIC_NAMES)
+
+    expected = {}
+    for i in range(3):
+        ptbxl(f"ptbxl_clean{i}", noisy(97 * i))
+        mimic(f"mimic_clean{i}", noisy(500 + 131 * i))
+        expected[f"ptbxl_clean{i}"] = expected[f"mimic_clean{i}"] = ""
+    # non-zero per-lead baselines: the fast path subtracts them in its decimation
+    x = noisy(1234)
+    wfdb.wrsamp("ptbxl_baseline", fs=500, units=["mV"] * 12, sig_name=sig.PTBXL_NAMES,
+                p_signal=sig.canonical_to(sig.PTBXL_NAMES, x).T.copy(), fmt=["16"] * 12,
+                adc_gain=[1000.0] * 12, baseline=list(range(-600, 600, 100)), write_dir=str(root))
+    expected["ptbxl_baseline"] = ""
+    x = noisy(10)
+    x[4] = 0.0
+    ptbxl("flat", x)
+    expected["flat"] = "flat_lead"
+    x = noisy(20)
+    x[2] *= 12  # ~25 mV peak-to-peak, within MIMIC's int16 range: no rail, no clipping
+    mimic("amplitude", x)
+    expected["amplitude"] = "implausible_amplitude"
+    x = noisy(30)
+    x[7, 1000:1010] = np.nan  # 20 ms: repaired
+    ptbxl("short_nan", x)
+    expected["short_nan"] = ""
+    x = noisy(40)
+    x[3, 2000:2040] = np.nan  # 80 ms: longer than max_nan_run_s
+    mimic("long_nan", x)
+    expected["long_nan"] = "nan_values"
+    x = noisy(60)
+    sig.write_record(root, "thirteen", np.vstack([sig.canonical_to(sig.PTBXL_NAMES, x), x[1:2]]),
+                     500, 1000.0, [*sig.PTBXL_NAMES, "MLII"])
+    expected["thirteen"] = ""
+    return expected
+
+
+def _corrupt_record(root, sig, ecg500) -> dict[str, str]:
+    """A PTB-XL record whose .dat changed after writing (same size): its checksum mismatches."""
+    sig.write_record(root, "corrupt", sig.canonical_to(sig.PTBXL_NAMES, np.roll(ecg500, 50, axis=1)),
+                     500, 1000.0, sig.PTBXL_NAMES)
+    with open(root / "corrupt.dat", "r+b") as f:
+        f.seek(2 * 12 * 2500 + 2 * 5)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0x11]))
+    return {"corrupt": "checksum_mismatch"}
+
+
+def _assert_shard_equals_one_record_path(tmp_path, root, expected: dict[str, str]) -> None:
+    """process_shard's batched int16 path and curate_record give each record the same
+    outcome: the same reject (reason and portable detail), or bit-identical int16 counts."""
+    from pathlib import Path
+
+    from ecg_instruct.signals.stage import curate_record
+
+    names = sorted(expected)
+    records = [{"id": f"r/{name}", "source": "ptbxl", "path": name} for name in names]
+    cfg = SignalsConfig(fs=100, duration_s=10.0)
+    output = str(tmp_path / "shard.parquet")
+    n_kept, n_rejected = process_shard(records, {"ptbxl": str(root)}, cfg, output)
+
+    kept = read_work_shard(output, "int16")
+    rejects = pq.read_table(output + ".rejects")
+    kept_ids = kept["id"].to_pylist()
+    reject_ids = rejects["id"].to_pylist()
+    assert (n_kept, n_rejected) == (len(kept_ids), len(reject_ids))
+    assert sorted(kept_ids + reject_ids) == sorted(r["id"] for r in records)  # nothing lost
+    assert not set(kept_ids) & set(reject_ids)
+    counts = dict(zip(kept_ids, arrow_to_signals(kept["signal"]), strict=True)) if kept_ids else {}
+    repairs = dict(zip(kept_ids, kept["repairs"].to_pylist(), strict=True))
+    reasons = dict(zip(reject_ids, rejects["reason"].to_pylist(), strict=True))
+    details = dict(zip(reject_ids, rejects["detail"].to_pylist(), strict=True))
+
+    for name in names:
+        rid = f"r/{name}"
+        try:
+            one = curate_record(Path(root) / name, cfg, QualityConfig())
+        except RecordReject as exc:
+            assert reasons.get(rid) == exc.reason == expected[name], name
+            assert details[rid] == " ".join(exc.detail.replace(f"{root}/", "").split()), name
+            continue
+        assert expected[name] == "" and rid in counts, name
+        got = counts[rid]
+        assert got.dtype == np.int16 and one.counts is not None, name
+        assert got.shape == one.counts.shape == (12, 1000), name
+        assert np.array_equal(got, one.counts), name
+        assert repairs[rid] == one.repairs, name
+    assert sorted(reasons.values()) == sorted(r for r in expected.values() if r)
+
+
+def test_fast_path_equals_one_record_path(tmp_path, sig, ecg500):
+    root = tmp_path / "raw"
+    root.mkdir()
+    expected = _fast_path_folder(root, sig, ecg500)
+    _assert_shard_equals_one_record_path(tmp_path, root, expected)
+    kept = read_work_shard(str(tmp_path / "shard.parquet"), "int16")
+    ids = kept["id"].to_pylist()
+    by_id = dict(zip(ids, kept["repairs"].to_pylist(), strict=True))
+    assert len(ids) == 9  # 6 clean, the baselines, the repaired NaN run and the 13-signal one
+    assert by_id["r/short_nan"] and all(not by_id[i] for i in ids if i != "r/short_nan")
+
+
+def test_fast_path_rejects_a_lone_corrupt_record(tmp_path, sig, ecg500):
+    root = tmp_path / "raw"
+    root.mkdir()
+    _assert_shard_equals_one_record_path(tmp_path, root, _corrupt_record(root, sig, ecg500))
+
+
+@pytest.mark.xfail(strict=True, raises=(TypingError, IndexError), reason=(
+    "stage._Batch.curate reuses the name `sums`: the heart-rate block sums (n, 12, m) are "
+    "overwritten by the corrupt record's per-lead checksum array (12,), and then passed as "
+    "block_sums=sums[sel] for the good records, so process_shard raises (numba TypingError) "
+    "instead of rejecting the corrupt record as checksum_mismatch"))
+def test_fast_path_rejects_a_corrupt_record_among_good_ones(tmp_path, sig, ecg500):
+    root = tmp_path / "raw"
+    root.mkdir()
+    expected = _fast_path_folder(root, sig, ecg500) | _corrupt_record(root, sig, ecg500)
+    _assert_shard_equals_one_record_path(tmp_path, root, expected)
