@@ -307,11 +307,11 @@ def band_power_share(spectrum: np.ndarray, first: int, out: np.ndarray) -> None:
         lo = np.zeros(4)
         hi = np.zeros(4)
         for k in range(1, min(first, n_bins)):
-            v = row[k]
-            lo[k & 3] += float(v.real) * float(v.real) + float(v.imag) * float(v.imag)
+            re, im = np.float64(row[k].real), np.float64(row[k].imag)
+            lo[k & 3] += re * re + im * im
         for k in range(max(first, 1), n_bins):
-            v = row[k]
-            hi[k & 3] += float(v.real) * float(v.real) + float(v.imag) * float(v.imag)
+            re, im = np.float64(row[k].real), np.float64(row[k].imag)
+            hi[k & 3] += re * re + im * im
         high = (hi[0] + hi[1]) + (hi[2] + hi[3])
         total = (lo[0] + lo[1]) + (lo[2] + lo[3]) + high
         out[r] = high / total if total > 0 else 0.0

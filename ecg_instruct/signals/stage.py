@@ -368,9 +368,9 @@ class _Batch:
         for j in range(n):
             if corrupt[j]:  # the reader's own message, naming the leads in header order
                 header = self.headers[j]
-                sums = np.empty(N_LEADS, dtype=np.int64)
-                sums[self.orders[j]] = stats[j, :, STAT_SUM]
-                reject = checksum_mismatch(sums, header, dat_path(self.paths[j], header))
+                lead_sums = np.empty(N_LEADS, dtype=np.int64)
+                lead_sums[self.orders[j]] = stats[j, :, STAT_SUM]
+                reject = checksum_mismatch(lead_sums, header, dat_path(self.paths[j], header))
                 assert reject is not None
                 results.append((self.where[j], reject))
             elif missing[j]:  # samples to repair: the one-record path

@@ -359,12 +359,8 @@ def test_band_power_share_equals_numpy(dtype, rtol):
     assert np.array_equal(out, [1.0, 1.0, 0.0, 0.0, 1.0, 1.0])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kernels.band_power_share: float(v.real) is a no-op in numba for a float32 (complex64 "
-    "input, what quality._high_frequency passes), so each square is rounded to float32 before "
-    "the float64 partial sums (~4e-8 relative error in the share; harmless for the 0.5 "
-    "threshold, but not the float64 arithmetic the code spells out)"))
 def test_band_power_share_squares_complex64_in_float64():
+    """complex64 spectra (what the float32 FFT gives) are squared in float64, not float32."""
     spectrum = _spectra(np.complex64)
     out = np.empty(6)
     kernels.band_power_share(spectrum, 17, out)
