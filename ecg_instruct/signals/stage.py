@@ -53,6 +53,9 @@ N_LEADS = len(CANONICAL_LEADS)
 #: float32 spectrum of the noise check ~8 MB more), independent of the shard size.
 BATCH_SIZE = 32
 _INT16_MAX = 32767  # mv_to_counts' range: -32768 is WFDB's missing-sample code
+#: Batches of different (rate, length) open at once in a shard; beyond it they are flushed and
+#: dropped, so a shard of many record lengths cannot hold many batch buffers.
+_MAX_OPEN_BATCHES = 4
 
 #: Schema metadata key of a work shard: how its ``signal`` column is stored (see write_shard).
 WORK_SIGNAL_KEY = b"ecg_instruct.work_signal"
@@ -245,6 +248,11 @@ def process_shard(
         key = (float(header.fs), raw.shape[0])
         batch = pending.get(key)
         if batch is None:
+            if len(pending) >= _MAX_OPEN_BATCHES:  # an archive of many lengths: bound memory
+                for open_key, open_batch in pending.items():
+                    if open_batch.where:
+                        flush(open_key)
+                pending.clear()
             batch = pending[key] = _Batch(raw.shape[0], key[0])
         batch.add(i, path, header, raw, order, gain)
         if batch.full:

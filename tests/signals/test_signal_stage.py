@@ -255,3 +255,31 @@ def test_fast_path_rejects_a_corrupt_record_among_good_ones(tmp_path, sig, ecg50
     root.mkdir()
     expected = _fast_path_folder(root, sig, ecg500) | _corrupt_record(root, sig, ecg500)
     _assert_shard_equals_one_record_path(tmp_path, root, expected)
+
+
+def test_a_shard_of_many_record_lengths_keeps_few_batches_open(tmp_path, sig, ecg500):
+    """More distinct (rate, length) keys than batches allowed open: earlier batches are flushed
+    early, and every record still gets exactly its one-record result."""
+    from pathlib import Path
+
+    from ecg_instruct.signals import stage
+    from ecg_instruct.signals.stage import curate_record
+
+    lengths = [5000 + 10 * k for k in range(stage._MAX_OPEN_BATCHES + 2)]
+    root = tmp_path / "raw"
+    root.mkdir()
+    names = []
+    for i in range(2 * len(lengths)):
+        n = lengths[i % len(lengths)]
+        x = np.concatenate([ecg500, ecg500], axis=1)[:, 37 * i : 37 * i + n]
+        sig.write_record(root, f"rec{i:02d}", sig.canonical_to(sig.PTBXL_NAMES, x), 500, 1000.0,
+                         sig.PTBXL_NAMES)
+        names.append(f"rec{i:02d}")
+    cfg = SignalsConfig(fs=100, duration_s=10.0, length_policy="crop_pad")
+    output = str(tmp_path / "shard.parquet")
+    records = [{"id": name, "source": "ptbxl", "path": name} for name in names]
+    assert process_shard(records, {"ptbxl": str(root)}, cfg, output) == (len(names), 0)
+    kept = read_work_shard(output, "int16")
+    assert kept["id"].to_pylist() == names
+    for name, got in zip(names, arrow_to_signals(kept["signal"]), strict=True):
+        assert np.array_equal(got, curate_record(Path(root) / name, cfg, QualityConfig()).counts)
