@@ -84,24 +84,31 @@ def decimate(x: np.ndarray, down: int, offsets: np.ndarray | None = None,
     return out.reshape(*x.shape[:-1], out.shape[1])
 
 
-def resample(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+def resample(signal: np.ndarray, fs_in: float, fs_out: float,
+             offsets: np.ndarray | None = None, dtype: type = np.float64) -> np.ndarray:
     """Resample along the last axis from ``fs_in`` to ``fs_out`` Hz (identity when equal).
 
     Same result as ``scipy.signal.resample_poly(x, up, down, axis=-1, padtype="line")`` with
-    its default Kaiser FIR; integer decimation (500 -> 250/100 Hz) takes a faster polyphase
-    path with the same output. Output length is ``ceil(n * up / down)``. Input must be finite
-    (repair NaN first: one NaN spreads over the filter length). Returns a new float64 array.
+    its default Kaiser FIR; integer decimation (500 -> 250/100 Hz) takes the compiled
+    polyphase path (:func:`decimate`, where ``dtype`` float32 is the faster arithmetic the
+    signal stage uses on ADC counts). ``offsets``: one value per row of
+    ``signal.reshape(-1, n)`` subtracted first (WFDB baselines of counts). Output length is
+    ``ceil(n * up / down)``. Input must be finite (repair NaN first: one NaN spreads over the
+    filter length). Returns a new array of ``dtype``.
     """
     up, down = rate_ratio(fs_in, fs_out)
-    x = np.asarray(signal, dtype=np.float64)
+    x = np.asarray(signal)
+    if offsets is not None:
+        offsets = np.asarray(offsets, dtype=np.float64).reshape(*x.shape[:-1], 1)
+    if up == 1 and down > 1 and x.shape[-1] > _fir(up, down).size:
+        return decimate(x, down, None if offsets is None else offsets.reshape(-1), dtype=dtype)
+    x = x.astype(np.float64) if offsets is None else x - offsets
     if up == down:
-        return x.copy()
+        return x.astype(dtype, copy=True)
     if x.shape[-1] == 0:
         raise RecordReject("wrong_length", "cannot resample an empty signal")
-    h = _fir(up, down)
-    if up == 1 and x.shape[-1] > h.size:
-        return decimate(x, down)
-    return sps.resample_poly(x, up, down, axis=-1, window=h, padtype="line")
+    y = sps.resample_poly(x, up, down, axis=-1, window=_fir(up, down), padtype="line")
+    return y.astype(dtype, copy=False)
 
 
 def fit_length(signal: np.ndarray, n_target: int, policy: str, tolerance: int = 0) -> np.ndarray:

@@ -33,7 +33,7 @@ from ecg_instruct.signals.quality import (
     lead_stats,
     window_samples,
 )
-from ecg_instruct.signals.resample import _fir, decimate, fit_length, rate_ratio, resample
+from ecg_instruct.signals.resample import fit_length, rate_ratio, resample
 from ecg_instruct.signals.storage import mv_to_counts, signals_to_arrow
 from ecg_instruct.signals.wfdb_io import (
     INVALID_SAMPLE_16,
@@ -186,8 +186,8 @@ def curate_counts(
 
 
 def _resample_counts(c: np.ndarray, baselines: np.ndarray, fs: float, fs_out: float) -> np.ndarray:
-    """``rint(resample(c - baseline))`` as whole counts (int32 when no resampling is needed,
-    float32 for the compiled decimation, float64 otherwise)."""
+    """``rint(resample(c - baseline))`` as whole counts (int16/int32 when no resampling is
+    needed, float32 for the compiled decimation, float64 otherwise)."""
     up, down = rate_ratio(fs, fs_out)
     if up == down:
         if c.dtype == np.int16 and not baselines.any():  # PTB-XL, MIMIC-IV-ECG: as stored
@@ -195,12 +195,9 @@ def _resample_counts(c: np.ndarray, baselines: np.ndarray, fs: float, fs_out: fl
         if np.issubdtype(c.dtype, np.integer):
             return c.astype(np.int32) - baselines.astype(np.int32)[..., None]
         return np.rint(c - baselines[..., None])
-    if c.shape[-1] == 0:
-        raise RecordReject("wrong_length", "cannot resample an empty signal")
-    if up == 1 and c.shape[-1] > _fir(1, down).size:
-        y = decimate(c, down, baselines.reshape(-1), dtype=np.float32)  # whole counts < 2**24
-    else:
-        y = resample(c - baselines[..., None], fs, fs_out)
+    # float32 for the compiled decimation (whole counts < 2**24 are exact), float64 otherwise
+    dtype = np.float32 if up == 1 else np.float64
+    y = resample(c, fs, fs_out, offsets=baselines, dtype=dtype)
     return np.rint(y, out=y)
 
 

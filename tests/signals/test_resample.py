@@ -91,3 +91,17 @@ def test_quantise_is_idempotent_and_exact_in_counts(ecg500):
     counts = q.astype(np.float64) * 1000
     assert np.max(np.abs(counts - np.rint(counts))) < 1e-3  # float32 keeps the grid
     assert np.array_equal(quantise(q, 0.001).astype(np.float32), q)
+
+
+@pytest.mark.parametrize("fs_out", [100, 360, 500])
+def test_resample_subtracts_per_row_offsets_from_counts(ecg500, fs_out):
+    """The stage's call: int16 ADC counts, one WFDB baseline per lead, float32 or float64."""
+    counts = np.rint(ecg500 * 1000).astype(np.int16)
+    baselines = np.arange(-6, 6) * 100
+    up, down = rate_ratio(500, fs_out)
+    ref = sps.resample_poly((counts - baselines[:, None]).astype(np.float64), up, down, axis=-1,
+                            padtype="line")
+    got = resample(counts, 500, fs_out, offsets=baselines)
+    assert got.dtype == np.float64 and np.max(np.abs(got - ref)) < 1e-9
+    got32 = resample(counts, 500, fs_out, offsets=baselines, dtype=np.float32)
+    assert got32.dtype == np.float32 and np.max(np.abs(got32 - ref)) < 0.01
