@@ -10,8 +10,9 @@ different machines give the same bytes.
 
 Kernels take preallocated outputs and never raise on data; the Python callers in
 ``quality.py`` and ``resample.py`` turn their numbers into verdicts and messages. Compiled
-code is cached on disk (``cache=True``): the first import in a fresh environment compiles for
-a few seconds, later processes load it in milliseconds.
+code is cached on disk (``cache=True``): the first use in a fresh environment compiles for
+~15-20 s (the build does it once, before starting workers: :func:`warm_up`), later processes
+load it in ~0.3 s.
 """
 
 from __future__ import annotations
