@@ -284,8 +284,9 @@ def qrs_rates(sums: np.ndarray, width: int, distance: int, min_contrast: float,
         smooth = csum[width:] - csum[:size]
         k50 = size // 2
         k99 = min(size - 1, int(0.99 * size))
-        median = np.partition(smooth, k50)[k50]
-        top = np.partition(smooth, k99)[k99]
+        ranked = np.partition(smooth, k99)  # everything before k99 is <= it: select there
+        top = ranked[k99]
+        median = np.partition(ranked[:k99], k50)[k50] if k50 < k99 else top
         if not top > min_contrast * median:
             continue
         peaks = find_peaks_height_distance(smooth, rel_height * top, distance)
