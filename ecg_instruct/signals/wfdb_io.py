@@ -343,12 +343,12 @@ def _read_bytes(path: str) -> bytes:
     buffered text layers), which matters once per record."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                return b"".join(chunks)
+        chunks = [os.read(fd, 1 << 16)]
+        if len(chunks[0]) < 1 << 16:  # a regular file reads short only at its end
+            return chunks[0]
+        while chunk := os.read(fd, 1 << 16):  # a header of 64 kB or more (comments)
             chunks.append(chunk)
+        return b"".join(chunks)
     finally:
         os.close(fd)
 
