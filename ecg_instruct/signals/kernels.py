@@ -334,7 +334,9 @@ def warm_up() -> None:
         sums = np.empty((1, 2, 200), np.int64 if x.dtype == np.int16 else np.float64)
         block_sums(x, 2, sums.dtype.type(0), sums)
         qrs_rates(sums, 5, 10, 2.5, 0.3, rate, peaks)
-    gather_leads(np.zeros((4, 2), np.int16), np.arange(2), np.empty((2, 4), np.int16))
+    order = np.arange(2, dtype=np.intp)
+    order.setflags(write=False)  # as leads.canonical_lead_index hands it out (a distinct type)
+    gather_leads(np.zeros((4, 2), np.int16), order, np.empty((2, 4), np.int16))
     h = np.ones(11, dtype=np.float32) / 11
     decimate_line(counts[0], np.zeros(2, np.float32), h, 5, np.empty((2, 80), np.float32))
     band_power_share(np.zeros((1, 8), np.complex64), 3, np.empty(1))
