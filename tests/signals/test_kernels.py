@@ -25,6 +25,31 @@ from ecg_instruct.signals.quality import (
 )
 from ecg_instruct.signals.resample import _fir, decimate
 
+_KERNELS = ("gather_leads", "lead_stats", "block_sums", "qrs_rates", "decimate_line",
+            "band_power_share")
+
+
+def test_warm_up_compiles_everything_the_stage_uses(tmp_path, sig, ecg500):
+    """The build compiles the kernels once before starting workers (warm_up); a worker that
+    then met an argument type warm_up missed would compile it again on its own."""
+    from ecg_instruct.recipe import SignalsConfig
+    from ecg_instruct.signals.stage import process_shard
+
+    kernels.warm_up()
+    before = {name: len(getattr(kernels, name).signatures) for name in _KERNELS}
+    x = ecg500 + np.random.default_rng(0).normal(0, 0.01, ecg500.shape)
+    sig.write_record(tmp_path, "clean", sig.canonical_to(sig.MIMIC_NAMES, x), 500, 200.0,
+                     sig.MIMIC_NAMES)
+    x = x.copy()
+    x[3, 100:105] = np.nan  # the one-record path: repaired, then checked in mV
+    sig.write_record(tmp_path, "gap", sig.canonical_to(sig.PTBXL_NAMES, x), 500, 1000.0,
+                     sig.PTBXL_NAMES)
+    records = [{"id": n, "source": "ptbxl", "path": n} for n in ("clean", "gap")]
+    for fs in (100, 500):
+        assert process_shard(records, {"ptbxl": str(tmp_path)}, SignalsConfig(fs=fs),
+                             str(tmp_path / f"shard{fs}")) == (2, 0)
+    assert {name: len(getattr(kernels, name).signatures) for name in _KERNELS} == before
+
 
 def test_warm_up_runs():
     kernels.warm_up()
