@@ -47,6 +47,7 @@ from ecg_instruct.recipe import Recipe
 from ecg_instruct.reports.stage import REPORT_COLUMNS, run_reports, translator_provenance
 from ecg_instruct.schema import MEASUREMENT_FIELDS, REJECT_SCHEMA, rejects_frame
 from ecg_instruct.signals.leads import CANONICAL_LEADS
+from ecg_instruct.signals.quality import QualityConfig
 from ecg_instruct.signals.stage import process_shard, read_work_shard
 from ecg_instruct.sources import source_root
 from ecg_instruct.split import SPLITS
@@ -537,6 +538,7 @@ def _publish(
         # The folder name only: the card's bytes must not depend on where the dataset was built.
         "version": __version__, "out_name": f"./{options.out.name}",
         "n_leads": len(CANONICAL_LEADS), "n_samples": cfg.n_samples, "leads": CANONICAL_LEADS,
+        "quality_checks": QualityConfig.from_dict(cfg.quality, source="recipe").describe(),
         "split_rows": [
             {"source": s, "split": sp, "records": n, "files": file_counts[(s, sp)]}
             for s in sorted(split_counts) for sp, n in split_counts[s].items()

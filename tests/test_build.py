@@ -85,6 +85,9 @@ def test_card_declares_configs_and_counts(built_dataset: Path) -> None:
     assert [c.get("default", False) for c in header["configs"]] == [True, False, False, False]
     assert "records in =" in text and "CC BY 4.0" in text
     assert str(built_dataset.parent) not in text  # no machine-specific paths in the card
+    # which quality checks ran, with thresholds, and which optional one did not
+    assert "heart rate outside 20-300 bpm" in text and "peak-to-peak > 15 mV" in text
+    assert "high-frequency noise: off (optional check)" in text
 
 
 def test_split_filter_builds_only_that_split(sample_mirror: Path, tmp_path: Path) -> None:

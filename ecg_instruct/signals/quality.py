@@ -93,6 +93,31 @@ class QualityConfig:
         cfg.validate(source, prefix)
         return cfg
 
+    def describe(self) -> list[str]:
+        """The checks as a dataset card lists them: one phrase per check, with its threshold,
+        or saying that it is off (a reader must know what was and was not screened for)."""
+        nan = (f"NaN/inf runs up to {self.max_nan_run_s:g} s interpolated (at most "
+               f"{self.max_nan_fraction:.0%} of a lead)" if self.repair_nan
+               else "any NaN/inf rejected")
+        flat = [f"std < {self.flat_std_mv:g} mV" if self.flat_std_mv is not None else None,
+                f"peak-to-peak < {self.flat_window_ptp_mv:g} mV over {self.flat_window_s:g} s"
+                if self.flat_window_s is not None else None]
+        flat = [f for f in flat if f]
+        return [
+            f"missing samples: {nan}",
+            f"flat lead: {' or '.join(flat)}" if flat else "flat lead: off",
+            (f"clipping: > {self.clip_max_fraction:.0%} of a lead on plateaus of at least "
+             f"{self.clip_min_run_s:g} s at its extreme" if self.clip_max_fraction is not None
+             else "clipping: off"),
+            (f"amplitude: peak-to-peak > {self.max_ptp_mv:g} mV" if self.max_ptp_mv is not None
+             else "amplitude: off"),
+            (f"high-frequency noise: > {self.hf_max_power_ratio:.0%} of a lead's power above "
+             f"{self.hf_cutoff_hz:g} Hz" if self.hf_max_power_ratio is not None
+             else "high-frequency noise: off (optional check)"),
+            (f"heart rate outside {self.min_heart_rate_bpm:g}-{self.max_heart_rate_bpm:g} bpm"
+             if self.min_heart_rate_bpm is not None else "heart rate: off"),
+        ]
+
     def validate(self, source: str = "<quality config>", prefix: str = "signals.quality") -> None:
         """Range checks that a type alone cannot express."""
         def need(ok: bool, key: str, what: str) -> None:
