@@ -4,6 +4,7 @@ the split filter; nothing machine-specific in the published bytes."""
 from __future__ import annotations
 
 import os
+import re
 
 import pyarrow.parquet as pq
 import pytest
@@ -49,13 +50,15 @@ def _published_text(folder) -> list[tuple[str, str]]:
 
 def test_published_bytes_hold_nothing_machine_specific(builds):
     mirror, base, _, one, _ = builds
-    needles = {str(base), str(mirror), str(mirror.resolve()), str(one.parent), "/tmp/",
-               str(os.getpid())}
+    needles = {str(base), str(mirror), str(mirror.resolve()), str(one.parent), "/tmp/"}
+    # the process id as a number of its own: pid 2025 must not match "20250 bytes per record"
+    pid = re.compile(rf"(?<![0-9]){os.getpid()}(?![0-9])")
     texts = _published_text(one)
     assert any("rejects.parquet:detail" == name for name, _ in texts)
     for name, text in texts:
         for needle in needles:
             assert needle not in text, f"{needle!r} found in {name}"
+        assert not pid.search(text), f"the build's process id {os.getpid()} found in {name}"
 
 
 def test_a_different_seed_changes_only_the_instructions(builds, tmp_path):
