@@ -201,12 +201,17 @@ def window_samples(cfg: QualityConfig, fs: float) -> int:
     return int(round(cfg.flat_window_s * fs)) if cfg.flat_window_s is not None else 0
 
 
+def accumulator_dtype(dtype: np.dtype) -> type:
+    """What the kernels sum samples of ``dtype`` in: int64 for integer counts (exact, and no
+    slower than int32 where measured), float64 otherwise."""
+    return np.int64 if np.issubdtype(dtype, np.integer) else np.float64
+
+
 def lead_stats(x: np.ndarray, window: int) -> np.ndarray:
     """:func:`kernels.lead_stats` of ``x`` (B, n_leads, n): exact integer sums for ADC counts,
     float64 ones for anything else."""
     out = np.empty((*x.shape[:2], kernels.N_STATS))
-    integer = np.issubdtype(x.dtype, np.integer)
-    kernels.lead_stats(np.ascontiguousarray(x), window, np.int64(0) if integer else 0.0, out)
+    kernels.lead_stats(np.ascontiguousarray(x), window, accumulator_dtype(x.dtype)(0), out)
     return out
 
 
@@ -252,12 +257,6 @@ def heart_rate_block(fs: float) -> int:
     return int(fs // 100) if fs >= 150 else 1
 
 
-def block_sum_dtype(dtype: np.dtype) -> type:
-    """Accumulator of heart-rate block sums: int64 for integer counts (exact; measured no
-    slower than int32), float64 otherwise."""
-    return np.int64 if np.issubdtype(dtype, np.integer) else np.float64
-
-
 def heart_rates_bpm(x: np.ndarray, fs: float, max_bpm: float = 300.0,
                     sums: np.ndarray | None = None) -> list[tuple[float, int]]:
     """:func:`heart_rate_bpm` for a batch ``(B, n_leads, n)`` (compiled: ``kernels.qrs_rates``).
@@ -269,7 +268,7 @@ def heart_rates_bpm(x: np.ndarray, fs: float, max_bpm: float = 300.0,
     n_rec = x.shape[0]
     block = heart_rate_block(fs)
     if sums is None:
-        sums = np.empty((*x.shape[:2], x.shape[2] // block), dtype=block_sum_dtype(x.dtype))
+        sums = np.empty((*x.shape[:2], x.shape[2] // block), dtype=accumulator_dtype(x.dtype))
         kernels.block_sums(np.ascontiguousarray(x), block, sums.dtype.type(0), sums)
     fs_env = fs / block
     width = max(1, int(round(0.1 * fs_env)))

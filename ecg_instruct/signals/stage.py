@@ -26,7 +26,7 @@ from ecg_instruct.signals.kernels import STAT_MIN, STAT_SUM
 from ecg_instruct.signals.leads import CANONICAL_LEADS, canonical_lead_index
 from ecg_instruct.signals.quality import (
     QualityConfig,
-    block_sum_dtype,
+    accumulator_dtype,
     check_and_repair,
     check_batch,
     heart_rate_block,
@@ -163,11 +163,11 @@ def curate_counts(
         for b in keep:
             out[b] = exc.with_traceback(None)  # no frame -> out -> exception cycle
         return out  # type: ignore[return-value]
-    flat = y.reshape(len(keep), -1)
     if y.dtype == np.int16:  # counts as stored (-32768, the missing-sample code, never gets here)
         fits = np.ones(len(keep), dtype=bool)
         as_int16 = y
     else:
+        flat = y.reshape(len(keep), -1)
         fits = np.maximum(flat.max(axis=1), -flat.min(axis=1)) <= _INT16_MAX
         as_int16 = y.astype(np.int16)  # one cast for the batch; rows that do not fit are unused
     for j, b in enumerate(keep):
@@ -362,7 +362,7 @@ class _Batch:
         stats = lead_stats(counts, window_samples(quality, fs))
         # the heart-rate envelope's block sums (exact integers), handed to the checks
         sums = np.empty((n, N_LEADS, counts.shape[2] // self.block),
-                        dtype=block_sum_dtype(counts.dtype))
+                        dtype=accumulator_dtype(counts.dtype))
         kernels.block_sums(counts, self.block, sums.dtype.type(0), sums)
         expected = self.checksums[:n]
         corrupt = np.any((expected >= 0)
