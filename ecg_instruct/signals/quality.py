@@ -201,17 +201,33 @@ def window_samples(cfg: QualityConfig, fs: float) -> int:
     return int(round(cfg.flat_window_s * fs)) if cfg.flat_window_s is not None else 0
 
 
-def accumulator_dtype(dtype: np.dtype) -> type:
-    """What the kernels sum samples of ``dtype`` in: int64 for integer counts (exact, and no
-    slower than int32 where measured), float64 otherwise."""
-    return np.int64 if np.issubdtype(dtype, np.integer) else np.float64
+def sample_dtype(dtype: np.dtype) -> type:
+    """What :func:`kernels.lead_stats` takes each sample of ``dtype`` as: int32 for integer
+    counts of up to 16 bits (their squares fit, and int32 products vectorise where int64 ones
+    do not; sums are int64), int64 for wider integers, float64 otherwise."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        return np.int32 if dtype.itemsize == 1 or dtype == np.int16 else np.int64
+    return np.float64
+
+
+def block_sum_dtype(dtype: np.dtype, block: int) -> type:
+    """What :func:`kernels.block_sums` adds ``block`` samples of ``dtype`` in: int32 for int16
+    counts (any block sum and any difference of two fits: half the memory traffic of int64,
+    and the heart-rate energy converts them to float64 in vector instructions), int64 for
+    other integers, float64 otherwise."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        small = dtype.itemsize == 1 or dtype == np.int16
+        return np.int32 if small and block < 2**14 else np.int64
+    return np.float64
 
 
 def lead_stats(x: np.ndarray, window: int) -> np.ndarray:
     """:func:`kernels.lead_stats` of ``x`` (B, n_leads, n): exact integer sums for ADC counts,
     float64 ones for anything else."""
     out = np.empty((*x.shape[:2], kernels.N_STATS))
-    kernels.lead_stats(np.ascontiguousarray(x), window, accumulator_dtype(x.dtype)(0), out)
+    kernels.lead_stats(np.ascontiguousarray(x), window, sample_dtype(x.dtype)(0), out)
     return out
 
 
@@ -268,7 +284,8 @@ def heart_rates_bpm(x: np.ndarray, fs: float, max_bpm: float = 300.0,
     n_rec = x.shape[0]
     block = heart_rate_block(fs)
     if sums is None:
-        sums = np.empty((*x.shape[:2], x.shape[2] // block), dtype=accumulator_dtype(x.dtype))
+        sums = np.empty((*x.shape[:2], x.shape[2] // block),
+                        dtype=block_sum_dtype(x.dtype, block))
         kernels.block_sums(np.ascontiguousarray(x), block, sums.dtype.type(0), sums)
     fs_env = fs / block
     width = max(1, int(round(0.1 * fs_env)))

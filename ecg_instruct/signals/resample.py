@@ -64,10 +64,11 @@ def _decimation_fir(down: int) -> np.ndarray:
 
 
 def decimate(x: np.ndarray, down: int, offsets: np.ndarray | None = None,
-             dtype: type = np.float64) -> np.ndarray:
+             dtype: type = np.float64, records: np.ndarray | None = None) -> np.ndarray:
     """``resample_poly(x - offsets, 1, down, padtype="line")`` along the last axis of ``x``
     (..., n), for float signals or integer ADC counts (``offsets``: one baseline per row of
-    ``x.reshape(-1, n)``, default 0); ``n`` must exceed the filter length.
+    ``x.reshape(-1, n)``, default 0); ``n`` must exceed the filter length. ``records``: only
+    these entries of the first axis, as ``decimate(x[records], ...)`` without copying them.
 
     Compiled (:func:`kernels.decimate_line`): scipy's upfirdn loops per sample (~1.5 ms per
     12 x 5000 record for 500 -> 100 Hz), the kernel vectorises over outputs. ``dtype`` is the
@@ -79,20 +80,31 @@ def decimate(x: np.ndarray, down: int, offsets: np.ndarray | None = None,
     n = x.shape[-1]
     rows = np.ascontiguousarray(x).reshape(-1, n)
     offsets = np.zeros(rows.shape[0]) if offsets is None else offsets
-    out = np.empty((rows.shape[0], -(-n // down)), dtype=dtype)
-    kernels.decimate_line(rows, np.asarray(offsets, dtype=dtype), h, down, out)
-    return out.reshape(*x.shape[:-1], out.shape[1])
+    shape = x.shape[:-1]
+    if records is None:
+        ids = np.arange(rows.shape[0])
+    else:
+        per_record = int(np.prod(x.shape[1:-1]))
+        records = np.asarray(records, dtype=np.int64)
+        ids = (records[:, None] * per_record + np.arange(per_record)).reshape(-1)
+        shape = (records.size, *x.shape[1:-1])
+    out = np.empty((ids.size, -(-n // down)), dtype=dtype)
+    kernels.decimate_line(rows, ids, np.asarray(offsets, dtype=dtype), h, down, out)
+    return out.reshape(*shape, out.shape[1])
 
 
 def resample(signal: np.ndarray, fs_in: float, fs_out: float,
-             offsets: np.ndarray | None = None, dtype: type = np.float64) -> np.ndarray:
+             offsets: np.ndarray | None = None, dtype: type = np.float64,
+             records: np.ndarray | None = None) -> np.ndarray:
     """Resample along the last axis from ``fs_in`` to ``fs_out`` Hz (identity when equal).
 
     Same result as ``scipy.signal.resample_poly(x, up, down, axis=-1, padtype="line")`` with
     its default Kaiser FIR; integer decimation (500 -> 250/100 Hz) takes the compiled
     polyphase path (:func:`decimate`, where ``dtype`` float32 is the faster arithmetic the
     signal stage uses on ADC counts). ``offsets``: one value per row of
-    ``signal.reshape(-1, n)`` subtracted first (WFDB baselines of counts). Output length is
+    ``signal.reshape(-1, n)`` subtracted first (WFDB baselines of counts). ``records``: only
+    these entries of the first axis (as ``resample(signal[records], ...)`` with the offsets
+    of those records; no copy on the compiled path). Output length is
     ``ceil(n * up / down)``. Input must be finite (repair NaN first: one NaN spreads over the
     filter length). Returns a new array of ``dtype``.
     """
@@ -101,7 +113,11 @@ def resample(signal: np.ndarray, fs_in: float, fs_out: float,
     if offsets is not None:
         offsets = np.asarray(offsets, dtype=np.float64).reshape(*x.shape[:-1], 1)
     if up == 1 and down > 1 and x.shape[-1] > _fir(up, down).size:
-        return decimate(x, down, None if offsets is None else offsets.reshape(-1), dtype=dtype)
+        return decimate(x, down, None if offsets is None else offsets.reshape(-1), dtype=dtype,
+                        records=records)
+    if records is not None:
+        x = x[records]
+        offsets = None if offsets is None else offsets[records]
     x = x.astype(np.float64) if offsets is None else x - offsets
     if up == down:
         return x.astype(dtype, copy=True)

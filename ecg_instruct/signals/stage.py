@@ -26,7 +26,7 @@ from ecg_instruct.signals.kernels import STAT_MIN, STAT_SUM
 from ecg_instruct.signals.leads import CANONICAL_LEADS, canonical_lead_index
 from ecg_instruct.signals.quality import (
     QualityConfig,
-    accumulator_dtype,
+    block_sum_dtype,
     check_and_repair,
     check_batch,
     heart_rate_block,
@@ -135,7 +135,7 @@ def curate_batch(
 def curate_counts(
     counts: np.ndarray, baselines: np.ndarray, gains: np.ndarray, fs: float, cfg: SignalsConfig,
     quality: QualityConfig, checked: bool = False, stats: np.ndarray | None = None,
-    block_sums: np.ndarray | None = None,
+    block_sums: np.ndarray | None = None, select: list[int] | None = None,
 ) -> list[CuratedSignal | RecordReject]:
     """The curation of a batch of ADC counts ``(B, n_leads, n)`` (int16 as read, or float64)
     with per-lead ``baselines`` (B, n_leads) and per-record ``gains`` (counts per mV).
@@ -145,24 +145,29 @@ def curate_counts(
     processing step" of the recipe, without a float copy of the input. ``fit_length`` after
     rounding (cropping and edge padding create no new values). For ``dtype: int16`` the
     counts must fit int16 (``mv_to_counts``' message otherwise).
+
+    ``select``: curate only these records of the batch (outcomes in that order), reading them
+    in place: copying the rest of a batch out costs more than checking all of it.
     """
     n_rec = counts.shape[0]
-    out: list[CuratedSignal | RecordReject | None] = (
+    candidates = list(range(n_rec)) if select is None else select
+    verdicts: list[RecordReject | None] = (
         [None] * n_rec if checked
-        else list(check_batch(counts, fs, quality, scale=1.0 / gains, stats=stats,
-                              block_sums=block_sums)))
-    keep = [b for b in range(n_rec) if out[b] is None]
+        else check_batch(counts, fs, quality, scale=1.0 / gains, stats=stats,
+                         block_sums=block_sums))
+    out: dict[int, CuratedSignal | RecordReject] = {
+        b: verdicts[b] for b in candidates if verdicts[b] is not None}  # type: ignore[misc]
+    keep = [b for b in candidates if verdicts[b] is None]
     if not keep:
-        return out  # type: ignore[return-value]
-    c = counts if len(keep) == n_rec else counts[keep]
-    base = baselines if len(keep) == n_rec else baselines[keep]
+        return [out[b] for b in candidates]
     try:
-        y = _resample_counts(c, base, fs, cfg.fs)
+        y = _resample_counts(counts, baselines, fs, cfg.fs,
+                             None if len(keep) == n_rec else np.asarray(keep))
         y = fit_length(y, cfg.n_samples, cfg.length_policy)
     except RecordReject as exc:  # rate or length: the same for every record of the batch
         for b in keep:
             out[b] = exc.with_traceback(None)  # no frame -> out -> exception cycle
-        return out  # type: ignore[return-value]
+        return [out[b] for b in candidates]
     if y.dtype == np.int16:  # counts as stored (-32768, the missing-sample code, never gets here)
         fits = np.ones(len(keep), dtype=bool)
         as_int16 = y
@@ -182,14 +187,18 @@ def curate_counts(
                 out[b] = exc.with_traceback(None)
             else:  # pragma: no cover - rint(k * step / step) == k for |k| < 2**15
                 raise AssertionError("counts out of range but mv_to_counts accepted them")
-    return out  # type: ignore[return-value]
+    return [out[b] for b in candidates]
 
 
-def _resample_counts(c: np.ndarray, baselines: np.ndarray, fs: float, fs_out: float) -> np.ndarray:
+def _resample_counts(c: np.ndarray, baselines: np.ndarray, fs: float, fs_out: float,
+                     records: np.ndarray | None = None) -> np.ndarray:
     """``rint(resample(c - baseline))`` as whole counts (int16/int32 when no resampling is
-    needed, float32 for the compiled decimation, float64 otherwise)."""
+    needed, float32 for the compiled decimation, float64 otherwise), of the ``records`` of
+    the batch ``c`` (all when None)."""
     up, down = rate_ratio(fs, fs_out)
     if up == down:
+        if records is not None:
+            c, baselines = c[records], baselines[records]
         if c.dtype == np.int16 and not baselines.any():  # PTB-XL, MIMIC-IV-ECG: as stored
             return c.copy()
         if np.issubdtype(c.dtype, np.integer):
@@ -197,7 +206,7 @@ def _resample_counts(c: np.ndarray, baselines: np.ndarray, fs: float, fs_out: fl
         return np.rint(c - baselines[..., None])
     # float32 for the compiled decimation (whole counts < 2**24 are exact), float64 otherwise
     dtype = np.float32 if up == 1 else np.float64
-    y = resample(c, fs, fs_out, offsets=baselines, dtype=dtype)
+    y = resample(c, fs, fs_out, offsets=baselines, dtype=dtype, records=records)
     return np.rint(y, out=y)
 
 
@@ -362,7 +371,7 @@ class _Batch:
         stats = lead_stats(counts, window_samples(quality, fs))
         # the heart-rate envelope's block sums (exact integers), handed to the checks
         sums = np.empty((n, N_LEADS, counts.shape[2] // self.block),
-                        dtype=accumulator_dtype(counts.dtype))
+                        dtype=block_sum_dtype(counts.dtype, self.block))
         kernels.block_sums(counts, self.block, sums.dtype.type(0), sums)
         expected = self.checksums[:n]
         corrupt = np.any((expected >= 0)
@@ -386,11 +395,10 @@ class _Batch:
                     results.append((self.where[j], exc.with_traceback(None)))
             else:
                 good.append(j)
-        if good:
-            sel = good if len(good) < n else slice(None)
-            out = curate_counts(counts[sel], self.baselines[:n][sel],
-                                np.asarray(self.gains)[sel], fs, cfg, quality,
-                                stats=stats[sel], block_sums=sums[sel])
+        if good:  # checked in place with the rest of the batch (cheaper than a copy)
+            out = curate_counts(counts, self.baselines[:n], np.asarray(self.gains), fs, cfg,
+                                quality, stats=stats, block_sums=sums,
+                                select=None if len(good) == n else good)
             results.extend((self.where[j], res) for j, res in zip(good, out, strict=True))
         return results
 

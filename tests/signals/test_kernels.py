@@ -19,6 +19,7 @@ from ecg_instruct.signals.kernels import (
 from ecg_instruct.signals.quality import (
     QualityConfig,
     _high_frequency,
+    block_sum_dtype,
     heart_rate_block,
     heart_rates_bpm,
     lead_stats,
@@ -170,6 +171,19 @@ def test_decimate_int16_counts_with_offsets(down):
     assert np.max(np.abs(single.astype(np.float64) - got)) < 0.01
 
 
+def test_decimate_some_records_equals_decimating_their_copy():
+    """``records``: the stage decimates the records of a batch that passed the checks in
+    place; the result must be that of decimating a copy of just those records."""
+    rng = np.random.default_rng(7)
+    c = _counts(rng, (6, 12, 5000))
+    offsets = rng.integers(-500, 500, 72).astype(np.float64)
+    chosen = np.array([4, 0, 5])
+    got = decimate(c, 5, offsets, dtype=np.float32, records=chosen)
+    copy = decimate(c[chosen], 5, offsets.reshape(6, 12)[chosen].reshape(-1), dtype=np.float32)
+    assert got.shape == (3, 12, 1000)
+    assert np.array_equal(got, copy)
+
+
 # --- lead_stats ------------------------------------------------------------------------------
 
 
@@ -255,19 +269,40 @@ def test_lead_stats_float64_equals_numpy(window):
 # --- block_sums and qrs_rates ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("block", [1, 5, 7])
+@pytest.mark.parametrize("block", [1, 2, 5, 7, 10])
 def test_block_sums_equal_numpy(block):
     rng = np.random.default_rng(block)
     x = _counts(rng, (2, 12, 5003))
+    x[1, 3] = -32768  # the extremes: int32 sums of int16 counts must not overflow
+    x[1, 4] = 32767
     m = x.shape[2] // block
     expected = x[..., : m * block].astype(np.int64).reshape(2, 12, m, block).sum(axis=3)
-    out = np.empty((2, 12, m), np.int64)
-    kernels.block_sums(x, block, np.int64(0), out)
-    assert np.array_equal(out, expected)
+    assert block_sum_dtype(x.dtype, block) is np.int32  # what the stage uses
+    for acc in (np.int32, np.int64):
+        out = np.empty((2, 12, m), acc)
+        kernels.block_sums(x, block, acc(0), out)
+        assert np.array_equal(out, expected)
     xf = x / 1000.0
     outf = np.empty((2, 12, m))
     kernels.block_sums(xf, block, 0.0, outf)
-    assert np.allclose(outf, expected / 1000.0, rtol=1e-12)
+    # float sums in index order, as a plain loop adds them
+    loop = np.zeros((2, 12, m))
+    for i in range(block):
+        loop += xf[..., i : m * block : block]
+    assert np.array_equal(outf, loop)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 57, 1000])
+def test_select_is_np_partition(n):
+    rng = np.random.default_rng(n)
+    for values in (rng.normal(size=n), rng.integers(0, 3, n).astype(float), np.zeros(n),
+                   np.arange(n, dtype=float), np.arange(n, 0, -1, dtype=float)):
+        for k in sorted({0, n // 2, int(0.99 * n), n - 1}):
+            a = values.copy()
+            got = kernels._select(a, k)
+            assert got == np.partition(values, k)[k]
+            assert np.all(a[:k] <= got) and np.all(a[k + 1 :] >= got)
+            assert np.array_equal(np.sort(a), np.sort(values))  # a permutation of the input
 
 
 def _reference_rates(sums: np.ndarray, width: int, distance: int, min_contrast: float,
@@ -305,7 +340,7 @@ def _ecg_counts(ecg500: np.ndarray, n_rec: int, seed: int) -> np.ndarray:
 def test_qrs_rates_equal_numpy_reference(ecg500):
     counts = _ecg_counts(ecg500, 4, 1)
     counts[3] = np.random.default_rng(2).normal(0, 300, counts[3].shape)  # noise: no contrast
-    for x, zero in ((counts, np.int64(0)), (counts / 1000.0, 0.0)):
+    for x, zero in ((counts, np.int32(0)), (counts, np.int64(0)), (counts / 1000.0, 0.0)):
         sums = np.empty((4, 12, 1000), type(zero))
         kernels.block_sums(x, 5, zero, sums)
         rate, peaks = np.empty(4), np.empty(4, np.int64)
@@ -332,8 +367,9 @@ def test_heart_rates_bpm_same_with_given_or_computed_sums(ecg500, fs):
     if fs == 100.0:
         counts = np.rint(decimate(counts, 5)).astype(np.int16)
     block = heart_rate_block(fs)
-    sums = np.empty((3, 12, counts.shape[2] // block), np.int64)
-    kernels.block_sums(counts, block, np.int64(0), sums)
+    acc = block_sum_dtype(counts.dtype, block)
+    sums = np.empty((3, 12, counts.shape[2] // block), acc)
+    kernels.block_sums(counts, block, acc(0), sums)
     computed = heart_rates_bpm(counts, fs)
     assert heart_rates_bpm(counts, fs, sums=sums) == computed
     # scale-free: the same signal in mV (1000 counts per mV) gives the same rates

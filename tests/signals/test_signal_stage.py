@@ -10,7 +10,12 @@ from ecg_instruct.errors import RecordReject
 from ecg_instruct.recipe import SignalsConfig
 from ecg_instruct.signals.quality import QualityConfig, check_and_repair, check_batch
 from ecg_instruct.signals.resample import decimate, fit_length, quantise, resample
-from ecg_instruct.signals.stage import curate_batch, process_shard, read_work_shard
+from ecg_instruct.signals.stage import (
+    curate_batch,
+    curate_counts,
+    process_shard,
+    read_work_shard,
+)
 from ecg_instruct.signals.storage import arrow_to_signals
 
 
@@ -69,6 +74,29 @@ def test_curate_batch_equals_resample_then_quantise(ecg500, fs):
             stage = np.rint(decimate(np.rint(x * gain).astype(np.int16), 5, dtype=np.float32))
             assert np.array_equal(res.counts, stage.astype(np.int16))
     assert kept == 5
+
+
+@pytest.mark.parametrize("fs", [100, 500])
+def test_curate_counts_of_selected_records_equals_curating_a_copy(ecg500, fs):
+    """The stage curates the good records of a batch in place (``select``): same outcomes as
+    curating a batch of just those records."""
+    rng = np.random.default_rng(3)
+    x = np.stack([np.roll(ecg500, 400 * i, axis=1) for i in range(5)])
+    counts = np.rint(x * 1000 + rng.normal(0, 10, x.shape)).astype(np.int16)
+    counts[2, 4] = 7  # a flat lead: rejected whichever way
+    baselines = rng.integers(-20, 20, (5, 12))
+    gains = np.full(5, 1000.0)
+    cfg, quality = SignalsConfig(fs=fs), QualityConfig()
+    select = [4, 1, 2]
+    got = curate_counts(counts, baselines, gains, 500.0, cfg, quality, select=select)
+    copy = curate_counts(counts[select], baselines[select], gains[select], 500.0, cfg, quality)
+    assert [type(g) for g in got] == [type(c) for c in copy]
+    assert isinstance(got[2], RecordReject) and got[2].reason == "flat_lead"
+    for g, c in zip(got, copy, strict=True):
+        if isinstance(g, RecordReject):
+            assert (g.reason, g.detail) == (c.reason, c.detail)
+        else:
+            assert np.array_equal(g.counts, c.counts) and g.adc_gain == c.adc_gain
 
 
 def test_int16_rejects_counts_beyond_int16_instead_of_wrapping(ecg500):
