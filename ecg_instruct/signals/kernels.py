@@ -160,6 +160,9 @@ def decimate_line(x: np.ndarray, rows: np.ndarray, offsets: np.ndarray, h: np.nd
     # tap pairs that are exactly zero contribute nothing: skip them (a windowed-sinc
     # decimator's sinc zeros, which resample.decimate rounds to 0 - a fifth of the work)
     active = np.array([t for t in range(half) if h[t] != 0], dtype=np.int64)
+    # 500 -> 100 Hz: every phase holds the same stretch of the row (the filter's half-length
+    # and the row a multiple of 5), so one pass with a constant stride splits the row
+    by_five = down == 5 and half % 5 == 0 and n % 5 == 0
     for r in range(rows.size):
         row = x[rows[r]]
         off = float(offsets[rows[r]])
@@ -175,12 +178,24 @@ def decimate_line(x: np.ndarray, rows: np.ndarray, offsets: np.ndarray, h: np.nd
             j1 = max(j0, min(m, (n - 1 + half - p) // down + 1))  # first j with k >= n
             for j in range(j0):
                 ph[j] = first + slope * (j * down + p - half)
-            src = row[j0 * down + p - half :: down]
-            body = ph[j0:j1]
-            for t in range(j1 - j0):
-                body[t] = src[t] - off
+            if not by_five:
+                src = row[j0 * down + p - half :: down]
+                body = ph[j0:j1]
+                for t in range(j1 - j0):
+                    body[t] = src[t] - off
             for j in range(j1, m):
                 ph[j] = last + slope * (j * down + p - half - n + 1)
+        if by_five:  # all five phases in one pass with a constant stride (vector shuffles)
+            j0 = half // 5
+            b0, b1, b2 = phases[0, j0:], phases[1, j0:], phases[2, j0:]
+            b3, b4 = phases[3, j0:], phases[4, j0:]
+            for i in range(n // 5):
+                k = 5 * i
+                b0[i] = row[k] - off
+                b1[i] = row[k + 1] - off
+                b2[i] = row[k + 2] - off
+                b3[i] = row[k + 3] - off
+                b4[i] = row[k + 4] - off
         y = out[r]
         c = h[half]
         mid = phases[half % down, half // down : half // down + n_out]
