@@ -2,9 +2,11 @@
 
 Why not just ``wfdb.rdsamp``: about 80 % of its 1.7 ms per 12 x 5000 record goes into parsing
 the header through pandas-backed field specs. PTB-XL and MIMIC-IV-ECG are plain format 16 in one
-file, so a small parser plus ``np.fromfile`` reads them ~10x faster with bit-identical values.
-Everything else (other formats, multi-file or multi-segment records, skew, several samples per
-frame) goes through ``wfdb`` so that rare layouts stay correct rather than fast.
+file, so a small parser plus ``np.fromfile`` reads them ~10x faster with bit-identical values
+(their headers through a compiled scanner, ``header_scan``, with the results of the Python
+parsers, which take every other layout). Everything else (other formats, multi-file or
+multi-segment records, skew, several samples per frame) goes through ``wfdb`` so that rare
+layouts stay correct rather than fast.
 
 Problems with one record raise :class:`~ecg_instruct.errors.RecordReject` with one of the
 reasons ``missing_file``, ``bad_header``, ``truncated_dat``, ``header_mismatch``,
@@ -14,6 +16,7 @@ rejects table.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable
@@ -24,6 +27,17 @@ from pathlib import Path
 import numpy as np
 
 from ecg_instruct.errors import RecordReject
+from ecg_instruct.signals.header_scan import (
+    OUT_HEAD,
+    OUT_N_SAMPLES,
+    OUT_N_SIG,
+    TEXT_FILE,
+    TEXT_FS,
+    TEXT_LEADS,
+    TEXT_NAME,
+    TEXT_SPEC,
+    scan,
+)
 
 #: The digital value WFDB writes for a missing sample in format 16.
 INVALID_SAMPLE_16 = -32768
@@ -157,9 +171,88 @@ def parse_header(text: str, source: str = "<header>") -> WfdbHeader:
     baseline absent means ADC zero, units absent means mV, fs absent means 250 Hz. Raises
     ``RecordReject("bad_header", ...)`` naming ``source`` for anything unparseable, so one
     corrupt header never stops a build.
+
+    The compiled scanner takes the PTB-XL/MIMIC-IV-ECG layout (:func:`_parse_scanned`); all
+    else, rejects included, goes to the Python parsers, which give the same results.
     """
+    if text.isascii():
+        header = _parse_scanned(text.encode("ascii"), source)
+        if header is not None:
+            return header
+    return _parse_text(text, source)
+
+
+def _parse_text(text: str, source: str) -> WfdbHeader:
+    """The Python parsers: :func:`_parse_plain`, else :func:`_parse_general`."""
     plain = _parse_plain(text, source)
     return plain if plain is not None else _parse_general(text, source)
+
+
+def _parse_scanned(data: bytes, source: str) -> WfdbHeader | None:
+    """What :func:`_parse_plain` returns for the header bytes ``data`` when the compiled
+    scanner (:mod:`.header_scan`) takes its layout, which every PTB-XL and MIMIC-IV-ECG header
+    has; ``None`` for anything else, including anything invalid, so that the Python parsers
+    give the result or the message exactly as they did before the scanner existed.
+
+    Why: the scanner leaves per line only the initial value, checksum and lead name, and the
+    tokens that decide the format and gain, the same on every line, are looked up once per
+    header: a 12-lead header in about a quarter of :func:`_parse_plain`'s time.
+    """
+    scanned = scan(data)
+    if scanned is None:
+        return None
+    ints, tokens = scanned
+    # the record line as _parse_record_line reads it: the scanner checked the name (no
+    # segments) and the counts (digits); what is left is fs, which must be finite and positive
+    fs = float(tokens[TEXT_FS])  # digits and at most one ".": always a float
+    if not 0.0 < fs < math.inf:
+        return None  # _parse_record_line rejects it, with its message
+    file_name = tokens[TEXT_FILE]
+    if not _FILE_RE.match(file_name):
+        return None
+    n_sig = ints[OUT_N_SIG]
+    layout = _plain_layout(tokens[TEXT_SPEC], n_sig)
+    if layout is None:
+        return None
+    fmt, spf, skew, offset, gains, baselines, unit, adc_res, adc_zero, fast = layout
+    # WfdbHeader's own __init__ (frozen: one object.__setattr__ per field) would cost 3 µs,
+    # as much as all the rest; its fields, in order, go straight into the instance's __dict__,
+    # which is all that __init__ does (test_scanned_header_has_every_field_in_order checks it)
+    header = _new_object(WfdbHeader)
+    _set_attribute(header, "__dict__", {
+        "record_name": tokens[TEXT_NAME], "n_sig": n_sig, "fs": fs,
+        "n_samples": ints[OUT_N_SAMPLES], "sig_names": tokens[TEXT_LEADS:],
+        "fmt": [fmt] * n_sig, "adc_gain": gains.copy(), "baseline": baselines.copy(),
+        "units": [unit] * n_sig, "file_names": [file_name] * n_sig,
+        "byte_offsets": [offset] * n_sig, "samps_per_frame": [spf] * n_sig,
+        "skews": [skew] * n_sig, "adc_res": [adc_res] * n_sig, "adc_zero": [adc_zero] * n_sig,
+        "init_values": ints[OUT_HEAD:OUT_HEAD + n_sig],
+        "checksums": ints[OUT_HEAD + n_sig:OUT_HEAD + 2 * n_sig], "comments": [], "n_seg": None,
+        "fast_path": fast and not file_name.startswith("~"),
+    })
+    return header
+
+
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
+
+@lru_cache(maxsize=1024)
+def _plain_layout(spec_tokens: str, n_sig: int) -> tuple | None:
+    """The per-header constants of :func:`_parse_scanned` for the format, gain, resolution
+    and zero tokens ``spec_tokens`` (one string, single spaces between them: a cheap key to
+    hash) on all of ``n_sig`` signal lines: the fields of :func:`_signal_spec_cached`, with
+    gain and baseline as ``n_sig``-arrays (the caller copies them: cheaper than building them),
+    and whether they suit the fast path. ``None`` for invalid tokens (the Python parsers then
+    give the message)."""
+    spec = _signal_spec_cached(tuple(spec_tokens.split(" ")))
+    if spec is None:
+        return None
+    fmt, spf, skew, offset, gain, baseline, unit, adc_res, adc_zero = spec
+    gains = np.asarray([gain] * n_sig, dtype=np.float64)  # as _parse_plain builds them
+    baselines = np.asarray([baseline] * n_sig, dtype=np.int64)
+    fast = fmt == "16" and spf == 1 and skew == 0
+    return fmt, spf, skew, offset, gains, baselines, unit, adc_res, adc_zero, fast
 
 
 def _parse_plain(text: str, source: str) -> WfdbHeader | None:
@@ -332,10 +425,14 @@ def read_header(record_path: str | Path) -> WfdbHeader:
         raise RecordReject("missing_file", f"{hea} is a directory") from None
     except OSError as exc:  # no permission, I/O error
         raise RecordReject("missing_file", f"{hea}: {exc.strerror or exc}") from None
+    header = _parse_scanned(data, hea)  # refuses "\r": the text below normalises it
+    if header is not None:
+        return header
     text = data.decode("latin-1")
     if "\r" in text:  # as text-mode open() would give it
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return parse_header(text, hea)
+        return parse_header(text, hea)  # normalised, it may suit the scanner now
+    return _parse_text(text, hea)
 
 
 def _read_bytes(path: str) -> bytes:
