@@ -445,3 +445,6 @@ def warm_up() -> None:
     decimate_line(counts[0], np.arange(2), np.zeros(2, np.float32), h, 5,
                   np.empty((2, 80), np.float32))
     band_power_share(np.zeros((1, 8), np.complex64), 3, np.empty(1))
+    from ecg_instruct.signals import header_scan  # (wfdb_io imports it: no cycle here)
+
+    header_scan.warm_up()
