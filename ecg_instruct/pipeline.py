@@ -46,6 +46,7 @@ from ecg_instruct.publish.parquet import plain_schema, write_parquet
 from ecg_instruct.recipe import Recipe
 from ecg_instruct.reports.stage import REPORT_COLUMNS, run_reports, translator_provenance
 from ecg_instruct.schema import MEASUREMENT_FIELDS, REJECT_SCHEMA, rejects_frame
+from ecg_instruct.signals.heap import retain_freed_memory, retained_heap
 from ecg_instruct.signals.leads import CANONICAL_LEADS
 from ecg_instruct.signals.quality import QualityConfig
 from ecg_instruct.signals.stage import process_shard, read_work_shard
@@ -141,14 +142,16 @@ def _shards(
     return shards
 
 
-def _worker_init(parent: int) -> None:
+def _worker_init(parent: int, retain_heap: bool = False) -> None:
     """Signals workers: Ctrl-C is the parent's to handle, and a worker outlives no parent.
 
     Without the watchdog, `kill -9` of the build leaves its workers running to the end of their
     queue; their shards would still be correct (same bytes, atomic renames) but the CPU is not
-    theirs to use.
+    theirs to use. ``retain_heap``: keep freed memory for reuse (see ``signals/heap.py``).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if retain_heap:
+        retain_freed_memory()
 
     def watchdog() -> None:
         while True:
@@ -182,21 +185,26 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
 
 def _run_shards(
     options: BuildOptions, desc: str, function, tasks: list[tuple[tuple, int]],
+    retain_heap: bool = False,
 ) -> None:
     """Run `function(*args)` for every (args, n_records) task, in worker processes if asked.
 
     Each task writes its own outputs atomically; on any error (or Ctrl-C) queued tasks are
     cancelled and running ones stopped, so what is on disk is only ever whole shards.
+    ``retain_heap``: freed memory stays in the heap of the processes doing the work for the
+    duration (see ``signals/heap.py``).
     """
     bar = tqdm(total=sum(n for _, n in tasks), desc=desc, unit="rec",
                disable=not options.progress)
     if options.workers == 1 or len(tasks) <= 1:
-        for args, n in tasks:
-            function(*args)
-            bar.update(n)
+        with retained_heap() if retain_heap else contextlib.nullcontext():
+            for args, n in tasks:
+                function(*args)
+                bar.update(n)
     else:
         pool = ProcessPoolExecutor(max_workers=min(options.workers, len(tasks)),
-                                   initializer=_worker_init, initargs=(os.getpid(),))
+                                   initializer=_worker_init,
+                                   initargs=(os.getpid(), retain_heap))
         try:
             futures = {pool.submit(function, *args): n for args, n in tasks}
             pending = set(futures)
@@ -222,7 +230,7 @@ def _run_signals(options: BuildOptions, index: pd.DataFrame, work: Path) -> None
              if not (folder / f"{name}.parquet").exists()]
     if tasks:
         _prepare_kernels(options)
-    _run_shards(options, "signals", process_shard, tasks)
+    _run_shards(options, "signals", process_shard, tasks, retain_heap=True)
 
 
 def _prepare_kernels(options: BuildOptions) -> None:

@@ -142,8 +142,8 @@ def curate_counts(
 
     Quality checks on the counts, then ``rint(resample(counts - baseline))``: resampling in
     count units and rounding to whole counts is the "round to the ADC step after every
-    processing step" of the recipe, without a float copy of the input. ``fit_length`` after
-    rounding (cropping and edge padding create no new values). For ``dtype: int16`` the
+    processing step" of the recipe, without a float copy of the input (``fit_length`` before
+    rounding or after: cropping and edge padding create no new values). For ``dtype: int16`` the
     counts must fit int16 (``mv_to_counts``' message otherwise).
 
     ``select``: curate only these records of the batch (outcomes in that order), reading them
@@ -171,7 +171,12 @@ def curate_counts(
     if y.dtype == np.int16:  # counts as stored (-32768, the missing-sample code, never gets here)
         fits = np.ones(len(keep), dtype=bool)
         as_int16 = y
-    else:
+    elif y.dtype.kind == "f":  # resampled: round to whole counts and cast in one pass
+        y = np.ascontiguousarray(y)  # (a cropped view): rounded in place, y is used below
+        as_int16 = np.empty(y.shape, np.int16)  # rows that do not fit stay unused
+        fits = np.empty(len(keep), dtype=bool)
+        kernels.round_to_int16(y.reshape(len(keep), -1), as_int16.reshape(len(keep), -1), fits)
+    else:  # int32 counts minus baselines
         flat = y.reshape(len(keep), -1)
         fits = np.maximum(flat.max(axis=1), -flat.min(axis=1)) <= _INT16_MAX
         as_int16 = y.astype(np.int16)  # one cast for the batch; rows that do not fit are unused
@@ -192,9 +197,9 @@ def curate_counts(
 
 def _resample_counts(c: np.ndarray, baselines: np.ndarray, fs: float, fs_out: float,
                      records: np.ndarray | None = None) -> np.ndarray:
-    """``rint(resample(c - baseline))`` as whole counts (int16/int32 when no resampling is
-    needed, float32 for the compiled decimation, float64 otherwise), of the ``records`` of
-    the batch ``c`` (all when None)."""
+    """``resample(c - baseline)`` in count units (int16/int32 when no resampling is needed,
+    float32 for the compiled decimation, float64 otherwise; floats are rounded to whole
+    counts by the caller), of the ``records`` of the batch ``c`` (all when None)."""
     up, down = rate_ratio(fs, fs_out)
     if up == down:
         if records is not None:
@@ -206,8 +211,7 @@ def _resample_counts(c: np.ndarray, baselines: np.ndarray, fs: float, fs_out: fl
         return np.rint(c - baselines[..., None])
     # float32 for the compiled decimation (whole counts < 2**24 are exact), float64 otherwise
     dtype = np.float32 if up == 1 else np.float64
-    y = resample(c, fs, fs_out, offsets=baselines, dtype=dtype, records=records)
-    return np.rint(y, out=y)
+    return resample(c, fs, fs_out, offsets=baselines, dtype=dtype, records=records)
 
 
 def process_shard(
@@ -221,6 +225,9 @@ def process_shard(
     together. Anything else (other formats, missing or extra leads, mixed gains, missing
     samples to repair) takes the one-record path, :func:`curate_record`, with the same
     reasons in the same order. Returns (records kept, records rejected).
+
+    Run it under :func:`~ecg_instruct.signals.heap.retained_heap` (the pipeline does): batches
+    then reuse their temporaries' pages instead of faulting in new ones.
     """
     quality = QualityConfig.from_dict(cfg.quality, source="recipe signals.quality")
     outcomes: list[CuratedSignal | RecordReject | None] = [None] * len(records)
