@@ -239,19 +239,19 @@ def round_to_int16(y: np.ndarray, out: np.ndarray, fits: np.ndarray) -> None:
     n_rows, n = y.shape
     for r in range(n_rows):
         row = y[r]
-        hi = -np.inf
-        lo = np.inf
+        dst = out[r]
+        # the range check on the values clipped to int32: integer extremes vectorise, float
+        # ones do not without fast-math; clipping keeps the conversion defined for any value
+        hi = np.int32(-(2**31))
+        lo = np.int32(2**31 - 1)
         for i in range(n):
             v = np.rint(row[i])
             row[i] = v
-            hi = max(hi, v)
-            lo = min(lo, v)
-        ok = hi <= 32767 and lo >= -32767
-        fits[r] = ok
-        if ok:
-            dst = out[r]
-            for i in range(n):
-                dst[i] = np.int16(row[i])
+            w = np.int32(min(max(v, -2.0**31), 2.0**31 - 128))
+            hi = max(hi, w)
+            lo = min(lo, w)
+            dst[i] = np.int16(w)  # wraps where the row does not fit: then unused
+        fits[r] = hi <= 32767 and lo >= -32767
 
 
 @njit(cache=True, nogil=True)
@@ -389,6 +389,8 @@ def qrs_rates(sums: np.ndarray, width: int, distance: int, min_contrast: float,
     """
     n_rec, n_leads, m = sums.shape
     energy = np.empty(max(m - 1, 0))
+    csum = np.empty_like(energy)
+    smooth = np.empty_like(energy)
     work = np.empty_like(energy)
     for b in range(n_rec):
         out_rate[b] = np.nan
@@ -405,18 +407,23 @@ def qrs_rates(sums: np.ndarray, width: int, distance: int, min_contrast: float,
                 d = float(ahead[j]) - float(row[j])
                 energy[j] += d * d
         size = energy.size - width
-        # moving sum of `width` samples from a running cumulative sum (as the numpy version)
-        csum = np.cumsum(energy)
-        smooth = csum[width:] - csum[:size]
-        ranked = work[:size]  # the selections reorder their input: keep `smooth` for peaks
-        ranked[:] = smooth
+        # moving sum of `width` samples from a running cumulative sum (np.cumsum's order)
+        total = 0.0
+        for j in range(energy.size):
+            total += energy[j]
+            csum[j] = total
+        for j in range(size):
+            smooth[j] = csum[j + width] - csum[j]
+            work[j] = smooth[j]  # the selections reorder their input: keep `smooth` for peaks
+        ranked = work[:size]
         k50 = size // 2
         k99 = min(size - 1, int(0.99 * size))
-        top = _select(ranked, k99)  # and everything before k99 is <= it: select there
-        median = _select(ranked[:k99], k50) if k50 < k99 else top
+        median = _select(ranked, k50)  # and everything after k50 is >= it: select there
+        top = _select(ranked[k50 + 1 :], k99 - k50 - 1) if k99 > k50 else median
+        smooth_b = smooth[:size]
         if not top > min_contrast * median:
             continue
-        peaks = find_peaks_height_distance(smooth, rel_height * top, distance)
+        peaks = find_peaks_height_distance(smooth_b, rel_height * top, distance)
         out_peaks[b] = peaks.size
         if peaks.size >= 2:
             out_rate[b] = 1.0 / np.median(np.diff(peaks).astype(np.float64))

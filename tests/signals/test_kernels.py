@@ -184,6 +184,23 @@ def test_decimate_some_records_equals_decimating_their_copy():
     assert np.array_equal(got, copy)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_round_to_int16_is_rint_then_a_range_check(dtype):
+    rng = np.random.default_rng(5)
+    y = rng.normal(0, 3000, (9, 1001)).astype(dtype)
+    y[1, 0], y[2, 5], y[3, 9] = 32767.4, -32766.5, 32767.5  # fits, fits (half to even), not
+    y[4, 1], y[5, 2], y[6, 3] = -32768.0, 1e30, -1e30  # the missing-sample code and beyond
+    y[7, :] = 0.5  # half to even: all 0
+    expected = np.rint(y)
+    fits_expected = np.abs(expected).max(axis=1) <= 32767
+    out, fits = np.empty(y.shape, np.int16), np.empty(9, np.bool_)
+    kernels.round_to_int16(y, out, fits)
+    assert np.array_equal(y, expected)  # rounded in place
+    assert list(fits) == list(fits_expected) == [True, True, True, False, False, False, False,
+                                                 True, True]
+    assert np.array_equal(out[fits], expected[fits].astype(np.int16))
+
+
 # --- lead_stats ------------------------------------------------------------------------------
 
 
