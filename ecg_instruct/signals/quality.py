@@ -12,6 +12,7 @@ then flat leads, clipping, amplitude, high-frequency noise and heart rate.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, get_type_hints
@@ -28,6 +29,13 @@ QUALITY_REASONS: tuple[str, ...] = (
     "missing_lead", "nan_values", "flat_lead", "clipping", "implausible_amplitude",
     "high_frequency_noise", "implausible_heart_rate",
 )
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    """``get_type_hints(cls)``, once: it evaluates every annotation string each time, and
+    every signal shard reads its quality settings."""
+    return get_type_hints(cls)
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,7 @@ class QualityConfig:
             return cls()
         if not isinstance(d, dict):
             raise UserError(f"'{prefix}' must be a mapping, got {type(d).__name__}", path=source)
-        hints = get_type_hints(cls)
+        hints = _field_types(cls)
         names = [f.name for f in dataclasses.fields(cls)]
         values: dict[str, Any] = {}
         for key, value in d.items():

@@ -323,10 +323,10 @@ def _read_counts(path: str,
         order = canonical_lead_index(header.sig_names)
     except RecordReject:
         return None
-    first = float(gains[0])
-    if any(g != first for g in gains.tolist()):
+    values = gains.tolist()
+    if values.count(values[0]) != len(values):  # mixed gains: the one-record path
         return None
-    return header, raw, order, first or 200.0
+    return header, raw, order, float(values[0]) or 200.0
 
 
 class _Batch:
