@@ -363,7 +363,7 @@ class _Batch:
         if None in sums:
             self.checksums[j] = -1
         else:  # mod 2**16 on Python ints: a corrupt header may hold a number beyond int64
-            self.checksums[j] = [sums[k] % 65536 for k in order]
+            self.checksums[j] = [sums[k] % 65536 for k in order.tolist()]
         self.gains.append(gain)
         self.where.append(i)
         self.paths.append(path)

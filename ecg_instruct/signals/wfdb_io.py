@@ -453,7 +453,7 @@ def _read_bytes(path: str) -> bytes:
 def _mv_factors(header: WfdbHeader, source: str) -> np.ndarray | None:
     """Per-signal factor from the header's physical unit to mV (``unsupported_units`` else);
     ``None`` when every signal is already in mV (the common case, answered without arrays)."""
-    if all(unit == "mV" for unit in header.units):
+    if header.units.count("mV") == len(header.units):  # all(...) with a generator: 3x slower
         return None
     factors = []
     for name, unit in zip(header.sig_names, header.units, strict=True):
