@@ -358,8 +358,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="signals.dtype of the stage run")
     ap.add_argument("--rss-factor", type=int, default=10,
                     help="also run the pool over this many x N records to show flat RSS (0: skip)")
-    ap.add_argument("--repeat", type=int, default=3,
-                    help="runs per measurement; the fastest counts (default 3)")
+    ap.add_argument("--repeat", type=int, default=5,
+                    help="runs per measurement; the fastest counts (default 5)")
     ap.add_argument("--keep", type=Path, default=None, help="keep the corpus/output here")
     args = ap.parse_args(argv)
 
