@@ -30,13 +30,29 @@ N_STATS = 7
 def gather_leads(raw: np.ndarray, order: np.ndarray, out: np.ndarray) -> None:
     """``out[c] = raw[:, order[c]]``: frame-interleaved WFDB samples ``(n, n_sig)`` to one
     contiguous row per canonical lead ``(n_leads, n)``, without a transposed temporary.
-    (Anything more in this loop, such as block sums, makes it several times slower.)"""
+
+    Four leads per pass over the frames: a pass reads every cache line of ``raw`` whichever
+    lead it copies, so four at a time is a quarter of the reads (25 % faster than one lead
+    per pass; six per pass is slower again). (Anything more in this loop, such as block
+    sums, makes it several times slower.)"""
     n = raw.shape[0]
-    for c in range(order.size):
+    c = 0
+    while c + 3 < order.size:
+        s0, s1, s2, s3 = order[c], order[c + 1], order[c + 2], order[c + 3]
+        r0, r1, r2, r3 = out[c], out[c + 1], out[c + 2], out[c + 3]
+        for i in range(n):
+            frame = raw[i]
+            r0[i] = frame[s0]
+            r1[i] = frame[s1]
+            r2[i] = frame[s2]
+            r3[i] = frame[s3]
+        c += 4
+    while c < order.size:
         src = order[c]
         row = out[c]
         for i in range(n):
             row[i] = raw[i, src]
+        c += 1
 
 
 # Loops below index slices with plain ``range(len)`` counters: with an index numba cannot

@@ -56,11 +56,12 @@ def test_warm_up_runs():
     kernels.warm_up()
 
 
-def test_gather_leads_is_a_transposed_reorder():
+@pytest.mark.parametrize("n_leads", [12, 3, 7])  # four leads per pass, and the rest one by one
+def test_gather_leads_is_a_transposed_reorder(n_leads):
     rng = np.random.default_rng(11)
     raw = rng.integers(-32768, 32768, (777, 13), dtype=np.int16)
-    order = rng.permutation(13)[:12].astype(np.intp)
-    out = np.empty((12, 777), np.int16)
+    order = rng.permutation(13)[:n_leads].astype(np.intp)
+    out = np.empty((n_leads, 777), np.int16)
     kernels.gather_leads(raw, order, out)
     assert np.array_equal(out, raw[:, order].T)
 
