@@ -49,7 +49,12 @@ from ecg_instruct.schema import MEASUREMENT_FIELDS, REJECT_SCHEMA, rejects_frame
 from ecg_instruct.signals.heap import retain_freed_memory, retained_heap
 from ecg_instruct.signals.leads import CANONICAL_LEADS
 from ecg_instruct.signals.quality import QualityConfig
-from ecg_instruct.signals.stage import process_shard, read_work_shard
+from ecg_instruct.signals.stage import (
+    WORK_SHARD_SUFFIX,
+    process_shard,
+    read_work_shard,
+    work_shard_ids,
+)
 from ecg_instruct.sources import source_root
 from ecg_instruct.split import SPLITS
 from ecg_instruct.validate import PUBLISHED_NAMES, validate_build
@@ -225,9 +230,9 @@ def _run_signals(options: BuildOptions, index: pd.DataFrame, work: Path) -> None
     folder.mkdir(exist_ok=True)
     roots = {source: str(source_root(options.raw_dir, source)) for source in options.sources}
     cfg = options.recipe.signals
-    tasks = [((records, roots, cfg, str(folder / f"{name}.parquet")), len(records))
+    tasks = [((records, roots, cfg, str(folder / f"{name}{WORK_SHARD_SUFFIX}")), len(records))
              for name, records in _shards(index, options.recipe.shard_size)
-             if not (folder / f"{name}.parquet").exists()]
+             if not (folder / f"{name}{WORK_SHARD_SUFFIX}").exists()]
     if tasks:
         _prepare_kernels(options)
     _run_shards(options, "signals", process_shard, tasks, retain_heap=True)
@@ -444,7 +449,7 @@ def _write_split(
     the files do not depend on how records were sharded (`combine_chunks` before writing).
     """
     recipe, cfg = options.recipe, options.recipe.signals
-    total = sum(pq.read_metadata(path).num_rows for path in shard_paths)
+    total = sum(len(work_shard_ids(path)) for path in shard_paths)
     if total == 0:
         return [], []
     rows_per_file = recipe.publish.rows_per_file
@@ -505,12 +510,12 @@ def _publish(
     meta_by_id = meta.set_index("id")
     for source in sorted(index["source"].unique()):
         for split in SPLITS:
-            names = sorted((work / "signals").glob(f"{source}-{split}-*.parquet"))
+            names = sorted((work / "signals").glob(f"{source}-{split}-*{WORK_SHARD_SUFFIX}"))
             if not names:
                 continue
             for name in names:
                 signal_rejects.append(_read_rejects(Path(f"{name}.rejects")))
-                signal_ids.extend(pq.read_table(name, columns=["id"]).column("id").to_pylist())
+                signal_ids.extend(work_shard_ids(name))
             paths, ids = _write_split(options, names, meta_by_id, staging / "data" / source,
                                       split)
             if not paths:

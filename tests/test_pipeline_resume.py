@@ -188,7 +188,7 @@ def test_external_kill_9_and_ctrl_c_then_resume(setup, tmp_path):
     def wait_for_shards(process: subprocess.Popen, n: int) -> int:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            done = len(list(shards.glob("*/signals/*.parquet")))
+            done = len(list(shards.glob("*/signals/*.arrow")))
             if done >= n:
                 return done
             assert process.poll() is None, process.communicate()
@@ -222,7 +222,7 @@ def test_external_kill_9_and_ctrl_c_then_resume(setup, tmp_path):
         os.killpg(process.pid, signal.SIGKILL)
         pytest.fail("worker processes outlived the killed build by 10 s")
     assert not out.exists()
-    total = len(list(shards.glob("*/signals/*.parquet")))
+    total = len(list(shards.glob("*/signals/*.arrow")))
     assert before <= total  # the shards done before the kill are kept
 
     # 3. Resume with the plain CLI: same bytes as the uninterrupted reference.

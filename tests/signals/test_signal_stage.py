@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -15,6 +16,7 @@ from ecg_instruct.signals.stage import (
     curate_counts,
     process_shard,
     read_work_shard,
+    work_shard_ids,
 )
 from ecg_instruct.signals.storage import arrow_to_signals
 
@@ -130,7 +132,15 @@ def test_work_shard_round_trip_is_bit_exact(tmp_path, sig, ecg500):
         raw = read_record(root / rec["path"]).signal
         expected = quantise(resample(raw, 500, 100), 1 / 1000.0).astype(np.float32)
         assert np.array_equal(got[i], expected)
-    assert b"counts_int16" in pq.read_schema(out).metadata[b"ecg_instruct.work_signal"]
+    with pa.OSFile(out, "rb") as source:  # an Arrow IPC file (see stage._write_work_shard)
+        schema = pa.ipc.open_file(source).schema
+    assert b"counts_int16" in schema.metadata[b"ecg_instruct.work_signal"]
+    assert work_shard_ids(out) == [r["id"] for r in records]
+    # a resumed build may find Parquet work shards of an older version: read the same way
+    with pa.OSFile(out, "rb") as source:
+        pq.write_table(pa.ipc.open_file(source).read_all(), tmp_path / "old.parquet")
+    assert read_work_shard(tmp_path / "old.parquet", "float32").equals(table)
+    assert work_shard_ids(tmp_path / "old.parquet") == work_shard_ids(out)
 
 
 def test_work_shard_stores_float32_when_counts_do_not_fit(tmp_path):
