@@ -41,8 +41,25 @@ def safe_join(root: Path, relative: str) -> Path:
 
 
 def safe_join_str(root: str, relative: str) -> str:
-    """:func:`safe_join` on strings, for the per-record hot path."""
-    return os.path.join(root, *safe_parts(relative))
+    """:func:`safe_join` on strings, for the per-record hot path: ``os.path.join(root,
+    *safe_parts(relative))``, spelled out with one string join on POSIX (the parts hold no
+    separator), where ``posixpath.join`` cost as much as the rest of the path handling."""
+    parts = safe_parts(relative)
+    if os.sep != "/":  # pragma: no cover - Windows
+        return os.path.join(root, *parts)
+    return root + ("" if not root or root.endswith("/") else "/") + "/".join(parts)
+
+
+def sibling(path: str, name: str) -> str:
+    """``os.path.join(os.path.dirname(path), name)`` (``name`` a plain file name) in string
+    operations on POSIX: the signal stage asks once per record for the ``.dat`` file beside
+    a header."""
+    if os.sep != "/":  # pragma: no cover - Windows
+        return os.path.join(os.path.dirname(path), name)
+    head = path[: path.rfind("/") + 1]
+    if head and head != "/" * len(head):  # dirname drops trailing slashes, but not of "/"
+        head = head.rstrip("/") + "/"
+    return head + name
 
 
 def is_within(path: Path, folder: Path) -> bool:

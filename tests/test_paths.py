@@ -49,6 +49,28 @@ def test_safe_join_keeps_ordinary_paths():
                                                          .relative_to("/"))
 
 
+PIECE = st.text(alphabet="a/._~", max_size=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(PIECE, st.lists(segment, min_size=0, max_size=6))
+def test_safe_join_str_is_os_path_join_of_the_safe_parts(root, parts):
+    relative = "/".join(parts)
+    try:
+        expected = os.path.join(root, *paths.safe_parts(relative))
+    except UnsafePath:
+        with pytest.raises(UnsafePath):
+            paths.safe_join_str(root, relative)
+        return
+    assert paths.safe_join_str(root, relative) == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(PIECE, st.text(alphabet="ab.~_-", min_size=1, max_size=6))
+def test_sibling_is_join_of_dirname(path, name):
+    assert paths.sibling(path, name) == os.path.join(os.path.dirname(path), name)
+
+
 def test_is_within_resolves_dots_and_symlinks(tmp_path):
     (tmp_path / "raw").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "raw")

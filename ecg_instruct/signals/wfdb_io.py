@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ecg_instruct.errors import RecordReject
+from ecg_instruct.paths import sibling
 from ecg_instruct.signals.header_scan import (
     OUT_HEAD,
     OUT_N_SAMPLES,
@@ -487,7 +488,7 @@ def checksum_mismatch(sums: np.ndarray, header: WfdbHeader, dat: str) -> RecordR
 
 def dat_path(record_path: str, header: WfdbHeader) -> str:
     """The signal file of a fast-path record (its one ``.dat``, beside the header)."""
-    return os.path.join(os.path.dirname(record_path), header.file_names[0])
+    return sibling(record_path, header.file_names[0])
 
 
 def read_digital(record_path: str, header: WfdbHeader,
