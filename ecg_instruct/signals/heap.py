@@ -1,16 +1,16 @@
-"""Keep freed memory in the process heap while a shard is curated (glibc; a no-op elsewhere).
+"""Keep freed memory in the process heap during the signal stage (glibc; a no-op elsewhere).
 
 Why: every batch of the signal stage allocates and frees a few MB of temporaries (block
-sums, the decimated batch, its int16 copy, Parquet buffers). With glibc's default tuning the
-next batch gets those pages back from the kernel, not from the heap: blocks above the mmap
-threshold are fresh mappings, and a free heap top beyond the trim threshold is handed back.
-Each first touch of a page is a page fault; on the VMs we measured, ~10 faults per record
-were ~10 % of the whole stage. Setting both thresholds where glibc's own dynamic tuning ends up in a
-long-running process keeps the pages in the heap from the first batch on; peak RSS is
+sums, the decimated batch, its int16 copy). With glibc's default tuning the next batch gets
+those pages back from the kernel, not from the heap: blocks above the mmap threshold are
+fresh mappings, and a free heap top beyond the trim threshold is handed back. Each first
+touch of a page is a page fault; on the VMs we measured, ~10 faults per record were ~10 % of
+the whole stage. Setting both thresholds where glibc's own dynamic tuning ends up in a
+long-running process keeps the pages in the heap from the first batch on. Peak RSS is
 unchanged (the same high-water mark, reached once instead of once per batch), and an
-in-process build gives the free memory back when the stage is done.
-(Per shard is too short: a shard's own buffers, the batch buffers and the shard table, are
-several MB, and faulting them in again for every shard cost more than it saved.)
+in-process build gives the free memory back when the stage is done. (Per shard is too
+short: a shard's own buffers are several MB, and faulting them in again for every shard cost
+more than it saved.)
 """
 
 from __future__ import annotations

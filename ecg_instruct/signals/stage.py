@@ -450,12 +450,9 @@ def _work_table(ids: list[str], curated: list[CuratedSignal]) -> pa.Table:
 def read_work_shard(path: str | Path, dtype: str) -> pa.Table:
     """A work shard as publish needs it: ``signal`` as ``list<list<float32>>`` mV (``dtype``
     float32) or ``list<list<int16>>`` ADC counts (``dtype`` int16), plus ``id``, ``adc_gain``,
-    ``fs_raw`` and ``repairs``. Shards written before the binary layout are returned as is."""
+    ``fs_raw`` and ``repairs``."""
     table = _read_work_table(path)
-    meta = (table.schema.metadata or {}).get(WORK_SIGNAL_KEY)
-    if meta is None:
-        return table
-    info = json.loads(meta)
+    info = json.loads(table.schema.metadata[WORK_SIGNAL_KEY])
     n_rows, shape = table.num_rows, tuple(info["shape"])
     if not n_rows:
         table = table.drop_columns(["quant_step"]).replace_schema_metadata(None)
@@ -506,7 +503,8 @@ def _write_work_shard(table: pa.Table, path: str) -> None:
     Why not Parquet: its writer copies every 24-120 kB signal value into data pages before
     the file gets them; Arrow IPC hands the column's buffer to the file as it is (9 instead
     of 17 us per 100 Hz record). Work shards are read back only by this package
-    (:func:`read_work_shard`), which still reads the Parquet shards of older builds.
+    (:func:`read_work_shard`, :func:`work_shard_ids`). (Parquet shards of earlier versions
+    are not ``<shard>.arrow`` files: a resumed build does those shards again.)
     """
     tmp = f"{path}.tmp-{os.getpid()}"
     with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
@@ -515,22 +513,14 @@ def _write_work_shard(table: pa.Table, path: str) -> None:
 
 
 def _read_work_table(path: str | Path) -> pa.Table:
-    """A work shard's table: Arrow IPC (this version), or Parquet (shards of older builds)."""
-    with open(path, "rb") as fh:
-        arrow = fh.read(6) == b"ARROW1"
-    if not arrow:
-        return pq.read_table(path)
+    """A work shard's table, read into memory."""
     with pa.OSFile(str(path), "rb") as source:
         return pa.ipc.open_file(source).read_all()
 
 
 def work_shard_ids(path: str | Path) -> list[str]:
-    """The ids of the records a work shard kept, in order (without reading the signals into
-    memory: the file is mapped)."""
-    with open(path, "rb") as fh:
-        arrow = fh.read(6) == b"ARROW1"
-    if not arrow:
-        return pq.read_table(path, columns=["id"]).column("id").to_pylist()
+    """The ids of the records a work shard kept, in order (the file is mapped, not read: the
+    signals stay on disk)."""
     with pa.memory_map(str(path)) as source:
         return pa.ipc.open_file(source).read_all().column("id").to_pylist()
 
