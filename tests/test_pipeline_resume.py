@@ -271,6 +271,21 @@ def test_two_builds_into_one_folder_cannot_run_at_once(setup, tmp_path):
     assert not out.exists()
 
 
+def test_a_torn_signal_shard_is_done_again(setup, tmp_path):
+    """Signal shards are not fsynced (pipeline._signal_shard_done): after a power cut a renamed
+    shard or its rejects can be cut short or empty. The next build finds them unreadable and
+    does those shards again, to the bytes of an uninterrupted build."""
+    mirror, _, recipe, reference, _ = setup
+    out = tmp_path / "meit"
+    run_build(mirror, out, recipe, workers=1, seed=1)
+    shards = sorted(out.with_name("meit.work").glob("*/signals/*.arrow"))
+    assert len(shards) >= 2
+    shards[0].write_bytes(shards[0].read_bytes()[:100])
+    Path(f"{shards[1]}.rejects").write_bytes(b"")
+    run_build(mirror, out, recipe, workers=1, seed=1)
+    assert tree_digest(out) == reference
+
+
 def test_a_successful_build_removes_other_builds_work_folders(setup, tmp_path):
     mirror, _, recipe, _, _ = setup
     out = tmp_path / "meit"
