@@ -165,12 +165,10 @@ def bench_raw(paths: list[str], header: bool = True) -> Rate:
                              np.fromfile(p + ".dat", dtype="<i2")), paths)
 
 
-def evict(paths: list[str]) -> bool:
+def evict(paths: list[str]) -> None:
     """Drop the corpus from the page cache, as an archive larger than memory never is in it:
     ``os.sync`` (only clean pages can be dropped), then ``posix_fadvise(DONTNEED)`` on every
-    file (no privileges needed). False where the system has no ``posix_fadvise``."""
-    if not hasattr(os, "posix_fadvise"):
-        return False
+    file (no privileges needed; where the system has it)."""
     os.sync()
     for path in paths:
         for ext in (".hea", ".dat"):
@@ -179,7 +177,6 @@ def evict(paths: list[str]) -> bool:
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             finally:
                 os.close(fd)
-    return True
 
 
 def _raw_job(paths: list[str]) -> float:
@@ -430,7 +427,7 @@ def _run(args: argparse.Namespace, tmp: Path) -> None:
           f"{raw.per_s / single['rate'].per_s:.1f}x, all {args.workers} workers each "
           f"{raw_pool.per_s / multi['rate'].per_s:.1f}x (.dat alone, one process: "
           f"{raw_dat.per_s / single['rate'].per_s:.1f}x)", flush=True)
-    if evict(paths[:1]):
+    if hasattr(os, "posix_fadvise"):
         def cold(measure):
             """``best`` of runs that each start with the corpus out of the page cache."""
             return best(lambda: (evict(paths), measure())[1])

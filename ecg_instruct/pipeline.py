@@ -458,16 +458,16 @@ def _read_rejects(path: Path) -> pa.Table:
 
 
 def _write_split(
-    options: BuildOptions, shard_paths: list[Path], meta_by_id: pd.DataFrame, folder: Path,
-    split: str,
+    options: BuildOptions, shard_paths: list[Path], total: int, meta_by_id: pd.DataFrame,
+    folder: Path, split: str,
 ) -> tuple[list[Path], list[str]]:
-    """Stream one split's signal shards into `<split>-NNNNN-of-NNNNN.parquet` files.
+    """Stream one split's signal shards (`total` records kept in all) into
+    `<split>-NNNNN-of-NNNNN.parquet` files.
 
     At most one output file's rows (plus one shard) are in memory, whatever the split's size, and
     the files do not depend on how records were sharded (`combine_chunks` before writing).
     """
     recipe, cfg = options.recipe, options.recipe.signals
-    total = sum(len(work_shard_ids(path)) for path in shard_paths)
     if total == 0:
         return [], []
     rows_per_file = recipe.publish.rows_per_file
@@ -531,11 +531,12 @@ def _publish(
             names = sorted((work / "signals").glob(f"{source}-{split}-*{WORK_SHARD_SUFFIX}"))
             if not names:
                 continue
+            kept_before = len(signal_ids)
             for name in names:
                 signal_rejects.append(_read_rejects(Path(f"{name}.rejects")))
                 signal_ids.extend(work_shard_ids(name))
-            paths, ids = _write_split(options, names, meta_by_id, staging / "data" / source,
-                                      split)
+            paths, ids = _write_split(options, names, len(signal_ids) - kept_before, meta_by_id,
+                                      staging / "data" / source, split)
             if not paths:
                 continue
             n_bytes = sum(p.stat().st_size for p in paths)

@@ -397,9 +397,8 @@ def qrs_rates(sums: np.ndarray, width: int, distance: int, min_contrast: float,
     count (see ``quality.heart_rates_bpm`` for the method and its reasons).
 
     The QRS energy (squared first difference, summed over leads) is float64, exact for
-    integer sums below 2**26 (every block sum of int16 counts): differences in the sums'
-    integer type, squares and their sum in float64, which vectorises where int64 products
-    do not.
+    integer sums below 2**26 (every block sum of int16 counts): the sums converted to float64,
+    then differences, squares and their sum, which vectorises where int64 products do not.
     ``out_rate[b]`` is NaN when the energy shows no distinct complexes (``out_peaks`` 0) or
     fewer than two peaks are found; otherwise 1 / median R-R interval in blocks.
     """

@@ -67,7 +67,7 @@ class QualityConfig:
     max_ptp_mv: float | None = 15.0
     #: Largest share of a lead's power (after removing its mean) above ``hf_cutoff_hz``.
     #: Off by default (one of the issue's optional checks): it needs a full FFT of every lead,
-    #: ~0.15 ms per 12 x 5000 record, half of the whole stage's time otherwise, and real ECGs
+    #: ~0.16 ms per 12 x 5000 record (the stage takes 1.7x as long with it), and real ECGs
     #: stay far below any sensible threshold (noise-only records already fail the heart-rate
     #: check). ``0.5`` rejects a lead whose power is mostly above the cutoff (EMG, white noise).
     hf_max_power_ratio: float | None = None
