@@ -71,15 +71,23 @@ def _rejected(data: Path, record_id: str) -> dict | None:
     return rows[0] if rows else None
 
 
+def read_published(path: Path, record_id: str, origin: str) -> EcgView | None:
+    """Record ``record_id`` of one published Parquet file (None if it is not there)."""
+    table = pq.read_table(path, filters=[("id", "=", record_id)])
+    if not table.num_rows:
+        return None
+    columns = [c for c in (*_COLUMNS, "adc_gain") if c in table.column_names]
+    return _view_of(table.select(columns), origin)
+
+
 def published_view(data: Path, record_id: str) -> EcgView:
     """One published record by id; a clear error naming the dataset for an unknown id."""
     source = record_id.split("/", 1)[0]
     files = _dataset_files(data, source=source if source in SOURCE_DIRS else None)
     for path in files:
-        table = pq.read_table(path, columns=None, filters=[("id", "=", record_id)])
-        if table.num_rows:
-            columns = [c for c in (*_COLUMNS, "adc_gain") if c in table.column_names]
-            return _view_of(table.select(columns), f"{Path(data).name}/{path.parent.name}")
+        view = read_published(path, record_id, f"{Path(data).name}/{path.parent.name}")
+        if view is not None:
+            return view
     reject = _rejected(data, record_id)
     if reject is not None:
         raise UserError(f"{record_id} was rejected at {reject['stage']} ({reject['reason']}: "
