@@ -15,11 +15,11 @@ import pyarrow.parquet as pq
 
 from ecg_instruct.errors import RecordReject, UserError
 from ecg_instruct.plot.marks import find_marks
-from ecg_instruct.plot.view import EcgView
+from ecg_instruct.plot.view import EcgView, Mark
 from ecg_instruct.rng import stable_hash
 from ecg_instruct.signals.leads import to_canonical
 from ecg_instruct.signals.quality import QualityConfig, check_and_repair
-from ecg_instruct.signals.wfdb_io import read_record
+from ecg_instruct.signals.wfdb_io import INVALID_SAMPLE_16, dat_path, read_header, read_record
 from ecg_instruct.sources import SOURCE_DIRS, reader_for, source_root
 
 _COLUMNS = ["id", "signal", "fs", "report", "labels", "signal_repairs"]
@@ -140,30 +140,66 @@ def raw_view(raw_dir: Path, record_id: str, quality: QualityConfig | None = None
     quality = quality or QualityConfig()
     row, record_path = _index_row(Path(raw_dir), record_id, records)
     reject: tuple[str, str, str] | None = None
+    cut: int | None = None  # samples present in a truncated record
     try:
-        record = read_record(record_path)
+        signal_raw, fs, names = _read(record_path, verify_checksum=True)
     except RecordReject as exc:
-        if exc.reason != "checksum_mismatch":
-            raise UserError(f"cannot be read ({exc.reason}: {exc.detail})",
-                            path=f"{record_path}.hea", fix="nothing to plot; see the rejects table") from None
         reject = ("signals", exc.reason, exc.detail)
-        record = read_record(record_path, verify_checksum=False)
+        if exc.reason == "checksum_mismatch":
+            signal_raw, fs, names = _read(record_path, verify_checksum=False)
+        elif exc.reason == "truncated_dat" and (partial := _read_truncated(record_path)) is not None:
+            signal_raw, fs, names, cut = partial
+        else:
+            raise UserError(f"cannot be read ({exc.reason}: {exc.detail})", path=f"{record_path}.hea",
+                            fix="nothing to plot; see the rejects table") from None
     try:
-        signal = to_canonical(record.signal, record.sig_names)
+        signal = to_canonical(signal_raw, names)
     except RecordReject as exc:
         raise UserError(f"not a 12-lead record ({exc.reason}: {exc.detail})",
                         path=f"{record_path}.hea", fix="only 12-lead records can be plotted") from None
     if reject is None:
         try:
-            check_and_repair(signal, record.fs, quality)
+            check_and_repair(signal, fs, quality)
         except RecordReject as exc:
             reject = ("signals (re-checked)", exc.reason, exc.detail)
     found = _rejected(data, record_id) if data is not None else None
     if found is not None:
         reject = (found["stage"], found["reason"], found["detail"])
+    if cut is not None:  # the missing end, in every lead, instead of NaN-run marks
+        n = signal.shape[1]
+        marks = [Mark(lead, cut / fs, n / fs, "missing: .dat cut short") for lead in range(12)]
+    else:
+        marks = find_marks(signal, fs, quality)
     labels = row.get("labels")
-    return EcgView(record_id, signal, record.fs, report=str(row.get("report_raw") or ""),
+    return EcgView(record_id, signal, fs, report=str(row.get("report_raw") or ""),
                    labels=list(labels) if labels is not None else [],
                    origin=f"raw WFDB {SOURCE_DIRS[row['source']]}/{row['path']}",
-                   reject=reject, marks=find_marks(signal, record.fs, quality))
+                   reject=reject, marks=marks)
+
+
+def _read(record_path: Path, verify_checksum: bool) -> tuple[np.ndarray, float, list[str]]:
+    record = read_record(record_path, verify_checksum=verify_checksum)
+    return record.signal, record.fs, record.sig_names
+
+
+def _read_truncated(record_path: Path) -> tuple[np.ndarray, float, list[str], int] | None:
+    """What a format-16 ``.dat`` cut short still holds, NaN-padded to the header's length, and
+    the number of samples present (None when the layout or units are not the plain case)."""
+    header = read_header(record_path)
+    if not header.fast_path_ok or any(u.lower() != "mv" for u in header.units):
+        return None
+    try:
+        counts = np.fromfile(dat_path(str(record_path), header), "<i2",
+                             offset=header.byte_offsets[0])
+    except OSError:
+        return None
+    n = len(counts) // header.n_sig
+    if n == 0 or header.n_samples <= n:
+        return None
+    frames = counts[: n * header.n_sig].reshape(n, header.n_sig).T.astype(np.float64)
+    mv = (frames - header.baseline[:, None]) / header.adc_gain[:, None]
+    mv[frames == INVALID_SAMPLE_16] = np.nan
+    signal = np.full((header.n_sig, header.n_samples), np.nan)
+    signal[:, :n] = mv
+    return signal, header.fs, list(header.sig_names), n
 

@@ -71,10 +71,9 @@ def rows_for(view: EcgView) -> list[Row]:
     bad = view.offending_lead()
     if bad is not None and view.leads[bad] != RHYTHM_LEAD:
         strips.append(view.leads[bad])
-    for mark in view.marks:
-        name = view.leads[mark.lead]
-        if name not in strips and len(strips) < 3:
-            strips.append(name)
+    marked = list(dict.fromkeys(view.leads[m.lead] for m in view.marks))
+    if len(marked) <= 2:  # a strip per marked lead; not when every lead is (a cut-off file)
+        strips += [name for name in marked if name not in strips][: 3 - len(strips)]
     rows = [Row(leads, False, 0.0) for leads in LAYOUT] + [Row((s,), True, 0.0) for s in strips]
     return [Row(r.leads, r.rhythm, -(k + 0.5) * ROW_PITCH_MV) for k, r in enumerate(rows)]
 

@@ -70,6 +70,8 @@ def damaged(sample_mirror: Path, tmp_path_factory) -> Path:
 
     for name, change in (("00002_hr", flat), ("00003_hr", nan), ("00004_hr", clip)):
         damage_record(folder / name, change)
+    dat = folder / "00005_hr.dat"
+    dat.write_bytes(dat.read_bytes()[: 2 * 12 * 1500])  # cut after 3 s
     return mirror
 
 
@@ -93,6 +95,15 @@ def test_a_rejected_raw_record_shows_its_reason_and_the_stretch(damaged, record_
     assert any(p.get_gid() == f"mark:{lead}" for p in ax.patches)
     caption = " ".join(t.get_text() for t in fig.texts)
     assert f"REJECTED at signals (re-checked): {reason} — {lead}:" in caption
+
+
+def test_a_truncated_record_shows_what_is_left_and_marks_the_missing_end(damaged):
+    view = raw_view(damaged, "ptbxl/00005")
+    assert view.reject[1] == "truncated_dat" and "holds 1500 samples per signal" in view.reject[2]
+    assert np.isfinite(view.signal[:, :1500]).all() and np.isnan(view.signal[:, 1500:]).all()
+    assert len(view.marks) == 12 and all(m.start_s == 3.0 and m.end_s == 10.0 for m in view.marks)
+    _, ax = draw(view, 40)
+    assert [line.get_gid() for line in ax.lines].count("rhythm:II") == 1  # no strip per lead
 
 
 def test_a_clean_raw_record_has_no_marks(damaged):
