@@ -41,7 +41,7 @@ def _browser(*args: str) -> subprocess.CompletedProcess:
 
 
 class _Elements(HTMLParser):
-    """Tags with their attributes and the text inside elements with a class or id of interest."""
+    """Every start tag of the rendered DOM with its attributes."""
 
     def __init__(self):
         super().__init__()
