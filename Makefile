@@ -11,7 +11,7 @@ RAW ?= data/raw
 OUT ?= out/meit
 RECIPE ?= pipelines/meit.yaml
 
-.PHONY: venv dataset test lint bench download clean
+.PHONY: venv dataset test lint bench download clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,16 @@ venv: $(STAMP)
 dataset: $(STAMP)
 	$(CLI) build --raw-dir $(RAW) --out $(OUT) --recipe $(RECIPE) --sample-fallback data/sample
 
-test: $(STAMP)
+# Headless Chromium (Debian package) for the report.html browser test, which fails in CI
+# (CI=true) without it. Installed with apt-get where that exists (sudo unless root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	{ if command -v apt-get >/dev/null 2>&1; then \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; \
+	  else echo "chromium not found and no apt-get: the browser test will skip (fail with CI=true)"; fi; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest
 
 lint: $(STAMP)
@@ -35,6 +44,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_reports.py
+	$(PY) benchmarks/bench_plot.py
 	# last: its final line is the tracked `signal-stage speedup vs naive: X`
 	$(PY) benchmarks/bench_signals.py
 

@@ -39,6 +39,7 @@ from ecg_instruct.instruct.fields import load_statement_tables
 from ecg_instruct.instruct.stage import write_instruct_stage
 from ecg_instruct.instruct.templates import TemplateLibrary
 from ecg_instruct.paths import recover_interrupted_swap, replace_dir
+from ecg_instruct.plot.card import write_card_figures
 from ecg_instruct.publish.card import card_yaml, render_card
 from ecg_instruct.publish.fidelity import build_fidelity
 from ecg_instruct.publish.instructions import add_instructions_config, publish_instructions
@@ -583,6 +584,7 @@ def _publish(
         "instructions": instructions.card_context(),
         "fidelity": summary.fidelity.card_context() if summary.fidelity else None,
         "sample": options.sample,
+        "figures": write_card_figures(staging, rejects),  # figures/: one ECG per source, rejects
     }
     _atomic_write(render_card(options.out, context, header).encode("utf-8"), staging / "README.md")
     unknown = {path.name for path in staging.iterdir()} - PUBLISHED_NAMES

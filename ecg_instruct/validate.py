@@ -79,7 +79,7 @@ def _validate_locations(options: BuildOptions) -> None:
 
 #: Everything `_publish` writes at the top of the output folder (checked before every swap). An
 #: existing `--out` is replaced only if it holds nothing else, so a user's files are never lost.
-PUBLISHED_NAMES = {"README.md", "rejects.parquet", "data"}
+PUBLISHED_NAMES = {"README.md", "rejects.parquet", "data", "figures"}
 
 
 def validate_build(options: BuildOptions) -> TemplateLibrary:

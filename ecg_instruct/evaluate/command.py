@@ -74,3 +74,4 @@ def evaluate(
         )
         typer.echo(f"{row['config']}/{row['split']} {row['condition']}: {values}")
     typer.echo(f"wrote {result['out_dir']}/metrics.json")
+    typer.echo(f"wrote {result['out_dir']}/report.html")

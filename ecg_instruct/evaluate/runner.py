@@ -7,6 +7,7 @@ Outputs (all in one folder: the run folder for the run's own config and test spl
     predictions.parquet  id, condition, reference, prediction (one row per record and condition)
     controls.json/.md    with --controls: the same model with the ECG zeroed or shuffled
     robustness.json/.md/.png  with --noise: metric vs noise level
+    report.html + report_files/  per-record ECG thumbnail, reference vs generated, statements
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg_instruct.evaluate.html_report import signals_of_dataset, write_html_report
 from ecg_instruct.evaluate.noise import Noise, parse_noise
 from ecg_instruct.evaluate.scoring import score
 from ecg_instruct.rng import rng_for
@@ -211,6 +213,8 @@ def evaluate_run(opts: EvalOptions) -> dict:
         (out_dir / "robustness.json").write_text(json.dumps(_strip(rob), indent=2) + "\n")
         (out_dir / "robustness.md").write_text(_table(rob, "condition"))
         plot_robustness(rob, out_dir / "robustness.png")
+    predictions = pred_tables[0].column("prediction").to_pylist()  # report.html: html_report.py
+    write_html_report(out_dir, split.ids, split.reports, predictions, signals_of_dataset(ds), rows)
     return {"out_dir": str(out_dir), "rows": rows}
 
 
