@@ -28,6 +28,8 @@ SAMPLE_MARKER = ".complete"
 class SourceChoice(str, Enum):
     ptbxl = "ptbxl"
     mimic = "mimic"
+    cinc2021 = "cinc2021"
+    code15 = "code15"
     all = "all"
 
 
