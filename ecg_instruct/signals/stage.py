@@ -22,6 +22,7 @@ from ecg_instruct.paths import UnsafePath, safe_join_str
 from ecg_instruct.recipe import SignalsConfig
 from ecg_instruct.schema import REJECT_SCHEMA
 from ecg_instruct.signals import kernels
+from ecg_instruct.signals.fingerprint import fingerprint_counts, fingerprint_record
 from ecg_instruct.signals.kernels import STAT_MIN, STAT_SUM
 from ecg_instruct.signals.leads import CANONICAL_LEADS, canonical_lead_index
 from ecg_instruct.signals.quality import (
@@ -75,6 +76,8 @@ class CuratedSignal:
     #: the signal as integer ADC counts, int16; ``None`` when they do not fit int16 (then
     #: ``dtype: int16`` rejects the record)
     counts: np.ndarray | None = None
+    #: content hash of the record as stored (``signals/fingerprint.py``), for duplicates
+    fingerprint: str = ""
 
     @property
     def signal(self) -> np.ndarray:
@@ -102,7 +105,11 @@ def curate_record(record_path: Path, cfg: SignalsConfig, quality: QualityConfig)
     The one-record path (records with NaN to repair, or of a rate/length unlike their shard's
     other records); :func:`curate_batch` gives the same result for many records at once.
     """
-    return _curate_loaded(*_load(record_path), cfg, quality)
+    ecg, order, gain = _load(record_path)
+    out = _curate_loaded(ecg, order, gain, cfg, quality)
+    fingerprint = fingerprint_record(ecg.digital, ecg.signal, order,
+                                     np.asarray(ecg.baseline, dtype=np.int64), gain, ecg.fs)
+    return dataclasses.replace(out, fingerprint=fingerprint)
 
 
 def _curate_loaded(ecg: EcgRecord, order: np.ndarray, gain: float, cfg: SignalsConfig,
@@ -344,6 +351,7 @@ class _Batch:
         self.paths: list[str] = []
         self.headers: list[WfdbHeader] = []
         self.orders: list[np.ndarray] = []
+        self.fingerprints: list[str] = []
 
     @property
     def full(self) -> bool:
@@ -351,7 +359,8 @@ class _Batch:
 
     def reset(self) -> None:
         """Empty, keeping the buffers (nothing curated refers to them)."""
-        for items in (self.gains, self.where, self.paths, self.headers, self.orders):
+        for items in (self.gains, self.where, self.paths, self.headers, self.orders,
+                      self.fingerprints):
             items.clear()
 
     def add(self, i: int, path: str, header: WfdbHeader, raw: np.ndarray, order: np.ndarray,
@@ -369,6 +378,8 @@ class _Batch:
         self.paths.append(path)
         self.headers.append(header)
         self.orders.append(order)
+        self.fingerprints.append(
+            fingerprint_counts(self.counts[j], self.baselines[j], gain, header.fs))
 
     def curate(self, fs: float, cfg: SignalsConfig,
                quality: QualityConfig) -> list[tuple[int, CuratedSignal | RecordReject]]:
@@ -406,7 +417,10 @@ class _Batch:
             out = curate_counts(counts, self.baselines[:n], np.asarray(self.gains), fs, cfg,
                                 quality, stats=stats, block_sums=sums,
                                 select=None if len(good) == n else good)
-            results.extend((self.where[j], res) for j, res in zip(good, out, strict=True))
+            results.extend(
+                (self.where[j], dataclasses.replace(res, fingerprint=self.fingerprints[j])
+                 if isinstance(res, CuratedSignal) else res)
+                for j, res in zip(good, out, strict=True))
         return results
 
 
@@ -442,6 +456,7 @@ def _work_table(ids: list[str], curated: list[CuratedSignal]) -> pa.Table:
             "quant_step": pa.array([1.0 / c.adc_gain for c in curated], pa.float64()),
             "fs_raw": pa.array([c.fs_raw for c in curated], pa.float32()),
             "repairs": pa.array([c.repairs for c in curated], pa.list_(pa.string())),
+            "fingerprint": pa.array([c.fingerprint for c in curated], pa.string()),
         }
     )
     return table.replace_schema_metadata({WORK_SIGNAL_KEY: json.dumps(meta).encode()})
@@ -455,7 +470,7 @@ def read_work_shard(path: str | Path, dtype: str) -> pa.Table:
     info = json.loads(table.schema.metadata[WORK_SIGNAL_KEY])
     n_rows, shape = table.num_rows, tuple(info["shape"])
     if not n_rows:
-        table = table.drop_columns(["quant_step"]).replace_schema_metadata(None)
+        table = _drop_work_columns(table)
         return table.set_column(table.schema.get_field_index("signal"), "signal",
                                 signals_to_arrow([], dtype))
     blob = table.column("signal").combine_chunks()
@@ -475,8 +490,23 @@ def read_work_shard(path: str | Path, dtype: str) -> pa.Table:
         if dtype == "int16":  # pragma: no cover - int16 shards always fit (else rejected)
             raise ValueError(f"{path}: float32 work shard for an int16 build")
         column = _nested(data)
-    table = table.drop_columns(["quant_step"]).replace_schema_metadata(None)
+    table = _drop_work_columns(table)
     return table.set_column(table.schema.get_field_index("signal"), "signal", column)
+
+
+def _drop_work_columns(table: pa.Table) -> pa.Table:
+    """What publish does not take from a work shard: the quantisation step (already applied)
+    and the fingerprint (read by ``ecg_instruct.duplicates`` via :func:`work_shard_fingerprints`)."""
+    names = [n for n in ("quant_step", "fingerprint") if n in table.column_names]
+    return table.drop_columns(names).replace_schema_metadata(None)
+
+
+def work_shard_fingerprints(path: str | Path) -> tuple[list[str], list[str]]:
+    """(ids, fingerprints) of the records a work shard kept; ``KeyError`` for a shard written
+    before fingerprints existed (the pipeline then does that shard again)."""
+    with pa.memory_map(str(path)) as source:
+        table = pa.ipc.open_file(source).read_all()
+        return table.column("id").to_pylist(), table.column("fingerprint").to_pylist()
 
 
 def _nested(data: np.ndarray) -> pa.Array:
