@@ -22,7 +22,7 @@ from ecg_instruct.paths import UnsafePath, safe_join_str
 from ecg_instruct.recipe import SignalsConfig
 from ecg_instruct.schema import REJECT_SCHEMA
 from ecg_instruct.signals import kernels
-from ecg_instruct.signals.fingerprint import fingerprint_counts, fingerprint_record
+from ecg_instruct.signals.fingerprint import fingerprint_counts, fingerprint_mv, fingerprint_record
 from ecg_instruct.signals.kernels import STAT_MIN, STAT_SUM
 from ecg_instruct.signals.leads import CANONICAL_LEADS, canonical_lead_index
 from ecg_instruct.signals.quality import (
@@ -120,6 +120,21 @@ def _curate_loaded(ecg: EcgRecord, order: np.ndarray, gain: float, cfg: SignalsC
     if isinstance(out, RecordReject):
         raise out
     return dataclasses.replace(out, repairs=repairs)
+
+
+def curate_code15(tracing: np.ndarray, cfg: SignalsConfig, quality: QualityConfig) -> CuratedSignal:
+    """One CODE-15% tracing as stored ((4096, 12) float32, canonical lead order): padding
+    stripped, then checked, resampled and rounded like any record, with the release's float
+    values rounded to :data:`~ecg_instruct.sources.code15.ADC_GAIN` counts per mV."""
+    from ecg_instruct.sources.code15 import ADC_GAIN, FS, LEADS, MV_PER_UNIT, strip_padding
+
+    stored = strip_padding(tracing)
+    mv = stored.astype(np.float64) * MV_PER_UNIT
+    n = len(LEADS)
+    ecg = EcgRecord(signal=mv, fs=float(FS), sig_names=list(LEADS),
+                    adc_gain=np.full(n, ADC_GAIN), baseline=np.zeros(n, dtype=np.int64))
+    out = _curate_loaded(ecg, np.arange(n), ADC_GAIN, cfg, quality)
+    return dataclasses.replace(out, fingerprint=fingerprint_mv(stored, FS))
 
 
 def curate_batch(
@@ -252,7 +267,18 @@ def process_shard(
             outcomes[i] = res
         batch.reset()
 
+    parts = None  # CODE-15% part files, opened on first use and closed with the shard
     for i, record in enumerate(records):
+        if record["source"] == "code15":
+            if parts is None:
+                from ecg_instruct.sources.code15 import PartFiles
+
+                parts = PartFiles(raw_roots["code15"])
+            try:
+                outcomes[i] = curate_code15(parts.read_tracing(record["path"]), cfg, quality)
+            except RecordReject as exc:
+                outcomes[i] = exc.with_traceback(None)
+            continue
         try:
             path = safe_join_str(raw_roots[record["source"]], record["path"])
             loaded = _read_counts(path, scratch)
@@ -283,6 +309,8 @@ def process_shard(
     for key, batch in pending.items():
         if batch.where:
             flush(key)
+    if parts is not None:
+        parts.close()
 
     kept = [(record, res) for record, res in zip(records, outcomes, strict=True)
             if not isinstance(res, RecordReject)]
