@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from ecg_instruct.duplicates import find_duplicates
-from tests.buildkit import REPO_ROOT
+from tests.buildkit import REPO_ROOT, tree_digest
 from tests.duplicate_mirror import ECG_IDS, write_duplicate_mirror
 
 
@@ -72,6 +72,9 @@ def test_ptbxl_and_its_challenge_copy_publish_each_ecg_once(mirror, tmp_path):
     assert totals["input"] == 20 == totals["published"] + totals["rejected"]
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "| ptbxl | cinc2021 | 10 |" in card
+    # the same bytes with one worker: which copy is kept never depends on shard or worker order
+    _build(mirror, tmp_path / "one" / "out", ["ptbxl", "cinc2021"], workers=1)
+    assert tree_digest(tmp_path / "one" / "out") == tree_digest(out)
 
 
 def test_challenge_copy_alone_publishes_english_label_reports_and_the_samples(mirror, tmp_path):

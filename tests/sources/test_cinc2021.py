@@ -78,3 +78,12 @@ def test_sample_layout_builds_every_rate_to_the_recipe(tmp_path):
     assert prefixes == {"E", "S", "I"}
     assert {np.stack(s).shape for s in rows["signal"]} == {(12, 5000)}
     assert all(r and r.endswith(".") for r in rows["report"])
+
+
+def test_multisource_recipe_enables_the_four_sources():
+    from ecg_instruct.recipe import load_recipe
+
+    recipe = load_recipe(REPO_ROOT / "pipelines" / "meit-multisource.yaml")
+    assert recipe.sources.enabled == ["ptbxl", "mimic", "cinc2021", "code15"]
+    assert (recipe.signals.fs, recipe.signals.n_samples, recipe.signals.length_policy) == \
+        (500, 5000, "crop")
