@@ -593,6 +593,7 @@ def _publish(
         "fidelity": summary.fidelity.card_context() if summary.fidelity else None,
         "sample": options.sample,
         "duplicate_pairs": duplicates.pair_counts(),
+        "unknown_codes": _unknown_codes(meta, published_ids),
     }
     _atomic_write(render_card(options.out, context, header).encode("utf-8"), staging / "README.md")
     unknown = {path.name for path in staging.iterdir()} - PUBLISHED_NAMES
@@ -603,6 +604,14 @@ def _publish(
     _swap_into_place(staging, options.out)
     summary.instructions = instructions
     return summary
+
+
+def _unknown_codes(meta: pd.DataFrame, published_ids: list[str]) -> list[dict[str, object]]:
+    """Label codes of published Challenge 2021 / CODE-15% records that no packaged table names."""
+    from ecg_instruct.reports.code_reports import unknown_code_counts
+
+    rows = meta[meta["id"].isin(set(published_ids))]
+    return unknown_code_counts(rows["source"].tolist(), [list(v) for v in rows["labels"]])
 
 
 def _ids_of(path: Path) -> list[str]:

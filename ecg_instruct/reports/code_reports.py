@@ -23,11 +23,6 @@ from ecg_instruct.reports.label_reports import _capitalise
 TABLE_FILES = {"cinc2021": "cinc2021_dx_en.yaml", "code15": "code15_labels_en.yaml"}
 #: The prefix of a Challenge 2021 `report_raw`: its `#Dx:` comment as released.
 DX_PREFIX = "Dx:"
-CODE_REPORT_NOTE = (
-    "Challenge 2021 and CODE-15% records carry labels, not report text: their reports were "
-    "composed from the labels (one sentence per label known to the packaged tables), not "
-    "written by a clinician."
-)
 
 
 @dataclass(frozen=True)
@@ -87,3 +82,20 @@ def report_from_codes(source: str, codes: list[str]) -> tuple[str, list[str]]:
         if text not in texts:  # equivalent codes (e.g. RBBB and CRBBB texts) are said once
             texts.append(text)
     return " ".join(f"{_capitalise(t)}." for t in texts), unknown
+
+
+def unknown_code_counts(sources: list[str], labels: list[list[str]], limit: int = 20
+                        ) -> list[dict[str, object]]:
+    """[{source, code, records}] of the label codes the packaged tables do not know, among
+    published records (for the dataset card: codes kept in `labels` but absent from reports),
+    most frequent first, at most `limit` rows."""
+    counts: dict[tuple[str, str], int] = {}
+    for source, codes in zip(sources, labels, strict=True):
+        if source not in TABLE_FILES:
+            continue
+        known = code_table(source).codes
+        for code in set(codes):
+            if code not in known:
+                counts[(source, code)] = counts.get((source, code), 0) + 1
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    return [{"source": s, "code": c, "records": n} for (s, c), n in ranked]
