@@ -33,6 +33,7 @@ DX_CHOICES = (("426783006",), ("426783006", "164934002"), ("164889003",),
 def copy_ptbxl_records(ptbxl_root: Path, training: Path, ecg_ids: list[int] | None = None) -> int:
     """Write PTB-XL 500 Hz records (all, or `ecg_ids`) as Challenge `ptb-xl/g<k>/HR<ecg_id>`
     with the same ADC counts, gain and lead order; returns how many were written."""
+    people = _ptbxl_age_sex(ptbxl_root)
     written = 0
     for hea in sorted((ptbxl_root / "records500").glob("*/*_hr.hea")):
         ecg_id = int(hea.name.split("_")[0])
@@ -47,10 +48,31 @@ def copy_ptbxl_records(ptbxl_root: Path, training: Path, ecg_ids: list[int] | No
         order = canonical_lead_index(header.sig_names)
         counts = np.ascontiguousarray(raw.T[order]).astype(np.int16)
         group = f"g{ecg_id // 1000 + 1}"
+        age, sex = people.get(ecg_id, (None, None))  # as in the release: PTB-XL's values
         write_challenge_record(training / "ptb-xl" / group, f"HR{ecg_id:05d}", counts,
-                               int(header.fs), gain=float(gains[0]), dx=("426783006",))
+                               int(header.fs), gain=float(gains[0]), age=age, sex=sex,
+                               dx=("426783006",))
         written += 1
     return written
+
+
+def _ptbxl_age_sex(ptbxl_root: Path) -> dict[int, tuple[int | None, str | None]]:
+    """ecg_id -> (age, "Male"/"Female") from the mirror's `ptbxl_database.csv`, if any."""
+    import csv
+
+    path = ptbxl_root / "ptbxl_database.csv"
+    if not path.is_file():
+        return {}
+    out = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                age = int(float(row.get("age") or "nan"))
+            except ValueError:
+                age = None
+            sex = {"0": "Male", "1": "Female"}.get((row.get("sex") or "").split(".")[0])
+            out[int(float(row["ecg_id"]))] = (age, sex)
+    return out
 
 
 def write_cinc2021(out: Path, n_per_database: int = 4, seed: int = 0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ecg_instruct.signals.fingerprint import fingerprint_counts, fingerprint_record
-from ecg_instruct.signals.wfdb_io import read_record
+from ecg_instruct.signals.wfdb_io import read_header, read_record
 from ecg_instruct.sources.cinc2021_layout import write_challenge_record
 
 
@@ -13,6 +13,8 @@ def test_fast_path_and_float_path_agree_and_one_count_changes_it(tmp_path):
     counts = np.random.default_rng(1).integers(-900, 900, size=(12, 500)).astype(np.int16)
     path = write_challenge_record(tmp_path, "HR00001", counts, 500)
     ecg = read_record(path)
+    assert ecg.digital is not None  # the fast reader, at the MATLAB header's 24-byte offset
+    assert read_header(path).byte_offsets == [24] * 12
     order = np.arange(12)
     fast = fingerprint_record(ecg.digital, ecg.signal, order, ecg.baseline, 1000.0, 500)
     slow = fingerprint_record(None, ecg.signal, order, ecg.baseline, 1000.0, 500)
