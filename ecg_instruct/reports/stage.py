@@ -84,9 +84,9 @@ def _coded_report(record_id: str, source: str, raw: str) -> tuple[dict | None, d
     codes = parse_codes(raw)
     report, unknown = report_from_codes(source, codes)
     if not report:
-        what = f"codes {', '.join(unknown[:8])} are" if unknown else "no label is"
-        return None, _reject(record_id, source, "empty_report",
-                             f"{what} not in the packaged {source} label table")
+        detail = (f"codes {', '.join(unknown[:8])} are not in the packaged {source} label table"
+                  if unknown else "the record has no label codes")
+        return None, _reject(record_id, source, "empty_report", detail)
     row = {"id": record_id, "report": report, "report_original": raw.strip(),
            "report_language": "en", "translation_coverage": 1.0}
     return row, None

@@ -58,9 +58,23 @@ def _true(value: str) -> bool:
 
 
 def exam_rows(path: Path) -> dict[str, int]:
-    """exam_id -> row of one part file, from its `exam_id` dataset only (a few hundred kB)."""
-    with _h5py().File(path, "r") as handle:
-        ids = np.asarray(handle["exam_id"][:])
+    """exam_id -> row of one part file, from its `exam_id` dataset only (a few hundred kB).
+
+    Raises ``RecordReject("unsupported_format")`` for a file h5py cannot open or without an
+    integer `exam_id` dataset: its exams become rejects, the rest of the build goes on.
+    """
+    h5py = _h5py()
+    try:
+        with h5py.File(path, "r") as handle:
+            if "exam_id" not in handle or "tracings" not in handle:
+                raise RecordReject("unsupported_format",
+                                   f"{path.name} has no exam_id/tracings datasets")
+            ids = np.asarray(handle["exam_id"][:])
+    except OSError as exc:
+        raise RecordReject("unsupported_format", f"{path.name}: h5py cannot read it: "
+                                                 f"{' '.join(str(exc).split())}") from None
+    if ids.ndim != 1 or ids.dtype.kind not in "iu":
+        raise RecordReject("unsupported_format", f"{path.name}: exam_id is not a list of integers")
     return {str(int(v)): row for row, v in enumerate(ids.tolist())}
 
 
@@ -69,7 +83,7 @@ def read_index(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     frame = read_metadata_csv(root / EXAMS_CSV, REQUIRED, FIX)
     rows: list[dict] = []
     rejects = IndexRejects(SOURCE)
-    part_rows: dict[str, dict[str, int] | None] = {}
+    part_rows: dict[str, dict[str, int] | RecordReject] = {}
     for position, record in enumerate(frame.to_dict("records")):
         line = position + 2
         exam = to_int_string(record["exam_id"])
@@ -87,10 +101,14 @@ def read_index(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             continue
         if trace_file not in part_rows:
             part = root / trace_file
-            part_rows[trace_file] = exam_rows(part) if part.is_file() else None
+            try:
+                part_rows[trace_file] = (exam_rows(part) if part.is_file() else
+                                         RecordReject("missing_file", f"{trace_file} does not exist"))
+            except RecordReject as exc:
+                part_rows[trace_file] = exc.with_traceback(None)
         rows_of_part = part_rows[trace_file]
-        if rows_of_part is None:
-            rejects.add(record_id, "missing_file", f"{trace_file} does not exist")
+        if isinstance(rows_of_part, RecordReject):
+            rejects.add(record_id, rows_of_part.reason, rows_of_part.detail)
             continue
         row = rows_of_part.get(exam)
         if row is None:
@@ -161,11 +179,15 @@ class PartFiles:
             except OSError as exc:
                 raise RecordReject("unsupported_format", f"{full}: h5py cannot open it: "
                                                          f"{' '.join(str(exc).split())}") from None
-        tracings = handle["tracings"]  # type: ignore[index]
         index = int(row)
-        if not 0 <= index < tracings.shape[0]:
-            raise RecordReject("missing_file", f"{trace_file} has no row {index}")
-        return np.asarray(tracings[index], dtype=np.float32)
+        try:
+            tracings = handle["tracings"]  # type: ignore[index]
+            if not 0 <= index < tracings.shape[0]:
+                raise RecordReject("missing_file", f"{trace_file} has no row {index}")
+            return np.asarray(tracings[index], dtype=np.float32)
+        except (KeyError, OSError, TypeError, ValueError) as exc:  # damaged part file
+            raise RecordReject("unsupported_format", f"{trace_file} row {index}: "
+                                                     f"{' '.join(str(exc).split())}") from None
 
     def close(self) -> None:
         for handle in self.handles.values():

@@ -102,3 +102,19 @@ def test_build_publishes_the_stripped_samples_with_label_reports(mirror, tmp_pat
         expected = strip_padding(stored[row["id"]])[:, :2800].astype(np.float64)
         np.testing.assert_array_equal(signal, (np.rint(expected * 1000) * 0.001).astype(np.float32))
         assert row["report"].endswith(".") and row["report_language"] == "en"
+
+
+def test_damaged_part_files_become_rejects_not_tracebacks(mirror, tmp_path):
+    import h5py
+
+    raw = tmp_path / "code-15"
+    raw.mkdir()
+    exams = pd.read_csv(mirror / "code-15" / "exams.csv", dtype=str, keep_default_na=False)
+    exams.to_csv(raw / "exams.csv", index=False)
+    (raw / "exams_part0.hdf5").write_bytes(b"not an HDF5 file")
+    with h5py.File(raw / "exams_part1.hdf5", "w") as handle:
+        handle.create_dataset("exam_id", data=np.arange(3))  # no tracings
+    rows, rejects = read_index(raw)
+    assert rows.empty and len(rejects) == 40
+    assert set(rejects["reason"]) == {"unsupported_format"}
+    assert rejects["detail"].str.contains("exams_part0.hdf5: h5py cannot read it").any()
