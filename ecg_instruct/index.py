@@ -14,6 +14,7 @@ from ecg_instruct.schema import INDEX_COLUMNS, rejects_frame
 from ecg_instruct.sources import SOURCE_DIRS, reader_for, source_root
 from ecg_instruct.sources.subset import read_subset
 from ecg_instruct.split import hashed_split, mimic_split, ptbxl_split
+from ecg_instruct.windows import expand_windows
 
 
 def read_source(raw_dir: Path, source: str, recipe: Recipe) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -80,6 +81,8 @@ def build_index(
         index = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     if splits:
         index = index[index["split"].isin(list(splits))]
+    if recipe.signals.length_policy == "window":  # long records -> one row per window
+        index = expand_windows(index, recipe.signals.duration_s)
     index = index.sort_values("id", kind="stable").reset_index(drop=True)
     rejects = pd.concat(reject_frames, ignore_index=True)
     return index[columns], rejects.sort_values(["id", "stage"], kind="stable")

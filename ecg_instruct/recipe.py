@@ -48,7 +48,7 @@ class SplitConfig:
 class SignalsConfig:
     fs: int = 500
     duration_s: float = 10.0
-    length_policy: Literal["strict", "crop", "crop_pad"] = "strict"
+    length_policy: Literal["strict", "crop", "crop_pad", "window"] = "strict"
     dtype: Literal["float32", "int16"] = "float32"
     quality: dict[str, Any] = field(default_factory=dict)
     """Thresholds for `ecg_instruct.signals.quality.QualityConfig` (validated there)."""

@@ -46,6 +46,7 @@ from ecg_instruct.signals.wfdb_io import (
     read_header,
     read_record,
 )
+from ecg_instruct.windows import split_window
 
 N_LEADS = len(CANONICAL_LEADS)
 
@@ -135,6 +136,31 @@ def curate_code15(tracing: np.ndarray, cfg: SignalsConfig, quality: QualityConfi
                     adc_gain=np.full(n, ADC_GAIN), baseline=np.zeros(n, dtype=np.int64))
     out = _curate_loaded(ecg, np.arange(n), ADC_GAIN, cfg, quality)
     return dataclasses.replace(out, fingerprint=fingerprint_mv(stored, FS))
+
+
+def curate_window(path: str, window: int, cfg: SignalsConfig, quality: QualityConfig,
+                  last_read: dict[str, tuple] | None = None) -> CuratedSignal:
+    """Window `window` of a record (``ecg_instruct/windows.py``): source samples
+    ``[window * L, (window + 1) * L)`` with ``L = round(duration_s * fs)``, curated like a
+    record of their own. ``last_read`` keeps the last record read (its windows are consecutive
+    in id order, so a 30-minute record is read once, not once per window)."""
+    cache = last_read if last_read is not None else {}
+    if path not in cache:
+        cache.clear()
+        cache[path] = _load(Path(path))
+    ecg, order, gain = cache[path]
+    length = int(round(cfg.duration_s * ecg.fs))
+    start, n = window * length, ecg.signal.shape[1]
+    if start + length > n:
+        raise RecordReject("wrong_length", f"window {window} ({length} samples from {start}) "
+                                           f"ends after the record's {n} samples")
+    part = dataclasses.replace(
+        ecg, signal=ecg.signal[:, start:start + length],
+        digital=None if ecg.digital is None else ecg.digital[:, start:start + length])
+    out = _curate_loaded(part, order, gain, cfg, quality)
+    fingerprint = fingerprint_record(part.digital, part.signal, order,
+                                     np.asarray(ecg.baseline, dtype=np.int64), gain, ecg.fs)
+    return dataclasses.replace(out, fingerprint=fingerprint)
 
 
 def curate_batch(
@@ -268,6 +294,7 @@ def process_shard(
         batch.reset()
 
     parts = None  # CODE-15% part files, opened on first use and closed with the shard
+    last_read: dict[str, tuple] = {}  # the record whose windows are being curated
     for i, record in enumerate(records):
         if record["source"] == "code15":
             if parts is None:
@@ -276,6 +303,16 @@ def process_shard(
                 parts = PartFiles(raw_roots["code15"])
             try:
                 outcomes[i] = curate_code15(parts.read_tracing(record["path"]), cfg, quality)
+            except RecordReject as exc:
+                outcomes[i] = exc.with_traceback(None)
+            continue
+        base, window = split_window(record["path"])
+        if window is not None:  # length_policy window: one recipe-length part of a record
+            try:
+                path = safe_join_str(raw_roots[record["source"]], base)
+                outcomes[i] = curate_window(path, window, cfg, quality, last_read)
+            except UnsafePath as exc:
+                outcomes[i] = RecordReject("unsafe_path", str(exc))
             except RecordReject as exc:
                 outcomes[i] = exc.with_traceback(None)
             continue
