@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 ECG_IDS = tuple(range(6000, 6010))
+
+
+@lru_cache(maxsize=1)
+def shared_simulator():
+    """One sample simulator for this session's collection tests: its few neurokit2 bases
+    (~1 s each) are then simulated once, not once per test module."""
+    from ecg_instruct.sample import _Simulator
+
+    return _Simulator(0)
 
 
 def write_duplicate_mirror(raw: Path, seed: int = 0) -> Path:
@@ -17,13 +27,12 @@ def write_duplicate_mirror(raw: Path, seed: int = 0) -> Path:
         PTBXL_LEADS,
         STATEMENT_COLUMNS,
         STATEMENTS,
-        _Simulator,
         _write_csv,
         _write_wfdb,
     )
     from ecg_instruct.sample_cinc2021 import copy_ptbxl_records
 
-    simulator = _Simulator(seed)
+    simulator = shared_simulator()
     rng = np.random.default_rng(seed)
     root = raw / "ptb-xl"
     rows = []

@@ -9,6 +9,7 @@ import yaml
 
 from ecg_instruct.windows import expand_windows, split_window, window_count
 from tests.buildkit import REPO_ROOT
+from tests.duplicate_mirror import shared_simulator
 
 
 def test_window_arithmetic_and_paths():
@@ -34,11 +35,10 @@ def long_records(tmp_path_factory):
     """Two 500 Hz records (25 s and 8 s) and one 257 Hz x 31 s, from the sample simulator."""
     from scipy.signal import resample_poly
 
-    from ecg_instruct.sample import _Simulator
     from ecg_instruct.sources.cinc2021_layout import write_challenge_record
 
     raw = tmp_path_factory.mktemp("windows")
-    simulator, rng = _Simulator(0), np.random.default_rng(0)
+    simulator, rng = shared_simulator(), np.random.default_rng(0)
     mv = np.concatenate([simulator.record(70, rng) for _ in range(4)], axis=1)  # 40 s, 500 Hz
     training = raw / "challenge-2021" / "training"
     counts = np.rint(mv * 1000).astype(np.int16)

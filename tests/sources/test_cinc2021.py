@@ -9,6 +9,7 @@ import yaml
 from ecg_instruct.sources.cinc2021 import ptbxl_id_of, read_index
 from ecg_instruct.sources.cinc2021_layout import write_challenge_record
 from tests.buildkit import REPO_ROOT
+from tests.duplicate_mirror import shared_simulator
 
 
 def _counts(n: int) -> np.ndarray:
@@ -63,7 +64,7 @@ def test_sample_layout_builds_every_rate_to_the_recipe(tmp_path):
     from ecg_instruct.sample_cinc2021 import write_cinc2021
 
     raw = tmp_path / "raw"
-    write_cinc2021(raw, n_per_database=2)
+    write_cinc2021(raw, n_per_database=2, simulator=shared_simulator())
     data = yaml.safe_load((REPO_ROOT / "pipelines" / "meit.yaml").read_text(encoding="utf-8"))
     data["sources"]["enabled"] = ["cinc2021"]
     data["signals"]["length_policy"] = "crop"

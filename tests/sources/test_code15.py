@@ -16,6 +16,7 @@ from ecg_instruct.errors import RecordReject  # noqa: E402
 from ecg_instruct.sample_code15 import padded_tracing, write_code15  # noqa: E402
 from ecg_instruct.sources.code15 import read_index, strip_padding  # noqa: E402
 from tests.buildkit import REPO_ROOT  # noqa: E402
+from tests.duplicate_mirror import shared_simulator  # noqa: E402
 
 
 def _signal(n: int, seed: int = 0) -> np.ndarray:
@@ -42,7 +43,7 @@ def test_empty_or_misshapen_tracings_are_rejects():
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory) -> Path:
     raw = tmp_path_factory.mktemp("code15")
-    write_code15(raw, n_exams=40)
+    write_code15(raw, n_exams=40, simulator=shared_simulator())
     return raw
 
 
