@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 	# torch first, pinned to the CPU wheel, so the [train] range is met without a CUDA download.
 	$(PIP) install -q "torch==2.13.0" "setuptools>=77,<82" 2>&1 | grep -v "is ignored" || true
-	$(PIP) install -q -e ".[train,dev,hf]" 2>&1 | grep -v "is ignored" || true
-	$(PY) -c "import ecg_instruct, torch, datasets, wfdb"
+	$(PIP) install -q -e ".[train,dev,hf,code15]" 2>&1 | grep -v "is ignored" || true
+	$(PY) -c "import ecg_instruct, torch, datasets, wfdb, h5py"
 	touch $(STAMP)
 
 venv: $(STAMP)

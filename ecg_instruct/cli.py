@@ -28,6 +28,8 @@ SAMPLE_MARKER = ".complete"
 class SourceChoice(str, Enum):
     ptbxl = "ptbxl"
     mimic = "mimic"
+    cinc2021 = "cinc2021"
+    code15 = "code15"
     all = "all"
 
 
@@ -102,6 +104,23 @@ _ENVIRONMENT_ERRNOS = {
 }
 
 
+def write_sample_collections(folder: Path) -> None:
+    """The sample's Challenge 2021 folder (with PTB-XL's records re-issued, as the real one
+    does) and, when h5py is installed (the `code15` extra), its CODE-15% folder."""
+    from ecg_instruct.sample_cinc2021 import write_cinc2021
+
+    write_cinc2021(folder, ptbxl_root=folder / "ptb-xl")
+    try:
+        import h5py  # noqa: F401
+    except ImportError:
+        console.print("Sample: no code-15/ folder (CODE-15% needs h5py: pip install "
+                      "\"ecg-instruct[code15]\").", highlight=False)
+        return
+    from ecg_instruct.sample_code15 import write_code15
+
+    write_code15(folder)
+
+
 def ensure_sample_mirror(folder: Path) -> Path:
     """Write the synthetic sample mirror into `folder` unless a complete one is there."""
     from ecg_instruct.sample import write_sample_mirror
@@ -110,6 +129,7 @@ def ensure_sample_mirror(folder: Path) -> Path:
         if folder.exists():
             shutil.rmtree(folder)
         write_sample_mirror(folder)
+        write_sample_collections(folder)
         (folder / SAMPLE_MARKER).write_text("written by `ecg-instruct sample`\n")
     return folder
 
@@ -266,14 +286,15 @@ def sample(
     out: Path = typer.Option(Path("data/sample"), help="Folder for the sample mirror."),
     force: bool = typer.Option(False, help="Rewrite even if a complete mirror is there."),
 ) -> None:
-    """Write the synthetic PhysioNet-shaped sample mirror (PTB-XL + MIMIC-IV-ECG layouts)."""
+    """Write the synthetic sample mirror (PTB-XL, MIMIC-IV-ECG, Challenge 2021, CODE-15% layouts)."""
     def run():
         if force and (out / SAMPLE_MARKER).exists():
             (out / SAMPLE_MARKER).unlink()
         ensure_sample_mirror(out)
 
     _guarded(run)
-    console.print(f"Sample mirror written to {out}/ (ptb-xl/, mimic-iv-ecg/)", highlight=False)
+    console.print(f"Sample mirror written to {out}/ (ptb-xl/, mimic-iv-ecg/, challenge-2021/, "
+                  f"code-15/)", highlight=False)
 
 
 templates_app = typer.Typer(help="List, show and check prompt templates.", no_args_is_help=True)

@@ -13,7 +13,8 @@ from ecg_instruct.recipe import Recipe
 from ecg_instruct.schema import INDEX_COLUMNS, rejects_frame
 from ecg_instruct.sources import SOURCE_DIRS, reader_for, source_root
 from ecg_instruct.sources.subset import read_subset
-from ecg_instruct.split import mimic_split, ptbxl_split
+from ecg_instruct.split import hashed_split, mimic_split, ptbxl_split
+from ecg_instruct.windows import expand_windows
 
 
 def read_source(raw_dir: Path, source: str, recipe: Recipe) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -26,7 +27,11 @@ def read_source(raw_dir: Path, source: str, recipe: Recipe) -> tuple[pd.DataFram
             fix=f"download it (`ecg-instruct download {source} --out {raw_dir}`), copy a mirror "
             f"there, or build another source with --source",
         )
-    options = {"records": recipe.sources.ptbxl.records} if source == "ptbxl" else {}
+    options: dict = {}
+    if source == "ptbxl":
+        options = {"records": recipe.sources.ptbxl.records}
+    elif source == "cinc2021":  # its PTB-XL part takes PTB-XL's folds when the CSV is there
+        options = {"ptbxl_root": source_root(raw_dir, "ptbxl")}
     rows, rejects = reader_for(source)(root, **options)
     subset = read_subset(root)
     if subset is not None:  # a subset download: records never fetched are not inputs
@@ -38,6 +43,13 @@ def read_source(raw_dir: Path, source: str, recipe: Recipe) -> tuple[pd.DataFram
     if source == "ptbxl":
         folds = recipe.split.ptbxl_folds
         rows["split"] = [ptbxl_split(int(fold), folds) for fold in rows["fold"]]
+    elif source in ("cinc2021", "code15"):
+        rows["split"] = [
+            ptbxl_split(int(fold), recipe.split.ptbxl_folds) if int(fold) > 0
+            else hashed_split(source, patient, recipe.split.mimic_seed,
+                              recipe.split.mimic_fractions)
+            for fold, patient in zip(rows["fold"], rows["patient_id"], strict=True)
+        ]
     else:
         rows["split"] = [
             mimic_split(patient, recipe.split.mimic_seed, recipe.split.mimic_fractions)
@@ -69,6 +81,8 @@ def build_index(
         index = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     if splits:
         index = index[index["split"].isin(list(splits))]
+    if recipe.signals.length_policy == "window":  # long records -> one row per window
+        index = expand_windows(index, recipe.signals.duration_s)
     index = index.sort_values("id", kind="stable").reset_index(drop=True)
     rejects = pd.concat(reject_frames, ignore_index=True)
     return index[columns], rejects.sort_values(["id", "stage"], kind="stable")

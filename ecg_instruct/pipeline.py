@@ -28,11 +28,13 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute in _write_split
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from ecg_instruct import __version__
 from ecg_instruct.accounting import AccountingError, account, stage_ledger
+from ecg_instruct.duplicates import find_duplicates_in_shards
 from ecg_instruct.errors import UserError
 from ecg_instruct.index import build_index
 from ecg_instruct.instruct.fields import load_statement_tables
@@ -54,6 +56,7 @@ from ecg_instruct.signals.stage import (
     WORK_SHARD_SUFFIX,
     process_shard,
     read_work_shard,
+    work_shard_fingerprints,
     work_shard_ids,
 )
 from ecg_instruct.sources import source_root
@@ -250,9 +253,9 @@ def _signal_shard_done(path: Path) -> bool:
     if not path.exists():
         return False
     try:
-        work_shard_ids(path)
+        work_shard_fingerprints(path)  # KeyError: written before fingerprints existed
         pq.read_metadata(f"{path}.rejects")
-    except (OSError, pa.ArrowException):
+    except (OSError, KeyError, pa.ArrowException):
         return False
     return True
 
@@ -460,7 +463,7 @@ def _read_rejects(path: Path) -> pa.Table:
 
 def _write_split(
     options: BuildOptions, shard_paths: list[Path], total: int, meta_by_id: pd.DataFrame,
-    folder: Path, split: str,
+    folder: Path, split: str, exclude: frozenset[str] = frozenset(),
 ) -> tuple[list[Path], list[str]]:
     """Stream one split's signal shards (`total` records kept in all) into
     `<split>-NNNNN-of-NNNNN.parquet` files.
@@ -487,6 +490,9 @@ def _write_split(
     schema = None
     for shard_path in shard_paths:
         signals = read_work_shard(shard_path, cfg.dtype)
+        if exclude:  # cross-source duplicates: published under the other id
+            signals = signals.filter(pa.compute.invert(
+                pa.compute.is_in(signals.column("id"), value_set=pa.array(sorted(exclude)))))
         if signals.num_rows == 0:
             continue
         if schema is None:
@@ -527,6 +533,9 @@ def _publish(
     split_bytes: dict[str, dict[str, int]] = {}
     total_bytes = 0
     meta_by_id = meta.set_index("id")
+    duplicates = find_duplicates_in_shards(sorted((work / "signals").glob(f"*{WORK_SHARD_SUFFIX}")))
+    excluded = frozenset(duplicates.kept_for)
+    signal_rejects.append(duplicates.rejects())
     for source in sorted(index["source"].unique()):
         for split in SPLITS:
             names = sorted((work / "signals").glob(f"{source}-{split}-*{WORK_SHARD_SUFFIX}"))
@@ -535,9 +544,9 @@ def _publish(
             kept_before = len(signal_ids)
             for name in names:
                 signal_rejects.append(_read_rejects(Path(f"{name}.rejects")))
-                signal_ids.extend(work_shard_ids(name))
+                signal_ids.extend(i for i in work_shard_ids(name) if i not in excluded)
             paths, ids = _write_split(options, names, len(signal_ids) - kept_before, meta_by_id,
-                                      staging / "data" / source, split)
+                                      staging / "data" / source, split, excluded)
             if not paths:
                 continue
             n_bytes = sum(p.stat().st_size for p in paths)
@@ -585,6 +594,8 @@ def _publish(
         "fidelity": summary.fidelity.card_context() if summary.fidelity else None,
         "sample": options.sample,
         "figures": write_card_figures(staging, rejects),  # figures/: one ECG per source, rejects
+        "duplicate_pairs": duplicates.pair_counts(),
+        "unknown_codes": _unknown_codes(meta, published_ids),
     }
     _atomic_write(render_card(options.out, context, header).encode("utf-8"), staging / "README.md")
     unknown = {path.name for path in staging.iterdir()} - PUBLISHED_NAMES
@@ -595,6 +606,14 @@ def _publish(
     _swap_into_place(staging, options.out)
     summary.instructions = instructions
     return summary
+
+
+def _unknown_codes(meta: pd.DataFrame, published_ids: list[str]) -> list[dict[str, object]]:
+    """Label codes of published Challenge 2021 / CODE-15% records that no packaged table names."""
+    from ecg_instruct.reports.code_reports import unknown_code_counts
+
+    rows = meta[meta["id"].isin(set(published_ids))]
+    return unknown_code_counts(rows["source"].tolist(), [list(v) for v in rows["labels"]])
 
 
 def _ids_of(path: Path) -> list[str]:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from ecg_instruct.errors import UserError
+from ecg_instruct.sources import SOURCE_DIRS
 from ecg_instruct.split import DEFAULT_MIMIC_FRACTIONS, DEFAULT_PTBXL_FOLDS
 
 
@@ -47,7 +48,7 @@ class SplitConfig:
 class SignalsConfig:
     fs: int = 500
     duration_s: float = 10.0
-    length_policy: Literal["strict", "crop_pad"] = "strict"
+    length_policy: Literal["strict", "crop", "crop_pad", "window"] = "strict"
     dtype: Literal["float32", "int16"] = "float32"
     quality: dict[str, Any] = field(default_factory=dict)
     """Thresholds for `ecg_instruct.signals.quality.QualityConfig` (validated there)."""
@@ -235,9 +236,9 @@ def load_recipe(path: str | Path) -> Recipe:
         raise UserError("missing key name", path=path, fix="add `name: <recipe name>`")
     recipe = _build(Recipe, data, "", path)
     for source in recipe.sources.enabled:
-        if source not in ("ptbxl", "mimic"):
+        if source not in SOURCE_DIRS:
             raise UserError(f"sources.enabled: unknown source {source!r}", path=path,
-                            fix="use ptbxl and/or mimic")
+                            fix=f"use some of {', '.join(SOURCE_DIRS)}")
     fractions = recipe.split.mimic_fractions
     if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
         raise UserError("split.mimic_fractions must be three non-negative numbers summing to 1",

@@ -43,3 +43,21 @@ def mimic_split(
         if position < cumulative:
             return split
     return SPLITS[-1]
+
+
+def hashed_split(
+    source: str, patient: str, seed: int = 0, fractions: Sequence[float] = DEFAULT_MIMIC_FRACTIONS,
+) -> str:
+    """The split of a patient of a source without an official split (Challenge 2021 outside
+    its PTB-XL part, CODE-15%): a salted hash of (source, patient id), like `mimic_split`.
+
+    A Challenge 2021 copy of a PTB-XL record whose fold is unknown (no `ptbxl_database.csv`)
+    hashes its patient key `HR<ecg_id>`; the duplicate check still names the PTB-XL record.
+    """
+    position = stable_hash(f"{source}-split-v1", seed, str(patient)) / 2**64
+    cumulative = 0.0
+    for split, fraction in zip(SPLITS, fractions, strict=True):
+        cumulative += fraction
+        if position < cumulative:
+            return split
+    return SPLITS[-1]

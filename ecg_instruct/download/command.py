@@ -24,6 +24,7 @@ class Dataset(str, Enum):
 
     ptbxl = "ptbxl"
     mimic = "mimic"
+    cinc2021 = "cinc2021"
 
 
 class Rate(str, Enum):
@@ -42,9 +43,11 @@ class Split(str, Enum):
 
 
 def download(
-    dataset: Annotated[Dataset, typer.Argument(help="Release to fetch: ptbxl or mimic.")],
+    dataset: Annotated[Dataset, typer.Argument(
+        help="Release to fetch: ptbxl, mimic or cinc2021 (Challenge 2021).")],
     out: Annotated[Path, typer.Option(
-        help="Raw-data folder; files go to OUT/ptb-xl/ or OUT/mimic-iv-ecg/.")] = Path("data/raw"),
+        help="Raw-data folder; files go to OUT/ptb-xl/, OUT/mimic-iv-ecg/ or "
+             "OUT/challenge-2021/.")] = Path("data/raw"),
     base_url: Annotated[str | None, typer.Option(
         help="Release URL (the folder holding SHA256SUMS.txt), e.g. a private mirror. "
              "Default: PhysioNet.")] = None,
@@ -63,6 +66,9 @@ def download(
         "--metadata-only", help="Fetch only the CSVs and other small files.")] = False,
     connections: Annotated[int, typer.Option(
         help="Parallel connections (be polite: PhysioNet is a shared service).")] = 4,
+    database: Annotated[list[str] | None, typer.Option(
+        help="cinc2021 only: fetch the records of this Challenge database (repeatable), e.g. "
+             "--database ptb-xl --database georgia.")] = None,
     retries: Annotated[int, typer.Option(
         help="Retries per file on dropped connections, timeouts, 429 and 5xx.", min=0)] = 5,
     recipe: Annotated[Path | None, typer.Option(
@@ -89,6 +95,7 @@ def download(
             split=split.value if split is not None else None,
             metadata_only=metadata_only,
             connections=connections,
+            databases=database or None,
             split_config=split_config,
             progress=progress,
             config=FetchConfig(retries=retries),

@@ -120,6 +120,35 @@ def read_mimic_records(root: Path, splitter: Splitter) -> list[Record]:
     return [records[i] for i in order]
 
 
+def read_cinc2021_records(root: Path, splitter: Splitter) -> list[Record]:
+    """Challenge 2021 records from the release's own `SHA256SUMS.txt` (it has no metadata CSV):
+    every `training/<database>/<group>/<name>.hea`, sorted by path; split as the build assigns
+    it without PTB-XL's metadata (a salted hash of the record name)."""
+    path = root / "SHA256SUMS.txt"
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise UserError(f"cannot read ({exc.strerror})", path=path, fix="re-run download") from None
+    records = []
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        _, _, relpath = line.strip().partition("  ")
+        if not (relpath.startswith("training/") and relpath.endswith(".hea")):
+            continue
+        stem = _stem(relpath[: -len(".hea")], path, line_number)
+        parts = stem.split("/")
+        if len(parts) != 4:
+            continue
+        records.append(Record(parts[3], (stem,), splitter.hashed("cinc2021", parts[3])))
+    records.sort(key=lambda r: r.stems[0])
+    return records
+
+
+def database_of(stem: str) -> str:
+    """`ptb-xl` for `training/ptb-xl/g7/HR06000` (Challenge 2021 record paths)."""
+    parts = stem.split("/")
+    return parts[1] if len(parts) > 2 and parts[0] == "training" else ""
+
+
 RELEASES: dict[str, Release] = {
     "ptbxl": Release(
         name="ptbxl",
@@ -136,5 +165,13 @@ RELEASES: dict[str, Release] = {
         record_prefixes=("files/",),
         index_file="record_list.csv",
         read_records=read_mimic_records,
+    ),
+    "cinc2021": Release(
+        name="cinc2021",
+        dirname=SOURCE_DIRS["cinc2021"],
+        base_url="https://physionet.org/files/challenge-2021/1.0.3/",
+        record_prefixes=("training/",),
+        index_file="SHA256SUMS.txt",  # no metadata CSV: the checksum list names every record
+        read_records=read_cinc2021_records,
     ),
 }

@@ -27,7 +27,7 @@ from ecg_instruct.download.fetch import (
 )
 from ecg_instruct.download.manifest import Entry, join_under, parse_manifest
 from ecg_instruct.download.progress import Progress
-from ecg_instruct.download.releases import RELEASES, Release
+from ecg_instruct.download.releases import RELEASES, Release, database_of
 from ecg_instruct.download.selection import (
     all_record_entries,
     choose_records,
@@ -139,6 +139,20 @@ def _check_options(
                         fix="PhysioNet is a shared service: a few connections are enough")
 
 
+def _check_databases(release: Release, databases: list[str] | None) -> None:
+    if not databases:
+        return
+    if release.name != "cinc2021":
+        raise UserError(f"--database applies to cinc2021 only, not {release.name}",
+                        fix="drop --database")
+    from ecg_instruct.sources.cinc2021 import DATABASES
+
+    unknown = [d for d in databases if d not in DATABASES]
+    if unknown:
+        raise UserError(f"--database {unknown[0]!r} is not a Challenge 2021 database",
+                        fix=f"use some of {', '.join(DATABASES)}")
+
+
 def _base(url: str) -> str:
     url = url.strip()
     if not url.startswith(("http://", "https://")):
@@ -212,14 +226,16 @@ def download_release(
     split: str | None = None,
     metadata_only: bool = False,
     connections: int = 4,
+    databases: list[str] | None = None,
     split_config: SplitConfig | None = None,
     progress: bool | None = None,
     config: FetchConfig | None = None,
 ) -> Summary:
-    """Fetch release `name` ("ptbxl" or "mimic") into `out/<folder>/` and verify every file.
+    """Fetch release `name` ("ptbxl", "mimic" or "cinc2021") into `out/<folder>/` and verify every file.
 
     `split_config` is the recipe's `split:` section (default: pipelines/meit.yaml's), so that
-    `split="test"` fetches the records the build will put in test.
+    `split="test"` fetches the records the build will put in test. `databases` (cinc2021):
+    fetch only the records of these Challenge databases (e.g. `["ptb-xl", "georgia"]`).
     Raises UserError for bad options, an unreachable server or an untrusted checksum file, and
     `Interrupted` when stopped (everything verified so far stays; `.part` files resume).
     """
@@ -230,6 +246,7 @@ def download_release(
     if metadata_only and (limit is not None or records_file is not None or split is not None):
         raise UserError("--metadata-only fetches no records, so --limit/--records/--split "
                         "would do nothing", fix="drop one or the other")
+    _check_databases(release, databases)
     tokens = read_records_file(records_file) if records_file is not None else None
     base = _base(base_url or release.base_url)
     root = out / release.dirname
@@ -254,7 +271,8 @@ def download_release(
             _write_atomic(root / CHECKSUMS, raw)
             batch.run(metadata_entries(manifest, release))
             if not metadata_only:
-                subset = tokens is not None or limit is not None or split is not None
+                subset = (tokens is not None or limit is not None or split is not None
+                          or bool(databases))
                 if subset:
                     index = release.index_file
                     why = next((r.detail for r in summary.failed if r.path == index), None)
@@ -262,8 +280,11 @@ def download_release(
                         raise UserError(
                             f"not fetched and verified ({why or 'missing'}), so no records "
                             "can be chosen", path=base + index, fix="re-run the same command")
+                    listed = release.read_records(root, Splitter(split_config))
+                    if databases:  # before --limit: "the first N records of these databases"
+                        listed = [r for r in listed if database_of(r.stems[0]) in databases]
                     records = choose_records(
-                        release.read_records(root, Splitter(split_config)), release, rate=rate,
+                        listed, release, rate=rate,
                         tokens=tokens, tokens_source=records_file, split=split, limit=limit)
                     plan = record_plan(manifest, records)
                     summary.records, summary.unlisted = plan.records, plan.unlisted

@@ -8,7 +8,7 @@ The build assigns splits in `ecg_instruct.index` with `ecg_instruct.split` and t
 from __future__ import annotations
 
 from ecg_instruct.recipe import SplitConfig
-from ecg_instruct.split import SPLITS, mimic_split, ptbxl_split
+from ecg_instruct.split import SPLITS, hashed_split, mimic_split, ptbxl_split
 
 __all__ = ["SPLITS", "Splitter"]
 
@@ -28,3 +28,7 @@ class Splitter:
 
     def mimic(self, subject_id: str) -> str:
         return mimic_split(subject_id, self.config.mimic_seed, self.config.mimic_fractions)
+
+    def hashed(self, source: str, patient: str) -> str:
+        """A source split by a salted hash of its patient key (Challenge 2021, CODE-15%)."""
+        return hashed_split(source, patient, self.config.mimic_seed, self.config.mimic_fractions)

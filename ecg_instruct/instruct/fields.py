@@ -225,7 +225,8 @@ class RecordFacts:
         return context
 
 
-SOURCE_NAMES = {"ptbxl": "PTB-XL", "mimic": "MIMIC-IV-ECG"}
+SOURCE_NAMES = {"ptbxl": "PTB-XL", "mimic": "MIMIC-IV-ECG", "cinc2021": "PhysioNet/CinC Challenge 2021",
+                "code15": "CODE-15%"}
 
 
 def record_facts(

@@ -37,6 +37,8 @@ def process_report(
     record_id, source, raw = record["id"], record["source"], record["report_raw"] or ""
     if "\ufffd" in raw:
         return None, _reject(record_id, source, "bad_encoding", "report contains bytes that are not UTF-8")
+    if source in CODED_SOURCES:  # labels only: the report is composed from them, in English
+        return _coded_report(record_id, source, raw)
     if source == "mimic":
         parts = raw.split("\n")
         original = ". ".join(clean_text(p) for p in parts if clean_text(p))
@@ -67,6 +69,26 @@ def process_report(
         "report_language": language,
         "translation_coverage": float(coverage),
     }
+    return row, None
+
+
+#: Sources that ship coded labels instead of report text (`reports/code_reports.py`).
+CODED_SOURCES = ("cinc2021", "code15")
+
+
+def _coded_report(record_id: str, source: str, raw: str) -> tuple[dict | None, dict | None]:
+    """The English report composed from a coded source's labels; `empty_report` naming the
+    codes when the packaged table knows none of them (they stay countable in the rejects)."""
+    from ecg_instruct.reports.code_reports import parse_codes, report_from_codes
+
+    codes = parse_codes(raw)
+    report, unknown = report_from_codes(source, codes)
+    if not report:
+        detail = (f"codes {', '.join(unknown[:8])} are not in the packaged {source} label table"
+                  if unknown else "the record has no label codes")
+        return None, _reject(record_id, source, "empty_report", detail)
+    row = {"id": record_id, "report": report, "report_original": raw.strip(),
+           "report_language": "en", "translation_coverage": 1.0}
     return row, None
 
 

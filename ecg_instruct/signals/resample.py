@@ -18,7 +18,7 @@ from scipy import signal as sps
 from ecg_instruct.errors import RecordReject
 from ecg_instruct.signals import kernels
 
-LENGTH_POLICIES = ("strict", "crop", "crop_pad")
+LENGTH_POLICIES = ("strict", "crop", "crop_pad", "window")
 
 # Largest up/down factor accepted: 500 <-> 257 Hz still works, nonsense rates are rejected.
 _MAX_FACTOR = 1000
@@ -135,6 +135,8 @@ def fit_length(signal: np.ndarray, n_target: int, policy: str, tolerance: int = 
       by repeating the last sample. Otherwise ``RecordReject("wrong_length")``.
     - ``crop``: longer records keep their first ``n_target`` samples; shorter ones are rejected
       beyond ``tolerance``.
+    - ``window``: as ``crop`` here; the index has already cut longer records into windows
+      (``ecg_instruct/windows.py``), so this sees one window or a record of at most one.
     - ``crop_pad``: longer records are cropped at the end; shorter ones are padded at the end
       by repeating the last sample (edge padding: no step, no invented waveform). Use only if a
       flat tail is acceptable for your model.
@@ -147,7 +149,8 @@ def fit_length(signal: np.ndarray, n_target: int, policy: str, tolerance: int = 
     if n == n_target:
         return signal
     short = n < n_target
-    if abs(n - n_target) > tolerance and (policy == "strict" or (policy == "crop" and short)):
+    if abs(n - n_target) > tolerance and (
+            policy == "strict" or (policy in ("crop", "window") and short)):
         raise RecordReject("wrong_length", f"{n} samples, expected {n_target}")
     if not short:
         return signal[..., :n_target]

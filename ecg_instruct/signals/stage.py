@@ -22,6 +22,7 @@ from ecg_instruct.paths import UnsafePath, safe_join_str
 from ecg_instruct.recipe import SignalsConfig
 from ecg_instruct.schema import REJECT_SCHEMA
 from ecg_instruct.signals import kernels
+from ecg_instruct.signals.fingerprint import fingerprint_counts, fingerprint_mv, fingerprint_record
 from ecg_instruct.signals.kernels import STAT_MIN, STAT_SUM
 from ecg_instruct.signals.leads import CANONICAL_LEADS, canonical_lead_index
 from ecg_instruct.signals.quality import (
@@ -45,6 +46,7 @@ from ecg_instruct.signals.wfdb_io import (
     read_header,
     read_record,
 )
+from ecg_instruct.windows import split_window
 
 N_LEADS = len(CANONICAL_LEADS)
 
@@ -75,6 +77,8 @@ class CuratedSignal:
     #: the signal as integer ADC counts, int16; ``None`` when they do not fit int16 (then
     #: ``dtype: int16`` rejects the record)
     counts: np.ndarray | None = None
+    #: content hash of the record as stored (``signals/fingerprint.py``), for duplicates
+    fingerprint: str = ""
 
     @property
     def signal(self) -> np.ndarray:
@@ -102,7 +106,11 @@ def curate_record(record_path: Path, cfg: SignalsConfig, quality: QualityConfig)
     The one-record path (records with NaN to repair, or of a rate/length unlike their shard's
     other records); :func:`curate_batch` gives the same result for many records at once.
     """
-    return _curate_loaded(*_load(record_path), cfg, quality)
+    ecg, order, gain = _load(record_path)
+    out = _curate_loaded(ecg, order, gain, cfg, quality)
+    fingerprint = fingerprint_record(ecg.digital, ecg.signal, order,
+                                     np.asarray(ecg.baseline, dtype=np.int64), gain, ecg.fs)
+    return dataclasses.replace(out, fingerprint=fingerprint)
 
 
 def _curate_loaded(ecg: EcgRecord, order: np.ndarray, gain: float, cfg: SignalsConfig,
@@ -113,6 +121,46 @@ def _curate_loaded(ecg: EcgRecord, order: np.ndarray, gain: float, cfg: SignalsC
     if isinstance(out, RecordReject):
         raise out
     return dataclasses.replace(out, repairs=repairs)
+
+
+def curate_code15(tracing: np.ndarray, cfg: SignalsConfig, quality: QualityConfig) -> CuratedSignal:
+    """One CODE-15% tracing as stored ((4096, 12) float32, canonical lead order): padding
+    stripped, then checked, resampled and rounded like any record, with the release's float
+    values rounded to :data:`~ecg_instruct.sources.code15.ADC_GAIN` counts per mV."""
+    from ecg_instruct.sources.code15 import ADC_GAIN, FS, LEADS, MV_PER_UNIT, strip_padding
+
+    stored = strip_padding(tracing)
+    mv = stored.astype(np.float64) * MV_PER_UNIT
+    n = len(LEADS)
+    ecg = EcgRecord(signal=mv, fs=float(FS), sig_names=list(LEADS),
+                    adc_gain=np.full(n, ADC_GAIN), baseline=np.zeros(n, dtype=np.int64))
+    out = _curate_loaded(ecg, np.arange(n), ADC_GAIN, cfg, quality)
+    return dataclasses.replace(out, fingerprint=fingerprint_mv(stored, FS))
+
+
+def curate_window(path: str, window: int, cfg: SignalsConfig, quality: QualityConfig,
+                  last_read: dict[str, tuple] | None = None) -> CuratedSignal:
+    """Window `window` of a record (``ecg_instruct/windows.py``): source samples
+    ``[window * L, (window + 1) * L)`` with ``L = round(duration_s * fs)``, curated like a
+    record of their own. ``last_read`` keeps the last record read (its windows are consecutive
+    in id order, so a 30-minute record is read once, not once per window)."""
+    cache = last_read if last_read is not None else {}
+    if path not in cache:
+        cache.clear()
+        cache[path] = _load(Path(path))
+    ecg, order, gain = cache[path]
+    length = int(round(cfg.duration_s * ecg.fs))
+    start, n = window * length, ecg.signal.shape[1]
+    if start + length > n:
+        raise RecordReject("wrong_length", f"window {window} ({length} samples from {start}) "
+                                           f"ends after the record's {n} samples")
+    part = dataclasses.replace(
+        ecg, signal=ecg.signal[:, start:start + length],
+        digital=None if ecg.digital is None else ecg.digital[:, start:start + length])
+    out = _curate_loaded(part, order, gain, cfg, quality)
+    fingerprint = fingerprint_record(part.digital, part.signal, order,
+                                     np.asarray(ecg.baseline, dtype=np.int64), gain, ecg.fs)
+    return dataclasses.replace(out, fingerprint=fingerprint)
 
 
 def curate_batch(
@@ -245,7 +293,29 @@ def process_shard(
             outcomes[i] = res
         batch.reset()
 
+    parts = None  # CODE-15% part files, opened on first use and closed with the shard
+    last_read: dict[str, tuple] = {}  # the record whose windows are being curated
     for i, record in enumerate(records):
+        if record["source"] == "code15":
+            if parts is None:
+                from ecg_instruct.sources.code15 import PartFiles
+
+                parts = PartFiles(raw_roots["code15"])
+            try:
+                outcomes[i] = curate_code15(parts.read_tracing(record["path"]), cfg, quality)
+            except RecordReject as exc:
+                outcomes[i] = exc.with_traceback(None)
+            continue
+        base, window = split_window(record["path"])
+        if window is not None:  # length_policy window: one recipe-length part of a record
+            try:
+                path = safe_join_str(raw_roots[record["source"]], base)
+                outcomes[i] = curate_window(path, window, cfg, quality, last_read)
+            except UnsafePath as exc:
+                outcomes[i] = RecordReject("unsafe_path", str(exc))
+            except RecordReject as exc:
+                outcomes[i] = exc.with_traceback(None)
+            continue
         try:
             path = safe_join_str(raw_roots[record["source"]], record["path"])
             loaded = _read_counts(path, scratch)
@@ -276,6 +346,8 @@ def process_shard(
     for key, batch in pending.items():
         if batch.where:
             flush(key)
+    if parts is not None:
+        parts.close()
 
     kept = [(record, res) for record, res in zip(records, outcomes, strict=True)
             if not isinstance(res, RecordReject)]
@@ -344,6 +416,7 @@ class _Batch:
         self.paths: list[str] = []
         self.headers: list[WfdbHeader] = []
         self.orders: list[np.ndarray] = []
+        self.fingerprints: list[str] = []
 
     @property
     def full(self) -> bool:
@@ -351,7 +424,8 @@ class _Batch:
 
     def reset(self) -> None:
         """Empty, keeping the buffers (nothing curated refers to them)."""
-        for items in (self.gains, self.where, self.paths, self.headers, self.orders):
+        for items in (self.gains, self.where, self.paths, self.headers, self.orders,
+                      self.fingerprints):
             items.clear()
 
     def add(self, i: int, path: str, header: WfdbHeader, raw: np.ndarray, order: np.ndarray,
@@ -369,6 +443,8 @@ class _Batch:
         self.paths.append(path)
         self.headers.append(header)
         self.orders.append(order)
+        self.fingerprints.append(
+            fingerprint_counts(self.counts[j], self.baselines[j], gain, header.fs))
 
     def curate(self, fs: float, cfg: SignalsConfig,
                quality: QualityConfig) -> list[tuple[int, CuratedSignal | RecordReject]]:
@@ -406,7 +482,10 @@ class _Batch:
             out = curate_counts(counts, self.baselines[:n], np.asarray(self.gains), fs, cfg,
                                 quality, stats=stats, block_sums=sums,
                                 select=None if len(good) == n else good)
-            results.extend((self.where[j], res) for j, res in zip(good, out, strict=True))
+            for j, res in zip(good, out, strict=True):
+                if isinstance(res, CuratedSignal):  # a fresh object: set, not copied (4 us)
+                    object.__setattr__(res, "fingerprint", self.fingerprints[j])
+                results.append((self.where[j], res))
         return results
 
 
@@ -442,6 +521,7 @@ def _work_table(ids: list[str], curated: list[CuratedSignal]) -> pa.Table:
             "quant_step": pa.array([1.0 / c.adc_gain for c in curated], pa.float64()),
             "fs_raw": pa.array([c.fs_raw for c in curated], pa.float32()),
             "repairs": pa.array([c.repairs for c in curated], pa.list_(pa.string())),
+            "fingerprint": pa.array([c.fingerprint for c in curated], pa.string()),
         }
     )
     return table.replace_schema_metadata({WORK_SIGNAL_KEY: json.dumps(meta).encode()})
@@ -455,7 +535,7 @@ def read_work_shard(path: str | Path, dtype: str) -> pa.Table:
     info = json.loads(table.schema.metadata[WORK_SIGNAL_KEY])
     n_rows, shape = table.num_rows, tuple(info["shape"])
     if not n_rows:
-        table = table.drop_columns(["quant_step"]).replace_schema_metadata(None)
+        table = _drop_work_columns(table)
         return table.set_column(table.schema.get_field_index("signal"), "signal",
                                 signals_to_arrow([], dtype))
     blob = table.column("signal").combine_chunks()
@@ -475,8 +555,23 @@ def read_work_shard(path: str | Path, dtype: str) -> pa.Table:
         if dtype == "int16":  # pragma: no cover - int16 shards always fit (else rejected)
             raise ValueError(f"{path}: float32 work shard for an int16 build")
         column = _nested(data)
-    table = table.drop_columns(["quant_step"]).replace_schema_metadata(None)
+    table = _drop_work_columns(table)
     return table.set_column(table.schema.get_field_index("signal"), "signal", column)
+
+
+def _drop_work_columns(table: pa.Table) -> pa.Table:
+    """What publish does not take from a work shard: the quantisation step (already applied)
+    and the fingerprint (read by ``ecg_instruct.duplicates`` via :func:`work_shard_fingerprints`)."""
+    names = [n for n in ("quant_step", "fingerprint") if n in table.column_names]
+    return table.drop_columns(names).replace_schema_metadata(None)
+
+
+def work_shard_fingerprints(path: str | Path) -> tuple[list[str], list[str]]:
+    """(ids, fingerprints) of the records a work shard kept; ``KeyError`` for a shard written
+    before fingerprints existed (the pipeline then does that shard again)."""
+    with pa.memory_map(str(path)) as source:
+        table = pa.ipc.open_file(source).read_all()
+        return table.column("id").to_pylist(), table.column("fingerprint").to_pylist()
 
 
 def _nested(data: np.ndarray) -> pa.Array:

@@ -1,0 +1,104 @@
+"""The sample mirror's Challenge 2021 folder: `challenge-2021/training/<database>/g1/...`.
+
+Two kinds of records, as in the real collection:
+- the `ptb-xl` database re-issues PTB-XL's 500 Hz records as `HR<ecg_id>`: here, each record of
+  the sample's `ptb-xl/records500/` is written again in the Challenge layout with the same ADC
+  counts (so the cross-source duplicate check has real work to do);
+- the other databases hold their own recordings: simulated ECGs at each database's rate
+  (Georgia 500 Hz x 10 s, PTB 1000 Hz, St Petersburg INCART 257 Hz and longer than the recipe),
+  labelled with Challenge SNOMED-CT codes, one of them a code the packaged table does not know.
+Everything is generated; nothing is copied from the real collection.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ecg_instruct.signals.leads import canonical_lead_index
+from ecg_instruct.signals.wfdb_io import read_digital, read_header
+from ecg_instruct.sources.cinc2021_layout import write_challenge_record
+
+CHALLENGE_DIR = "challenge-2021"
+#: (database, record prefix, rate in Hz, seconds) of the simulated databases
+SIMULATED = (("georgia", "E", 500, 10.0), ("ptb", "S", 1000, 10.0),
+             ("st_petersburg_incart", "I", 257, 15.0))
+#: label sets drawn for simulated records; "55827005" is a real SNOMED-CT code outside the
+#: Challenge's scored table: it stays a label code and is left out of the composed report
+DX_CHOICES = (("426783006",), ("426783006", "164934002"), ("164889003",),
+              ("426177001", "270492004"), ("427084000", "59118001"), ("426783006", "55827005"))
+
+
+def copy_ptbxl_records(ptbxl_root: Path, training: Path, ecg_ids: list[int] | None = None) -> int:
+    """Write PTB-XL 500 Hz records (all, or `ecg_ids`) as Challenge `ptb-xl/g<k>/HR<ecg_id>`
+    with the same ADC counts, gain and lead order; returns how many were written."""
+    people = _ptbxl_age_sex(ptbxl_root)
+    written = 0
+    for hea in sorted((ptbxl_root / "records500").glob("*/*_hr.hea")):
+        ecg_id = int(hea.name.split("_")[0])
+        if ecg_ids is not None and ecg_id not in ecg_ids:
+            continue
+        record = str(hea)[: -len(".hea")]
+        header = read_header(record)
+        try:
+            raw, gains = read_digital(record, header)
+        except Exception:  # noqa: BLE001 - a deliberately broken sample record: not re-issued
+            continue
+        order = canonical_lead_index(header.sig_names)
+        counts = np.ascontiguousarray(raw.T[order]).astype(np.int16)
+        group = f"g{ecg_id // 1000 + 1}"
+        age, sex = people.get(ecg_id, (None, None))  # as in the release: PTB-XL's values
+        write_challenge_record(training / "ptb-xl" / group, f"HR{ecg_id:05d}", counts,
+                               int(header.fs), gain=float(gains[0]), age=age, sex=sex,
+                               dx=("426783006",))
+        written += 1
+    return written
+
+
+def _ptbxl_age_sex(ptbxl_root: Path) -> dict[int, tuple[int | None, str | None]]:
+    """ecg_id -> (age, "Male"/"Female") from the mirror's `ptbxl_database.csv`, if any."""
+    import csv
+
+    path = ptbxl_root / "ptbxl_database.csv"
+    if not path.is_file():
+        return {}
+    out = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                age = int(float(row.get("age") or "nan"))
+            except ValueError:
+                age = None
+            sex = {"0": "Male", "1": "Female"}.get((row.get("sex") or "").split(".")[0])
+            out[int(float(row["ecg_id"]))] = (age, sex)
+    return out
+
+
+def write_cinc2021(out: Path, n_per_database: int = 4, seed: int = 0,
+                   ptbxl_root: Path | None = None, simulator=None) -> Path:
+    """Write `out/challenge-2021/` (the Challenge 2021 v1.0.3 layout); returns that folder."""
+    from scipy.signal import resample_poly
+
+    from ecg_instruct.sample import _Simulator, _write_checksums
+
+    root = Path(out) / CHALLENGE_DIR
+    training = root / "training"
+    simulator = simulator or _Simulator(seed)
+    rng = np.random.default_rng(seed + 2021)
+    for database, prefix, fs, seconds in SIMULATED:
+        for k in range(n_per_database):
+            mv = simulator.record(int(rng.integers(55, 105)), rng)  # 500 Hz x 10 s
+            if seconds > 10:
+                mv = np.concatenate([mv, mv[:, : int(500 * (seconds - 10))]], axis=1)
+            if fs != 500:
+                mv = resample_poly(mv, fs, 500, axis=1, padtype="line")
+            counts = np.clip(np.rint(mv * 1000.0), -32767, 32767).astype(np.int16)
+            dx = DX_CHOICES[int(rng.integers(len(DX_CHOICES)))]
+            sex = ("Male", "Female")[int(rng.integers(2))]
+            write_challenge_record(training / database / "g1", f"{prefix}{k + 1:04d}", counts, fs,
+                                   age=int(rng.integers(20, 90)), sex=sex, dx=dx)
+    if ptbxl_root is not None and (ptbxl_root / "records500").is_dir():
+        copy_ptbxl_records(ptbxl_root, training)
+    _write_checksums(root)
+    return root
