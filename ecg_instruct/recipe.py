@@ -1,4 +1,7 @@
-"""Recipes: the declarative description of a build (`pipelines/*.yaml`).
+"""Recipes: the declarative description of a build (`ecg_instruct/recipes/*.yaml`).
+
+The bundled recipes ship inside the package, so `--recipe meit` works from any directory after
+`pip install`; a path to the user's own YAML file works too.
 
 A recipe is validated completely before anything is written: an unknown key is almost always a
 typo that would otherwise silently fall back to a default, so it is an error naming the file, the
@@ -20,6 +23,9 @@ import yaml
 
 from ecg_instruct.errors import UserError
 from ecg_instruct.split import DEFAULT_MIMIC_FRACTIONS, DEFAULT_PTBXL_FOLDS
+
+#: The recipes shipped with the package (`--recipe meit` = `BUNDLED_RECIPES / "meit.yaml"`).
+BUNDLED_RECIPES = Path(__file__).resolve().parent / "recipes"
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,7 @@ def _coerce(value: Any, annotation: Any, where: str, path: Path) -> Any:
         raise UserError(
             f"{where}: expected {_type_name(annotation)}, got {value!r}",
             path=path,
-            fix="fix the value in the recipe (see pipelines/meit.yaml for an example)",
+            fix=f"fix the value in the recipe (see {BUNDLED_RECIPES / 'meit.yaml'} for an example)",
         )
 
     if dataclasses.is_dataclass(annotation):
@@ -211,11 +217,34 @@ def _build(cls: type, data: dict[str, Any], where: str, path: Path) -> Any:
     return cls(**kwargs)
 
 
+def bundled_recipe_names() -> list[str]:
+    """Names accepted by `--recipe NAME`, e.g. `meit`, `meit-100hz`."""
+    return sorted(p.stem for p in BUNDLED_RECIPES.glob("*.yaml"))
+
+
+def recipe_path(name_or_path: str | Path) -> Path:
+    """The file behind `--recipe`: an existing file wins, else a bundled recipe by name.
+
+    A name is what a user can type from any directory after `pip install`; a path keeps working
+    for their own recipes. Neither found is a one-line error listing the bundled names.
+    """
+    given = Path(name_or_path)
+    if given.is_file():
+        return given
+    names = bundled_recipe_names()
+    name = given.name.removesuffix(".yaml").removesuffix(".yml")
+    if str(given) in (name, f"{name}.yaml", f"{name}.yml") and name in names:
+        return BUNDLED_RECIPES / f"{name}.yaml"
+    if name in names:
+        fix = f"pass --recipe {name} (the bundled recipe) or the path of an existing YAML file"
+    else:
+        fix = f"pass a bundled recipe name ({', '.join(names)}) or the path of an existing YAML file"
+    raise UserError("recipe not found", path=given, fix=fix)
+
+
 def load_recipe(path: str | Path) -> Recipe:
-    """Parse and validate a recipe file."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError("recipe not found", path=path, fix="pass --recipe pipelines/meit.yaml")
+    """Parse and validate a recipe: a bundled name (`meit`) or a YAML file's path."""
+    path = recipe_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeError as exc:
@@ -230,7 +259,8 @@ def load_recipe(path: str | Path) -> Recipe:
         raise UserError(f"not valid YAML ({reason}{where})", path=path,
                         fix="fix the YAML syntax") from None
     if not isinstance(data, dict):
-        raise UserError("a recipe must be a YAML mapping", path=path, fix="see pipelines/meit.yaml")
+        raise UserError("a recipe must be a YAML mapping", path=path,
+                        fix=f"see {BUNDLED_RECIPES / 'meit.yaml'}")
     if "name" not in data:
         raise UserError("missing key name", path=path, fix="add `name: <recipe name>`")
     recipe = _build(Recipe, data, "", path)

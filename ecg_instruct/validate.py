@@ -90,7 +90,8 @@ def validate_build(options: BuildOptions) -> TemplateLibrary:
     for task in options.recipe.instruct.tasks:
         if not library.for_task(task):
             raise UserError(f"no templates for task {task!r}", path=options.recipe.path,
-                            fix=f"add templates/{task}/*.j2 or remove it from instruct.tasks")
+                            fix=f"add DIR/{task}/*.j2 and pass --templates DIR, or remove "
+                                f"{task} from instruct.tasks")
     if options.recipe.instruct.system_template not in library.templates:
         raise UserError(f"system template {options.recipe.instruct.system_template!r} not found",
                         path=options.recipe.path, fix="fix instruct.system_template")

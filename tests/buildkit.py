@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RECIPE_100HZ = REPO_ROOT / "pipelines" / "meit-100hz.yaml"
+RECIPE_100HZ = REPO_ROOT / "ecg_instruct" / "recipes" / "meit-100hz.yaml"
 N_PTBXL = 20
 N_MIMIC = 20
 

@@ -10,6 +10,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_DIR = REPO_ROOT.parent / "shared" / "data" / "real"
 
 
+def bundled_recipe(name: str) -> Path:
+    """The file of a recipe shipped in the package (`meit`, `meit-100hz`, `meit-instruct`).
+
+    The recipes live in `ecg_instruct/recipes/` (package data, so a wheel has them); tests ask
+    by name rather than spelling the folder.
+    """
+    from ecg_instruct.recipe import recipe_path
+
+    return recipe_path(name)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_hf_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """`datasets` caches a full Arrow copy per config: keep it out of the user's cache."""
@@ -44,6 +55,6 @@ def built_dataset(sample_mirror: Path, tmp_path_factory: pytest.TempPathFactory)
 
     out = tmp_path_factory.mktemp("built") / "meit"
     build(BuildOptions(raw_dir=sample_mirror, out=out,
-                       recipe=load_recipe(REPO_ROOT / "pipelines" / "meit.yaml"),
+                       recipe=load_recipe("meit"),
                        sources=["ptbxl", "mimic"], workers=2, progress=False))
     return out

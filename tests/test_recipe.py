@@ -9,7 +9,7 @@ import pytest
 from ecg_instruct.errors import UserError
 from ecg_instruct.recipe import load_recipe
 
-PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
+PIPELINES = Path(__file__).resolve().parents[1] / "ecg_instruct" / "recipes"
 
 
 @pytest.mark.parametrize("name", ["meit.yaml", "meit-100hz.yaml"])

@@ -218,7 +218,7 @@ def download_release(
 ) -> Summary:
     """Fetch release `name` ("ptbxl" or "mimic") into `out/<folder>/` and verify every file.
 
-    `split_config` is the recipe's `split:` section (default: pipelines/meit.yaml's), so that
+    `split_config` is the recipe's `split:` section (default: the bundled `meit` recipe's), so that
     `split="test"` fetches the records the build will put in test.
     Raises UserError for bad options, an unreachable server or an untrusted checksum file, and
     `Interrupted` when stopped (everything verified so far stays; `.part` files resume).

@@ -40,7 +40,8 @@ from ecg_instruct.instruct.fields import KNOWN_FIELDS, join_and
 
 _FRONT_MATTER = re.compile(r"\A\{#---\s*\n(.*?)\n---#\}\s*\n?", re.DOTALL)
 _TURN_MARKER = re.compile(r"^[ \t]*\{#--\s*(user|assistant)\s*--#\}[ \t]*\n?", re.MULTILINE)
-BUNDLED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+#: Shipped inside the package (package data), so a wheel install finds them from any directory.
+BUNDLED_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 #: Answer used when a template of this task has no `{#-- assistant --#}` turn.
 DEFAULT_ANSWERS = {"report": "{{ report }}"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-RECIPE = REPO_ROOT / "pipelines" / "meit-instruct.yaml"
+RECIPE = REPO_ROOT / "ecg_instruct" / "recipes" / "meit-instruct.yaml"
 
 
 def run_build(mirror: Path, out: Path, workers: int, **instruct):
