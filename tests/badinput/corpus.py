@@ -193,6 +193,26 @@ def _replace_report_bytes(data: bytes, ecg_id: int, raw: bytes) -> bytes:
     raise AssertionError(f"ecg_id {ecg_id} not found")
 
 
+_FOLDS = {"train": [1, 2, 3, 4, 5, 6, 7, 8], "validation": [9], "test": [10]}
+#: Recipe values that type-check but cannot work: `quick_recipe` changes (`a__b=value`).
+RECIPE_VALUE_FAULTS: dict[str, dict] = {
+    "recipe rows_per_file 0": {"rows_per_file": 0},
+    "recipe row_group_rows 0": {"publish__row_group_rows": 0},
+    "recipe without sources": {"sources__enabled": []},
+    "recipe source listed twice": {"sources__enabled": ["ptbxl", "ptbxl"]},
+    "recipe fold in two splits": {"split__ptbxl_folds": {**_FOLDS, "train": list(range(1, 10))}},
+    "recipe fold in no split": {"split__ptbxl_folds": {**_FOLDS, "test": []}},
+    "recipe fold out of range": {"split__ptbxl_folds": {**_FOLDS, "test": [10, 11]}},
+    "recipe unknown split name": {"split__ptbxl_folds": {"train": _FOLDS["train"], "valid": [9],
+                                                         "test": [10]}},
+    "recipe negative shard_size": {"shard_size": -4},
+    "recipe fs 0": {"signals__fs": 0},
+    "recipe fs absurd": {"signals__fs": 5_000_000},
+    "recipe under one sample": {"signals__fs": 1, "signals__duration_s": 0.1},
+    "recipe min_coverage as a percentage": {"reports__min_coverage": 80},
+}
+
+
 @dataclass(frozen=True)
 class ConfigFault:
     name: str
@@ -214,6 +234,21 @@ CONFIG_FAULTS = (
     ConfigFault("recipe not a mapping", "recipe.yaml", "a YAML list"),
     ConfigFault("recipe not UTF-8", "recipe.yaml", "Latin-1 bytes"),
     ConfigFault("recipe unknown source", "recipe.yaml", "`sources.enabled: [ptbxl, ecgdb]`"),
+    *(ConfigFault(name, "recipe.yaml", what) for name, what in (
+        ("recipe rows_per_file 0", "`publish.rows_per_file: 0`"),
+        ("recipe row_group_rows 0", "`publish.row_group_rows: 0`"),
+        ("recipe without sources", "`sources.enabled: []`"),
+        ("recipe source listed twice", "`sources.enabled: [ptbxl, ptbxl]`"),
+        ("recipe fold in two splits", "fold 9 in train and in validation"),
+        ("recipe fold in no split", "`test: []`, so fold 10 has no split"),
+        ("recipe fold out of range", "`test: [10, 11]` (PTB-XL has folds 1..10)"),
+        ("recipe unknown split name", "`ptbxl_folds: {train, valid, test}`"),
+        ("recipe negative shard_size", "`shard_size: -4`"),
+        ("recipe fs 0", "`signals.fs: 0`"),
+        ("recipe fs absurd", "`signals.fs: 5000000`"),
+        ("recipe under one sample", "`fs: 1, duration_s: 0.1`"),
+        ("recipe min_coverage as a percentage", "`reports.min_coverage: 80`"),
+    )),
     ConfigFault("template undefined variable", "typo.j2", "`{{ ecg }} {{ patient_age }}`"),
     ConfigFault("template fails on a missing field", "arith.j2",
                 "`{{ age + 1 }}` (age is missing for some records)"),

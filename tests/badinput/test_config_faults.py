@@ -11,7 +11,15 @@ import pytest
 from buildkit import REPO_ROOT, copy_mirror, quick_recipe, sample_mirror
 from typer.testing import CliRunner
 
-from badinput.corpus import CONFIG_FAULTS, MIMIC_MEASUREMENTS, MIMIC_RECORDS, PTBXL_CSV, read_rows, write_rows
+from badinput.corpus import (
+    CONFIG_FAULTS,
+    MIMIC_MEASUREMENTS,
+    MIMIC_RECORDS,
+    PTBXL_CSV,
+    RECIPE_VALUE_FAULTS,
+    read_rows,
+    write_rows,
+)
 from ecg_instruct.cli import app
 
 TEMPLATE_HEAD = "{#---\nid: report/bad\ntask: report\n---#}\n"
@@ -79,6 +87,8 @@ def _apply(name: str, raw: Path, work: Path) -> tuple[list[str], Path]:
         recipe = _recipe(work, good.encode() + b"\ndescription: d\xe9j\xe0 vu\n")
     elif name == "recipe unknown source":
         recipe = quick_recipe(work / "unknown-source", sources__enabled=["ptbxl", "ecgdb"])
+    elif name in RECIPE_VALUE_FAULTS:
+        recipe = quick_recipe(work / "values", **RECIPE_VALUE_FAULTS[name])
     elif name == "template undefined variable":
         args = _template(work, "typo.j2", "Report for {{ ecg }} aged {{ patient_age }}.")
     elif name == "template fails on a missing field":
@@ -145,3 +155,16 @@ def test_corpus_cases_are_documented():
     assert len(record_names) > 15
     for name in [*record_names, *(f.name for f in CONFIG_FAULTS)]:
         assert f"| {name} |" in text, f"docs/robustness.md does not list {name!r}"
+
+
+def test_no_record_surviving_names_the_reasons_in_its_one_line(pristine, tmp_path):
+    """The CLI prints no summary table on an error, so the reasons must be in the line itself."""
+    recipe = quick_recipe(tmp_path / "recipe", signals__duration_s=20)  # every record is 10 s
+    out = tmp_path / "out" / "meit"
+    result = CliRunner().invoke(app, ["build", "--raw-dir", str(pristine), "--out", str(out),
+                                      "--recipe", str(recipe), "--workers", "1", "--no-progress"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "no record survived the build (rejected: wrong_length " in lines[0], lines[0]
+    assert str(out.with_name("meit.tmp") / "rejects.parquet") in lines[0]
+    assert (out.with_name("meit.tmp") / "rejects.parquet").is_file()
