@@ -98,6 +98,14 @@ def _apply(name: str, raw: Path, work: Path) -> tuple[list[str], Path]:
     elif name == "template escaping the sandbox":
         args = _template(work, "escape.j2",
                          "{{ ecg }} {{ ''.__class__.__mro__[1].__subclasses__() }}")
+    elif name == "template looping for minutes":
+        args = _template(work, "loop.j2", "{{ ecg }}{% for i in range(100000) %}"
+                         "{% for j in range(100000) %}{% endfor %}{% endfor %}")
+    elif name == "template emitting megabytes":
+        args = _template(work, "long.j2",
+                         "{{ ecg }}{% for i in range(100000) %}{{ report }}{% endfor %}")
+    elif name == "template multiplying a string to 50 MB":
+        args = _template(work, "times.j2", "{{ ecg }}{{ 'x' * 50000000 }}")
     elif name == "template syntax error":
         args = _template(work, "syntax.j2", "{{ ecg }} {% if %}")
     elif name == "template without front matter":
