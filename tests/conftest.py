@@ -8,17 +8,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_DIR = REPO_ROOT.parent / "shared" / "data" / "real"
-
-
-def bundled_recipe(name: str) -> Path:
-    """The file of a recipe shipped in the package (`meit`, `meit-100hz`, `meit-instruct`).
-
-    The recipes live in `ecg_instruct/recipes/` (package data, so a wheel has them); tests ask
-    by name rather than spelling the folder.
-    """
-    from ecg_instruct.recipe import recipe_path
-
-    return recipe_path(name)
+# The bundled recipes are package data (ecg_instruct/recipes/): ask for them by name, e.g.
+# `load_recipe("meit")` or `ecg_instruct.recipe.recipe_path("meit-100hz")` for the file.
 
 
 @pytest.fixture(autouse=True)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from ecg_instruct.errors import UserError
-from ecg_instruct.recipe import load_recipe
+from ecg_instruct.recipe import BUNDLED_RECIPES, load_recipe
 
-PIPELINES = Path(__file__).resolve().parents[1] / "ecg_instruct" / "recipes"
+PIPELINES = BUNDLED_RECIPES
 
 
 @pytest.mark.parametrize("name", ["meit.yaml", "meit-100hz.yaml"])
