@@ -9,7 +9,7 @@ CLI := $(VENV)/bin/ecg-instruct
 STAMP := $(VENV)/.installed
 RAW ?= data/raw
 OUT ?= out/meit
-RECIPE ?= pipelines/meit.yaml
+RECIPE ?= meit
 
 .PHONY: venv dataset test lint bench download clean browser
 

@@ -212,11 +212,13 @@ def build(
     ),
     raw_dir: Path = typer.Option(Path("data/raw"), help="PhysioNet mirror: ptb-xl/, mimic-iv-ecg/."),
     out: Path = typer.Option(Path("out/meit"), help="Where the dataset is published."),
-    recipe: Path = typer.Option(Path("pipelines/meit.yaml"), help="Recipe (pipelines/*.yaml)."),
+    recipe: str = typer.Option(
+        "meit", help="Recipe: a bundled name (meit, meit-100hz, meit-instruct) or a YAML file."
+    ),
     workers: int = typer.Option(0, help="Worker processes for signals (0 = all cores)."),
     seed: int = typer.Option(0, help="Seed for every random choice (template sampling)."),
     templates: list[Path] = typer.Option(
-        None, help="Extra template folder(s), added to the bundled templates/."
+        None, help="Extra template folder(s), added to the bundled ones (same id overrides)."
     ),
     sample_fallback: Path = typer.Option(
         None, help="If --raw-dir holds no mirror, build from a synthetic sample mirror here."
@@ -308,7 +310,7 @@ class ExportFormat(str, Enum):
     meit = "meit"
 
 
-def _template_setup(templates: list[Path] | None, recipe: Path | None):
+def _template_setup(templates: list[Path] | None, recipe: str | None):
     from ecg_instruct.instruct.templates import BUNDLED_TEMPLATES, TemplateLibrary
     from ecg_instruct.recipe import InstructConfig, load_recipe
 
@@ -357,7 +359,9 @@ def templates_show(
     data: Path = typer.Option(None, help="Render on a record of this published dataset."),
     raw_dir: Path = typer.Option(None, help="Render on a record of this PhysioNet mirror."),
     sample: Path = typer.Option(Path("data/sample"), help="Sample mirror (default records)."),
-    recipe: Path = typer.Option(None, help="Recipe whose `instruct` settings to use."),
+    recipe: str = typer.Option(
+        None, help="Recipe (bundled name or YAML file) whose `instruct` settings to use."
+    ),
 ) -> None:
     """Print a template's source and one rendering on a record it applies to."""
     from ecg_instruct.instruct.check import show_template
@@ -384,7 +388,9 @@ def templates_check(
     data: Path = typer.Option(None, help="Render on the records of this published dataset."),
     raw_dir: Path = typer.Option(None, help="Render on the records of this PhysioNet mirror."),
     sample: Path = typer.Option(Path("data/sample"), help="Sample mirror (default records)."),
-    recipe: Path = typer.Option(None, help="Recipe whose `instruct` settings to use."),
+    recipe: str = typer.Option(
+        None, help="Recipe (bundled name or YAML file) whose `instruct` settings to use."
+    ),
 ) -> None:
     """Render every template on every record it applies to; fail naming the first bad file."""
     from ecg_instruct.instruct.check import check_templates

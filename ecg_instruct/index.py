@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +41,9 @@ def read_source(raw_dir: Path, source: str, recipe: Recipe) -> tuple[pd.DataFram
             rejects = rejects[rejects["id"].str.split("#").str[0].isin(subset)]
     if rows.empty:
         rows = pd.DataFrame(columns=[*INDEX_COLUMNS, "fold"])
+    rows, shared = _drop_shared_files(rows, source)
+    if len(shared):
+        rejects = pd.concat([rejects, shared], ignore_index=True)
     if source == "ptbxl":
         folds = recipe.split.ptbxl_folds
         rows["split"] = [ptbxl_split(int(fold), folds) for fold in rows["fold"]]
@@ -56,6 +60,28 @@ def read_source(raw_dir: Path, source: str, recipe: Recipe) -> tuple[pd.DataFram
             for patient in rows["patient_id"]
         ]
     return rows, rejects_frame(rejects.to_dict("records"))
+
+
+def _drop_shared_files(rows: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows whose record files another row already uses become `duplicate_path` rejects.
+
+    Two ids for one recording would publish the same ECG twice (and possibly in two splits,
+    a leak): the first row in the metadata keeps it.
+    """
+    if rows.empty:
+        return rows, pd.DataFrame()
+    paths = rows["path"].map(lambda p: posixpath.normpath(str(p).replace("\\", "/")))
+    repeated = paths.duplicated(keep="first")
+    if not repeated.any():
+        return rows, pd.DataFrame()
+    first = dict(zip(paths[~repeated], rows["id"][~repeated], strict=True))
+    shared = pd.DataFrame({
+        "id": rows["id"][repeated].to_numpy(), "source": source, "stage": "index",
+        "reason": "duplicate_path",
+        "detail": [f"uses the files of {first[p]} ({p}); kept the first"
+                   for p in paths[repeated]],
+    })
+    return rows[~repeated].reset_index(drop=True), shared
 
 
 def build_index(

@@ -568,8 +568,11 @@ def _publish(
     summary.stages = stages
     _atomic_parquet(pa.Table.from_pandas(rejects, schema=REJECT_SCHEMA, preserve_index=False),
                     staging / "rejects.parquet")
-    if not split_counts:
-        raise UserError("no record survived the build; see the rejects summary above",
+    if not split_counts:  # the CLI prints no summary on an error: the reasons go in the line
+        reasons = ", ".join(f"{reason} {n}" for reason, n in
+                            rejects["reason"].value_counts().head(5).items()) or "none"
+        raise UserError(f"no record survived the build (rejected: {reasons}; every record with "
+                        f"its reason in {staging / 'rejects.parquet'})",
                         path=options.raw_dir, fix="check the input mirror and the recipe")
     header = card_yaml(split_counts, cfg.n_samples, cfg.dtype, split_bytes)
     instructions = publish_instructions(staging, work, published_ids, recipe, library)

@@ -1,4 +1,7 @@
-"""Recipes: the declarative description of a build (`pipelines/*.yaml`).
+"""Recipes: the declarative description of a build (`ecg_instruct/recipes/*.yaml`).
+
+The bundled recipes ship inside the package, so `--recipe meit` works from any directory after
+`pip install`; a path to the user's own YAML file works too.
 
 A recipe is validated completely before anything is written: an unknown key is almost always a
 typo that would otherwise silently fall back to a default, so it is an error naming the file, the
@@ -12,6 +15,7 @@ import hashlib
 import json
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +24,10 @@ import yaml
 
 from ecg_instruct.errors import UserError
 from ecg_instruct.sources import SOURCE_DIRS
-from ecg_instruct.split import DEFAULT_MIMIC_FRACTIONS, DEFAULT_PTBXL_FOLDS
+from ecg_instruct.split import DEFAULT_MIMIC_FRACTIONS, DEFAULT_PTBXL_FOLDS, SPLITS
+
+#: The recipes shipped with the package (`--recipe meit` = `BUNDLED_RECIPES / "meit.yaml"`).
+BUNDLED_RECIPES = Path(__file__).resolve().parent / "recipes"
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,7 @@ def _coerce(value: Any, annotation: Any, where: str, path: Path) -> Any:
         raise UserError(
             f"{where}: expected {_type_name(annotation)}, got {value!r}",
             path=path,
-            fix="fix the value in the recipe (see pipelines/meit.yaml for an example)",
+            fix=f"fix the value in the recipe (see {BUNDLED_RECIPES / 'meit.yaml'} for an example)",
         )
 
     if dataclasses.is_dataclass(annotation):
@@ -212,11 +219,34 @@ def _build(cls: type, data: dict[str, Any], where: str, path: Path) -> Any:
     return cls(**kwargs)
 
 
+def bundled_recipe_names() -> list[str]:
+    """Names accepted by `--recipe NAME`, e.g. `meit`, `meit-100hz`."""
+    return sorted(p.stem for p in BUNDLED_RECIPES.glob("*.yaml"))
+
+
+def recipe_path(name_or_path: str | Path) -> Path:
+    """The file behind `--recipe`: an existing file wins, else a bundled recipe by name.
+
+    A name is what a user can type from any directory after `pip install`; a path keeps working
+    for their own recipes. Neither found is a one-line error listing the bundled names.
+    """
+    given = Path(name_or_path)
+    if given.is_file():
+        return given
+    names = bundled_recipe_names()
+    name = given.name.removesuffix(".yaml").removesuffix(".yml")
+    if str(given) in (name, f"{name}.yaml", f"{name}.yml") and name in names:
+        return BUNDLED_RECIPES / f"{name}.yaml"
+    if name in names:
+        fix = f"pass --recipe {name} (the bundled recipe) or the path of an existing YAML file"
+    else:
+        fix = f"pass a bundled recipe name ({', '.join(names)}) or the path of an existing YAML file"
+    raise UserError("recipe not found", path=given, fix=fix)
+
+
 def load_recipe(path: str | Path) -> Recipe:
-    """Parse and validate a recipe file."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError("recipe not found", path=path, fix="pass --recipe pipelines/meit.yaml")
+    """Parse and validate a recipe: a bundled name (`meit`) or a YAML file's path."""
+    path = recipe_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeError as exc:
@@ -231,20 +261,85 @@ def load_recipe(path: str | Path) -> Recipe:
         raise UserError(f"not valid YAML ({reason}{where})", path=path,
                         fix="fix the YAML syntax") from None
     if not isinstance(data, dict):
-        raise UserError("a recipe must be a YAML mapping", path=path, fix="see pipelines/meit.yaml")
+        raise UserError("a recipe must be a YAML mapping", path=path,
+                        fix=f"see {BUNDLED_RECIPES / 'meit.yaml'}")
     if "name" not in data:
         raise UserError("missing key name", path=path, fix="add `name: <recipe name>`")
     recipe = _build(Recipe, data, "", path)
-    for source in recipe.sources.enabled:
-        if source not in SOURCE_DIRS:
-            raise UserError(f"sources.enabled: unknown source {source!r}", path=path,
-                            fix=f"use some of {', '.join(SOURCE_DIRS)}")
+    check_values(recipe, path)
+    return dataclasses.replace(recipe, path=str(path))
+
+
+#: Sources a recipe may enable (one reader each in ecg_instruct.sources).
+KNOWN_SOURCES = tuple(SOURCE_DIRS)
+#: Bounds that catch a typo (`fs: 5000000`) before it allocates gigabytes per record.
+MAX_FS = 20_000
+MAX_DURATION_S = 3600.0
+
+
+def check_values(recipe: Recipe, path: str | Path) -> None:
+    """Values that type-check but cannot work, found before any work rather than after it.
+
+    Each would otherwise surface late and far from its cause: `rows_per_file: 0` as a division by
+    zero after the whole build, `enabled: []` as an internal error, a fold in two splits as a
+    silently empty split.
+    """
+    def fail(message: str, fix: str) -> typing.NoReturn:
+        raise UserError(message, path=path, fix=fix)
+
+    if not recipe.name.strip():
+        fail("name must not be blank", "e.g. name: meit")
+    enabled = recipe.sources.enabled
+    if not enabled:
+        fail("sources.enabled is empty: nothing to build", "e.g. enabled: [ptbxl, mimic]")
+    for source in enabled:
+        if source not in KNOWN_SOURCES:
+            fail(f"sources.enabled: unknown source {source!r}", f"use some of {', '.join(KNOWN_SOURCES)}")
+    if len(set(enabled)) != len(enabled):
+        fail(f"sources.enabled lists a source twice: {enabled}", "list each source once")
+    _check_folds(recipe.split.ptbxl_folds, fail)
     fractions = recipe.split.mimic_fractions
     if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
-        raise UserError("split.mimic_fractions must be three non-negative numbers summing to 1",
-                        path=path, fix="e.g. [0.9, 0.05, 0.05]")
-    if recipe.signals.fs <= 0 or recipe.signals.duration_s <= 0 or recipe.shard_size <= 0:
-        raise UserError("signals.fs, signals.duration_s and shard_size must be positive",
-                        path=path, fix="fix the value in the recipe")
+        fail("split.mimic_fractions must be three non-negative numbers summing to 1",
+             "e.g. [0.9, 0.05, 0.05] for train, validation, test")
+    signals = recipe.signals
+    if recipe.shard_size <= 0:
+        fail(f"shard_size must be positive, got {recipe.shard_size}", "e.g. shard_size: 256")
+    if not 0 < signals.fs <= MAX_FS:
+        fail(f"signals.fs must be in 1..{MAX_FS} Hz, got {signals.fs}", "e.g. fs: 500")
+    if not 0 < signals.duration_s <= MAX_DURATION_S:
+        fail(f"signals.duration_s must be in (0, {MAX_DURATION_S:g}] seconds, "
+             f"got {signals.duration_s:g}", "e.g. duration_s: 10")
+    if signals.n_samples < 1:
+        fail(f"signals.fs x duration_s is {signals.fs * signals.duration_s:g}: "
+             "less than one sample per lead", "e.g. fs: 500, duration_s: 10")
+    if not 0 <= recipe.reports.min_coverage <= 1:
+        fail(f"reports.min_coverage must be in 0..1, got {recipe.reports.min_coverage:g}",
+             "a share of the report's tokens, e.g. 0.8")
+    for key in ("rows_per_file", "row_group_rows"):
+        value = getattr(recipe.publish, key)
+        if value < 1:
+            fail(f"publish.{key} must be at least 1, got {value}",
+                 "e.g. rows_per_file: 1000, row_group_rows: 128")
     recipe.instruct.validate(path)
-    return dataclasses.replace(recipe, path=str(path))
+
+
+def _check_folds(folds: dict[str, list[int]], fail: Callable[[str, str], typing.NoReturn]) -> None:
+    """Every PTB-XL strat_fold 1..10 in exactly one of train/validation/test."""
+    fix = "e.g. ptbxl_folds: {train: [1, 2, 3, 4, 5, 6, 7, 8], validation: [9], test: [10]}"
+    owner: dict[int, str] = {}
+    for split, members in folds.items():
+        if split not in SPLITS:
+            fail(f"split.ptbxl_folds: unknown split {split!r}", f"use {', '.join(SPLITS)}; {fix}")
+        for fold in members:
+            if not 1 <= fold <= 10:
+                fail(f"split.ptbxl_folds.{split}: fold {fold} does not exist (PTB-XL has 1..10)",
+                     fix)
+            if fold in owner:
+                fail(f"split.ptbxl_folds: fold {fold} is in both {owner[fold]} and {split}",
+                     f"put each fold in one split; {fix}")
+            owner[fold] = split
+    missing = [fold for fold in range(1, 11) if fold not in owner]
+    if missing:
+        fail(f"split.ptbxl_folds: fold(s) {', '.join(map(str, missing))} in no split (their "
+             "records would have nowhere to go)", f"assign every fold 1..10; {fix}")

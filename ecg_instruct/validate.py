@@ -14,6 +14,7 @@ from ecg_instruct.instruct.check import check_templates
 from ecg_instruct.instruct.fields import load_statement_tables
 from ecg_instruct.instruct.templates import TemplateLibrary
 from ecg_instruct.paths import is_within
+from ecg_instruct.recipe import check_values
 from ecg_instruct.reports.stage import REPORT_COLUMNS, translator_provenance
 from ecg_instruct.schema import INDEX_COLUMNS
 from ecg_instruct.signals.quality import QualityConfig
@@ -84,13 +85,16 @@ PUBLISHED_NAMES = {"README.md", "rejects.parquet", "data", "figures"}
 
 def validate_build(options: BuildOptions) -> TemplateLibrary:
     """Every configuration check, before anything is written."""
+    # Again here: a recipe changed in code (dataclasses.replace) never went through load_recipe.
+    check_values(options.recipe, options.recipe.path or f"recipe {options.recipe.name}")
     QualityConfig.from_dict(options.recipe.signals.quality, source=options.recipe.path)
     translator_provenance(options.recipe.reports)
     library = TemplateLibrary(options.template_dirs)
     for task in options.recipe.instruct.tasks:
         if not library.for_task(task):
             raise UserError(f"no templates for task {task!r}", path=options.recipe.path,
-                            fix=f"add templates/{task}/*.j2 or remove it from instruct.tasks")
+                            fix=f"add DIR/{task}/*.j2 and pass --templates DIR, or remove "
+                                f"{task} from instruct.tasks")
     if options.recipe.instruct.system_template not in library.templates:
         raise UserError(f"system template {options.recipe.instruct.system_template!r} not found",
                         path=options.recipe.path, fix="fix instruct.system_template")

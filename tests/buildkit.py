@@ -9,8 +9,10 @@ from pathlib import Path
 
 import yaml
 
+from ecg_instruct.recipe import recipe_path
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RECIPE_100HZ = REPO_ROOT / "pipelines" / "meit-100hz.yaml"
+RECIPE_100HZ = recipe_path("meit-100hz")  # package data: ecg_instruct/recipes/
 N_PTBXL = 20
 N_MIMIC = 20
 

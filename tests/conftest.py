@@ -8,6 +8,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_DIR = REPO_ROOT.parent / "shared" / "data" / "real"
+# The bundled recipes are package data (ecg_instruct/recipes/): ask for them by name, e.g.
+# `load_recipe("meit")` or `ecg_instruct.recipe.recipe_path("meit-100hz")` for the file.
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +46,6 @@ def built_dataset(sample_mirror: Path, tmp_path_factory: pytest.TempPathFactory)
 
     out = tmp_path_factory.mktemp("built") / "meit"
     build(BuildOptions(raw_dir=sample_mirror, out=out,
-                       recipe=load_recipe(REPO_ROOT / "pipelines" / "meit.yaml"),
+                       recipe=load_recipe("meit"),
                        sources=["ptbxl", "mimic"], workers=2, progress=False))
     return out

@@ -93,7 +93,7 @@ def test_card_declares_configs_and_counts(built_dataset: Path) -> None:
 def test_split_filter_builds_only_that_split(sample_mirror: Path, tmp_path: Path) -> None:
     out = tmp_path / "only-test"
     summary = build(BuildOptions(raw_dir=sample_mirror, out=out,
-                                 recipe=load_recipe(REPO / "pipelines" / "meit-100hz.yaml"),
+                                 recipe=load_recipe("meit-100hz"),
                                  sources=["mimic"], splits=["test"], progress=False))
     assert sorted(p.relative_to(out / "data").as_posix()
                   for p in (out / "data").rglob("*.parquet")) == [
@@ -151,7 +151,7 @@ def test_cli_report_style_labels_composes_reports_from_scp_codes(
     out = tmp_path / "labels"
     result = CliRunner().invoke(app, [
         "build", "--raw-dir", str(sample_mirror), "--out", str(out), "--source", "ptbxl",
-        "--recipe", str(REPO / "pipelines" / "meit-100hz.yaml"), "--report-style", "labels",
+        "--recipe", "meit-100hz", "--report-style", "labels",
         "--no-progress", "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert "composed from the SCP labels" in (out / "README.md").read_text()

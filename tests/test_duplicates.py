@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from ecg_instruct.duplicates import find_duplicates
-from tests.buildkit import REPO_ROOT, tree_digest
+from ecg_instruct.recipe import recipe_path
+from tests.buildkit import tree_digest
 from tests.duplicate_mirror import ECG_IDS, write_duplicate_mirror
 
 
@@ -36,7 +37,7 @@ def mirror(tmp_path_factory) -> Path:
 
 
 def _recipe(folder: Path, sources: list[str]) -> Path:
-    data = yaml.safe_load((REPO_ROOT / "pipelines" / "meit.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load((recipe_path("meit")).read_text(encoding="utf-8"))
     data["sources"]["enabled"] = sources
     path = folder / "recipe.yaml"
     folder.mkdir(parents=True, exist_ok=True)

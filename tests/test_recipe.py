@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from ecg_instruct.errors import UserError
-from ecg_instruct.recipe import load_recipe
+from ecg_instruct.recipe import BUNDLED_RECIPES, load_recipe
 
-PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
+PIPELINES = BUNDLED_RECIPES
 
 
 @pytest.mark.parametrize("name", ["meit.yaml", "meit-100hz.yaml"])
@@ -50,3 +50,20 @@ def test_bad_recipes(tmp_path: Path, body: str, message: str) -> None:
         load_recipe(path)
     assert str(info.value).startswith(str(path))
     assert "\n" not in str(info.value)
+
+
+def test_recipe_by_bundled_name_from_any_directory(tmp_path: Path, monkeypatch) -> None:
+    from ecg_instruct.recipe import bundled_recipe_names, recipe_path
+
+    monkeypatch.chdir(tmp_path)
+    assert {"meit", "meit-100hz", "meit-instruct"} <= set(bundled_recipe_names())
+    assert load_recipe("meit-100hz").signals.fs == 100
+    assert recipe_path("meit.yaml") == PIPELINES / "meit.yaml"
+    own = tmp_path / "meit"  # an existing file wins over the bundled name
+    own.write_text((PIPELINES / "meit-100hz.yaml").read_text())
+    assert load_recipe("meit").signals.fs == 100
+    with pytest.raises(UserError, match=r"^nope: recipe not found — pass a bundled recipe name "
+                                        r"\(meit, meit-100hz, meit-instruct\)"):
+        load_recipe("nope")
+    with pytest.raises(UserError, match=r"pass --recipe meit-100hz \(the bundled recipe\)"):
+        load_recipe("pipelines/meit-100hz.yaml")

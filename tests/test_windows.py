@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from ecg_instruct.recipe import recipe_path
 from ecg_instruct.windows import expand_windows, split_window, window_count
-from tests.buildkit import REPO_ROOT
 from tests.duplicate_mirror import shared_simulator
 
 
@@ -58,7 +58,7 @@ def test_windows_are_published_as_rows_with_the_record_samples(long_records, tmp
     from ecg_instruct.pipeline import BuildOptions, build
     from ecg_instruct.recipe import load_recipe
 
-    data = yaml.safe_load((REPO_ROOT / "pipelines" / "meit.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load((recipe_path("meit")).read_text(encoding="utf-8"))
     data["sources"]["enabled"] = ["cinc2021"]
     data["signals"]["length_policy"] = "window"
     recipe = tmp_path / "recipe.yaml"

@@ -71,9 +71,9 @@ def download(
              "--database ptb-xl --database georgia.")] = None,
     retries: Annotated[int, typer.Option(
         help="Retries per file on dropped connections, timeouts, 429 and 5xx.", min=0)] = 5,
-    recipe: Annotated[Path | None, typer.Option(
+    recipe: Annotated[str | None, typer.Option(
         help="Recipe whose split settings --split follows; pass the one you will build with "
-             "(default: the settings of pipelines/meit.yaml).")] = None,
+             "(a bundled name such as meit, or a YAML file; default: meit's).")] = None,
     progress: Annotated[bool | None, typer.Option(
         "--progress/--no-progress", help="Progress bars on stderr (default: when a terminal).",
         show_default=False)] = None,

@@ -233,7 +233,7 @@ def download_release(
 ) -> Summary:
     """Fetch release `name` ("ptbxl", "mimic" or "cinc2021") into `out/<folder>/` and verify every file.
 
-    `split_config` is the recipe's `split:` section (default: pipelines/meit.yaml's), so that
+    `split_config` is the recipe's `split:` section (default: the bundled `meit` recipe's), so that
     `split="test"` fetches the records the build will put in test. `databases` (cinc2021):
     fetch only the records of these Challenge databases (e.g. `["ptb-xl", "georgia"]`).
     Raises UserError for bad options, an unreachable server or an untrusted checksum file, and

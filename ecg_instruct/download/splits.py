@@ -2,7 +2,7 @@
 
 The build assigns splits in `ecg_instruct.index` with `ecg_instruct.split` and the recipe's
 `split:` settings; this module makes the very same calls. Pass the recipe the build will use
-(`--recipe`), or rely on the defaults, which are those of pipelines/meit.yaml.
+(`--recipe`), or rely on the defaults, which are those of the bundled `meit` recipe.
 """
 
 from __future__ import annotations

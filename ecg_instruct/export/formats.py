@@ -22,6 +22,12 @@ Formats (one file per split; rows in dataset order):
   example, placeholder removed; MEIT inserts the ECG embedding itself and uses no system prompt).
   MEIT reads `ecg_path` with `wfdb.rdsamp`; here it names the `.npy` file (`np.load(path)` gives
   the (12, n) array that `rdsamp(...)[0].T` gives there).
+
+An export folder holds one export, described by `export.json` (format, splits, tasks, files). It
+is written beside the folder and swapped into place like a build, so re-exporting (say, only the
+test split) leaves no file of the previous export behind, and an interrupted export leaves the
+previous one whole. `--out` may not overlap the dataset, and a non-empty folder without
+`export.json` (not an export) is never replaced.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,12 +48,15 @@ import pyarrow.parquet as pq
 import yaml
 
 from ecg_instruct.errors import UserError
+from ecg_instruct.paths import is_within, replace_dir
 from ecg_instruct.split import SPLITS
 
 FORMATS = ("llava", "sharegpt", "openai-jsonl", "meit")
 INSTRUCTIONS = "instructions"
 MEIT_SPLIT_NAMES = {"train": "train", "validation": "val", "test": "test"}
 _FIX = "pass --data pointing at the output folder of `ecg-instruct build`"
+#: The file that marks a folder as an export (and says what is in it).
+MANIFEST = "export.json"
 
 
 @dataclass
@@ -147,19 +157,57 @@ def _conversation(messages: list[dict[str, str]], token: str, new_token: str | N
     return system, turns
 
 
+def check_export_folder(data: Path, out: Path) -> None:
+    """`--out` must not overlap the dataset, and may only replace an earlier export."""
+    if is_within(out, data) or is_within(data, out):
+        raise UserError(f"export folder overlaps the dataset {data}", path=out,
+                        fix="choose an --out outside --data (an export inside the dataset "
+                            "would add files it does not describe)")
+    if out.exists() and not out.is_dir():
+        raise UserError("exists and is not a folder", path=out, fix="choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise UserError(f"exists and is not an export (no {MANIFEST}); refusing to replace it",
+                        path=out, fix="choose a new or empty --out, or move that folder away")
+
+
 def export_dataset(
     data: Path, out: Path, fmt: str, tasks: list[str] | None = None,
     splits: list[str] | None = None, token: str | None = None, media_key: str = "ecg",
 ) -> ExportSummary:
-    """Write `fmt` files for the chosen splits (and tasks) plus each referenced ECG once."""
+    """Write `fmt` files for the chosen splits (and tasks) plus each referenced ECG once, as a
+    new folder that replaces `out` whole (see the module docstring)."""
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}", fix=f"use one of {', '.join(FORMATS)}")
     header = read_card(data)
+    check_export_folder(data, out)
+    staging = out.with_name(out.name + ".tmp")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    try:
+        summary = _export_into(staging, data, header, fmt, tasks, splits, token, media_key)
+        manifest = {"format": fmt, "splits": sorted({s for s in SPLITS if splits is None
+                                                     or s in splits}, key=SPLITS.index),
+                    "tasks": sorted(tasks) if tasks else None, "token": token,
+                    "media_key": media_key, "files": summary.files,
+                    "n_signals": summary.n_signals}
+        _write_atomic(staging / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+        replace_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    summary.out = out
+    return summary
+
+
+def _export_into(
+    out: Path, data: Path, header: dict[str, Any], fmt: str, tasks: list[str] | None,
+    splits: list[str] | None, token: str | None, media_key: str,
+) -> ExportSummary:
     configs = read_configs(data, header)
     sources = [name for name in configs if name not in ("all", INSTRUCTIONS)]
     dataset_token = str((header.get("ecg_instruct") or {}).get("ecg_token", "<ecg>"))
     summary = ExportSummary(out)
-    out.mkdir(parents=True, exist_ok=True)
     wanted_ids: set[str] = set()
     for split in [s for s in SPLITS if splits is None or s in splits]:
         if fmt == "meit":

@@ -21,26 +21,32 @@ have more of them). A template without an assistant turn gets its task's default
 Templates are user input (`--templates DIR`), so they render in Jinja's sandbox with
 `StrictUndefined`, and the rendering context holds only fields the record really has: a template
 that uses a field it did not declare in `requires:` fails loudly (naming its file) instead of
-putting a blank or "None" into a training example.
+putting a blank or "None" into a training example. The sandbox stops access to Python
+internals but not a loop that runs for minutes or a `"x" * 50000000`: each rendering is bounded in
+time (:data:`MAX_RENDER_SECONDS`, where a timer signal is available) and size
+(:data:`MAX_RENDER_CHARS`), and a template over either is a one-line error naming its file.
 """
 
 from __future__ import annotations
 
 import re
+import signal
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import StrictUndefined, TemplateError, meta
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import StrictUndefined, TemplateError, UndefinedError, meta
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from ecg_instruct.errors import UserError
 from ecg_instruct.instruct.fields import KNOWN_FIELDS, join_and
 
 _FRONT_MATTER = re.compile(r"\A\{#---\s*\n(.*?)\n---#\}\s*\n?", re.DOTALL)
 _TURN_MARKER = re.compile(r"^[ \t]*\{#--\s*(user|assistant)\s*--#\}[ \t]*\n?", re.MULTILINE)
-BUNDLED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+#: Shipped inside the package (package data), so a wheel install finds them from any directory.
+BUNDLED_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 #: Answer used when a template of this task has no `{#-- assistant --#}` turn.
 DEFAULT_ANSWERS = {"report": "{{ report }}"}
@@ -61,8 +67,37 @@ class PromptTemplate:
     description: str = ""
 
 
+#: Longest rendering of one template on one record, in characters (all turns). A real prompt is a
+#: few hundred; the record's report is at most 10,000 (`reports.stage.MAX_REPORT_CHARS`).
+MAX_RENDER_CHARS = 100_000
+#: Longest time one rendering may take. A real template renders in tens of microseconds.
+MAX_RENDER_SECONDS = 1.0
+
+
+class _RenderTimeout(Exception):
+    """Raised inside a rendering by the timer signal once it runs past MAX_RENDER_SECONDS."""
+
+
+class _BoundedEnvironment(SandboxedEnvironment):
+    """The sandbox, plus no `*`/`**` that builds a huge string, list or number in one step
+    (its memory would be gone before the size check sees the text)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(times, int) \
+                        and len(seq) * times > MAX_RENDER_CHARS:
+                    raise SecurityError(f"repeating a sequence {times} times exceeds "
+                                        f"{MAX_RENDER_CHARS:,} items")
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
+            raise SecurityError(f"exponent {right} is too large")
+        return super().call_binop(context, operator, left, right)
+
+
 def _environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+    env = _BoundedEnvironment(
         undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False,
         trim_blocks=True, lstrip_blocks=True,
     )
@@ -170,15 +205,34 @@ class TemplateLibrary:
         return list(self._by_task[task])
 
     def render_turns(self, template_id: str, context: dict[str, Any]) -> list[dict[str, str]]:
-        """Render every turn; an undefined variable is a UserError naming the template file."""
+        """Render every turn, bounded in time and size; any failure is a UserError naming the
+        template file, with the fix for that kind of failure."""
         template = self.templates[template_id]
         try:
-            return [{"role": role, "content": compiled.render(**context).strip()}
-                    for role, compiled in self._compiled[template_id]]
-        except TemplateError as exc:
+            with _time_limit(MAX_RENDER_SECONDS):
+                return _render_bounded(self._compiled[template_id])(context)
+        except _RenderTimeout:
+            raise UserError(f"template {template_id} took over {MAX_RENDER_SECONDS:g} s to render "
+                            "one record", path=template.path,
+                            fix="remove the runaway loop (a real template renders in "
+                                "microseconds)") from None
+        except _TooLong as exc:
+            raise UserError(f"template {template_id} rendered over {MAX_RENDER_CHARS:,} "
+                            f"characters for one record ({exc})", path=template.path,
+                            fix="shorten the template's output (a prompt is a few sentences)"
+                            ) from None
+        except SecurityError as exc:
+            raise UserError(f"template {template_id} does something the sandbox forbids ({exc})",
+                            path=template.path,
+                            fix="use only the record's fields and filters listed in "
+                                "docs/templates.md, no Python attributes or methods") from None
+        except UndefinedError as exc:
             raise UserError(f"cannot render template {template_id} ({exc})", path=template.path,
                             fix="declare the fields it uses in `requires:` (docs/templates.md)"
                             ) from None
+        except TemplateError as exc:
+            raise UserError(f"cannot render template {template_id} ({exc})", path=template.path,
+                            fix="fix the template (docs/templates.md)") from None
         except Exception as exc:  # e.g. `{{ age + 1 }}` on a missing age: a TypeError
             raise UserError(
                 f"template {template_id} fails on a record ({type(exc).__name__}: {exc})",
@@ -190,3 +244,68 @@ class TemplateLibrary:
     def render(self, template_id: str, context: dict[str, Any]) -> str:
         """The text of a single-turn template (system prompts), or of its first turn."""
         return self.render_turns(template_id, context)[0]["content"]
+
+
+class _TooLong(Exception):
+    """A rendering that passed MAX_RENDER_CHARS (stopped as soon as it did)."""
+
+
+def _render_bounded(turns: list[tuple[str, Any]]):
+    """A function rendering `turns` on a context chunk by chunk, stopping past the size bound."""
+    def render(context: dict[str, Any]) -> list[dict[str, str]]:
+        out, total = [], 0
+        for role, compiled in turns:
+            chunks = []
+            for chunk in compiled.generate(**context):
+                total += len(chunk)
+                if total > MAX_RENDER_CHARS:
+                    raise _TooLong(f"{total:,} characters and counting")
+                chunks.append(chunk)
+            out.append({"role": role, "content": "".join(chunks).strip()})
+        return out
+    return render
+
+
+class _time_limit:  # noqa: N801 (used as a context manager)
+    """Raise _RenderTimeout in the block after `seconds` (SIGALRM; main thread on POSIX only,
+    elsewhere the size bound alone applies). An already armed timer is left alone.
+
+    The handler is installed once and passes alarms outside a rendering on to the handler it
+    replaced: installing it around every rendering cost ~18 us per example, this ~3 us.
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.armed = False
+
+    def __enter__(self) -> None:
+        if not _CAN_TIME or threading.current_thread() is not threading.main_thread():
+            return
+        if _ALARM["previous"] is None:
+            _ALARM["previous"] = signal.signal(signal.SIGALRM, _on_alarm)
+        if signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+            return
+        _ALARM["rendering"] = True
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        self.armed = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            _ALARM["rendering"] = False
+
+
+_CAN_TIME = hasattr(signal, "setitimer") and hasattr(signal, "SIGALRM")
+_ALARM: dict[str, Any] = {"previous": None, "rendering": False}
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    if _ALARM["rendering"]:
+        _ALARM["rendering"] = False
+        raise _RenderTimeout()
+    previous = _ALARM["previous"]
+    if callable(previous):
+        previous(signum, frame)
+    elif previous == signal.SIG_DFL:  # what SIGALRM would have done: end the process
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGALRM)

@@ -6,7 +6,8 @@ defect for a fraction of a millisecond each; the heart-rate check uses a small R
 the spatial derivative energy of all leads (validated against neurokit2 in the tests).
 
 Order matters and is fixed: non-finite samples first (every later statistic needs finite data),
-then flat leads, clipping, amplitude, high-frequency noise and heart rate.
+then flat leads, clipping, amplitude, DC offset, identical leads, high-frequency noise and heart
+rate.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ecg_instruct.signals.leads import CANONICAL_LEADS
 #: Every reason :func:`check_and_repair` can raise, for docs and the rejects summary.
 QUALITY_REASONS: tuple[str, ...] = (
     "missing_lead", "nan_values", "flat_lead", "clipping", "implausible_amplitude",
-    "high_frequency_noise", "implausible_heart_rate",
+    "dc_offset", "identical_leads", "high_frequency_noise", "implausible_heart_rate",
 )
 
 
@@ -65,6 +66,13 @@ class QualityConfig:
     clip_min_run_s: float = 0.02
     #: Largest plausible peak-to-peak amplitude of any lead, in mV.
     max_ptp_mv: float | None = 15.0
+    #: Largest plausible mean of a lead, in mV. WFDB leads are stored around their baseline, so
+    #: a lead sitting tens of mV away is a broken baseline or gain field; left in, it would
+    #: dominate any per-record scaling (MEIT's min-max) and squash the other leads.
+    max_offset_mv: float | None = 10.0
+    #: Reject a record in which a lead is a sample-for-sample copy of another (an export that
+    #: wrote one channel twelve times): no real lead equals another unless both are flat.
+    reject_identical_leads: bool = True
     #: Largest share of a lead's power (after removing its mean) above ``hf_cutoff_hz``.
     #: Off by default (one of the issue's optional checks): it needs a full FFT of every lead,
     #: ~0.16 ms per 12 x 5000 record (the stage takes 1.7x as long with it), and real ECGs
@@ -119,6 +127,10 @@ class QualityConfig:
              else "clipping: off"),
             (f"amplitude: peak-to-peak > {self.max_ptp_mv:g} mV" if self.max_ptp_mv is not None
              else "amplitude: off"),
+            (f"DC offset: a lead's mean beyond ±{self.max_offset_mv:g} mV"
+             if self.max_offset_mv is not None else "DC offset: off"),
+            ("identical leads: a lead that is a sample-for-sample copy of another"
+             if self.reject_identical_leads else "identical leads: off"),
             (f"high-frequency noise: > {self.hf_max_power_ratio:.0%} of a lead's power above "
              f"{self.hf_cutoff_hz:g} Hz" if self.hf_max_power_ratio is not None
              else "high-frequency noise: off (optional check)"),
@@ -134,7 +146,7 @@ class QualityConfig:
 
         need(self.max_nan_run_s >= 0, "max_nan_run_s", "must be >= 0")
         need(0 <= self.max_nan_fraction <= 1, "max_nan_fraction", "must be between 0 and 1")
-        for key in ("flat_std_mv", "flat_window_s", "max_ptp_mv", "hf_cutoff_hz",
+        for key in ("flat_std_mv", "flat_window_s", "max_ptp_mv", "max_offset_mv", "hf_cutoff_hz",
                     "flat_window_ptp_mv", "clip_min_run_s"):
             v = getattr(self, key)
             need(v is None or v > 0, key, "must be > 0")
@@ -332,15 +344,18 @@ def check_and_repair(
 
 def check_batch(x: np.ndarray, fs: float, cfg: QualityConfig,
                 scale: np.ndarray | None = None, stats: np.ndarray | None = None,
-                block_sums: np.ndarray | None = None) -> list[RecordReject | None]:
+                block_sums: np.ndarray | None = None,
+                baselines: np.ndarray | None = None) -> list[RecordReject | None]:
     """The checks after NaN repair for a batch ``(B, n_leads, n)`` of finite signals.
 
     ``x`` is float64 millivolts, or integer ADC counts with ``scale`` (B,) giving each
     record's mV per count (``1 / adc_gain``): the stage checks counts straight from the
     ``.dat`` file, without a float copy. One compiled pass gathers every lead's extremes and
     moments (:func:`kernels.lead_stats`); returns, per record, the reject of its first failed
-    check in the fixed order (flat, clipping, amplitude, high-frequency noise, heart rate) or
-    ``None``. :func:`check_and_repair` is this with B = 1, so both give the same verdicts.
+    check in the fixed order (flat, clipping, amplitude, DC offset, identical leads,
+    high-frequency noise, heart rate) or ``None``. ``baselines`` (B, n_leads): each lead's ADC
+    zero when ``x`` holds counts (default 0), for the DC-offset check.
+    :func:`check_and_repair` is this with B = 1, so both give the same verdicts.
     ``stats`` and ``block_sums``: :func:`lead_stats` of ``x`` and its heart-rate block sums
     when the caller already has them.
     """
@@ -389,6 +404,19 @@ def check_batch(x: np.ndarray, fs: float, cfg: QualityConfig,
             fail(b, RecordReject("implausible_amplitude",
                                  f"{_lead_name(i, n_leads)}: peak-to-peak {ptp[b, i]:.2f} mV "
                                  f"> {cfg.max_ptp_mv} mV"))
+    if cfg.max_offset_mv is not None:
+        offset = stats[..., kernels.STAT_SUM] / n
+        if baselines is not None:
+            offset = offset - baselines
+        offset = np.abs(offset) * mv[:, None]
+        where = np.argmax(offset, axis=1)
+        for b in np.flatnonzero(offset[np.arange(n_rec), where] > cfg.max_offset_mv):
+            i = int(where[b])
+            fail(b, RecordReject("dc_offset", f"{_lead_name(i, n_leads)}: mean "
+                                              f"{offset[b, i]:.1f} mV away from zero "
+                                              f"(> {cfg.max_offset_mv:g} mV)"))
+    if cfg.reject_identical_leads and n_leads > 1:
+        _check_identical(x, stats, n_leads, fail)
     if cfg.hf_max_power_ratio is not None and fs / 2 > cfg.hf_cutoff_hz:
         for b, i, ratio in _high_frequency(x, fs, cfg):
             fail(b, RecordReject("high_frequency_noise",
@@ -404,6 +432,27 @@ def check_batch(x: np.ndarray, fs: float, cfg: QualityConfig,
                                      f"{what}, outside {cfg.min_heart_rate_bpm:g}-"
                                      f"{cfg.max_heart_rate_bpm:g} bpm"))
     return out
+
+
+def _check_identical(x: np.ndarray, stats: np.ndarray, n_leads: int, fail) -> None:
+    """``identical_leads`` when a lead repeats another sample for sample.
+
+    Records with two leads of equal sums of squares are candidates (one sort of numbers the
+    stage already has, ~0.2 us per record); only their leads with equal statistics are compared
+    sample by sample, which real records never reach.
+    """
+    energy = np.sort(stats[..., kernels.STAT_SUMSQ], axis=1)
+    for b in np.flatnonzero((energy[:, 1:] == energy[:, :-1]).any(axis=1)):
+        keys = stats[b][:, [kernels.STAT_SUM, kernels.STAT_SUMSQ, kernels.STAT_MAX,
+                            kernels.STAT_MIN]]
+        pairs = ((i, j) for i in range(n_leads) for j in range(i + 1, n_leads)
+                 if np.array_equal(keys[i], keys[j]))
+        for i, j in pairs:
+            if np.array_equal(x[b, i], x[b, j]):
+                fail(b, RecordReject("identical_leads",
+                                     f"{_lead_name(j, n_leads)} is a sample-for-sample copy "
+                                     f"of {_lead_name(i, n_leads)}"))
+                break
 
 
 def _high_frequency(x: np.ndarray, fs: float, cfg: QualityConfig) -> list[tuple[int, int, float]]:

@@ -205,7 +205,7 @@ def curate_counts(
     verdicts: list[RecordReject | None] = (
         [None] * n_rec if checked
         else check_batch(counts, fs, quality, scale=1.0 / gains, stats=stats,
-                         block_sums=block_sums))
+                         block_sums=block_sums, baselines=baselines))
     out: dict[int, CuratedSignal | RecordReject] = {
         b: verdicts[b] for b in candidates if verdicts[b] is not None}  # type: ignore[misc]
     keep = [b for b in candidates if verdicts[b] is None]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -127,6 +128,10 @@ class EcgRecord:
     record_name: str = ""
     units: list[str] = field(default_factory=list)
     comments: list[str] = field(default_factory=list)
+
+
+#: Sampling rates a real ECG header can have (Holter 25 Hz .. high-resolution 100 kHz).
+PLAUSIBLE_FS = (25.0, 100_000.0)
 
 
 def _bad(source: str, what: str) -> RecordReject:
@@ -427,13 +432,18 @@ def read_header(record_path: str | Path) -> WfdbHeader:
     except OSError as exc:  # no permission, I/O error
         raise RecordReject("missing_file", f"{hea}: {exc.strerror or exc}") from None
     header = _parse_scanned(data, hea)  # refuses "\r": the text below normalises it
-    if header is not None:
-        return header
-    text = data.decode("latin-1")
-    if "\r" in text:  # as text-mode open() would give it
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-        return parse_header(text, hea)  # normalised, it may suit the scanner now
-    return _parse_text(text, hea)
+    if header is None:
+        text = data.decode("latin-1")
+        if "\r" in text:  # as text-mode open() would give it
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+            header = parse_header(text, hea)  # normalised, it may suit the scanner now
+        else:
+            header = _parse_text(text, hea)
+    if not PLAUSIBLE_FS[0] <= header.fs <= PLAUSIBLE_FS[1]:
+        # else a typo (1e12) passes as a header and surfaces as an absurd heart rate
+        raise _bad(hea, f"sampling frequency {header.fs:g} Hz is not a plausible ECG rate "
+                        f"({PLAUSIBLE_FS[0]:g}..{PLAUSIBLE_FS[1]:g} Hz)")
+    return header
 
 
 def _read_bytes(path: str) -> bytes:
@@ -514,7 +524,11 @@ def read_digital(record_path: str, header: WfdbHeader,
     except OSError as exc:  # no permission
         raise RecordReject("missing_file", f"{dat}: {exc.strerror or exc}") from None
     try:
-        n_bytes = os.fstat(fd).st_size - offset
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # a folder opens too, and has a size
+            raise RecordReject("missing_file", f"{dat} is a directory or other non-file, "
+                                               "not a signal file")
+        n_bytes = info.st_size - offset
         frame_bytes = 2 * n_sig
         if n_bytes <= 0 or n_bytes % frame_bytes:
             raise RecordReject("truncated_dat",
@@ -582,11 +596,15 @@ def _read_with_wfdb(record_path: str, header: WfdbHeader) -> EcgRecord:
     import wfdb  # lazy: importing wfdb pulls in pandas and matplotlib (~0.5 s)
 
     hea = f"{record_path}.hea"
-    for name in set(header.file_names):
-        if not name.startswith("~") and not os.path.exists(
-                os.path.join(os.path.dirname(record_path), name)):
-            raise RecordReject("missing_file",
-                               f"{os.path.join(os.path.dirname(record_path), name)} does not exist")
+    for name in sorted(set(header.file_names)):
+        if name.startswith("~"):
+            continue
+        path = os.path.join(os.path.dirname(record_path), name)
+        if not os.path.exists(path):
+            raise RecordReject("missing_file", f"{path} does not exist")
+        if not os.path.isfile(path):
+            raise RecordReject("missing_file", f"{path} is a directory or other non-file, "
+                                               "not a signal file")
     try:
         rec = wfdb.rdrecord(record_path)
     except FileNotFoundError as exc:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
 from ecg_instruct.errors import UserError
+
+#: Column set on rows that do not fit the header (more cells than columns): the reader rejects
+#: that record (`bad_csv_row`) instead of the whole file failing to parse.
+ROW_ERROR = "__row_error__"
 
 
 def read_metadata_csv(path: Path, required: Iterable[str], fix: str) -> pd.DataFrame:
@@ -27,7 +32,13 @@ def read_metadata_csv(path: Path, required: Iterable[str], fix: str) -> pd.DataF
             encoding="utf-8",
             encoding_errors="replace",
         )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeError, OSError) as exc:
+    except pd.errors.ParserError as exc:
+        # rare: only a file with a row longer than its header pays for Python parsing
+        frame = _read_ragged(path) if "fields in line" in str(exc) else None
+        if frame is None:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "ParserError"
+            raise UserError(f"cannot parse CSV ({first_line})", path=path, fix=fix) from None
+    except (pd.errors.EmptyDataError, UnicodeError, OSError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot parse CSV ({first_line})", path=path, fix=fix) from None
     missing = [column for column in required if column not in frame.columns]
@@ -38,6 +49,53 @@ def read_metadata_csv(path: Path, required: Iterable[str], fix: str) -> pd.DataF
             fix=f"expected the original PhysioNet columns; {fix}",
         )
     return frame
+
+
+def _read_ragged(path: Path) -> pd.DataFrame | None:
+    """The file with rows longer than the header kept in place (their first cells, so the id
+    is still there) and marked in :data:`ROW_ERROR`; None if it is broken in another way.
+
+    A stray comma in one report must cost that record, as the docs promise, not the build.
+    """
+    limit = csv.field_size_limit(2**31 - 1)  # pandas reads any cell size: so must this
+    try:
+        with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+            reader = csv.reader(handle)
+            header = next(reader)
+            rows, errors = [], []
+            for cells in reader:
+                if not cells:
+                    continue  # a blank line, as pandas skips it
+                if len(cells) > len(header):
+                    errors.append(f"CSV line {reader.line_num} has {len(cells)} fields, the "
+                                  f"header {len(header)} (an unquoted comma?)")
+                    cells = cells[: len(header)]
+                else:
+                    errors.append("")
+                    cells = cells + [""] * (len(header) - len(cells))
+                rows.append(cells)
+    except (csv.Error, StopIteration, OSError):
+        return None
+    finally:
+        csv.field_size_limit(limit)
+    if len(set(header)) != len(header):
+        return None
+    frame = pd.DataFrame(rows, columns=header, dtype=str)
+    frame[ROW_ERROR] = errors
+    return frame
+
+
+def row_error(record: dict) -> str:
+    """Why a row read by :func:`read_metadata_csv` does not fit its header ('' if it does)."""
+    return record.get(ROW_ERROR) or ""
+
+
+def plausible_age(age: float | None) -> float | None:
+    """An age in years as published: 300 is PTB-XL's code for "over 89" (published as 90);
+    anything else outside 0..120 (`-5`, `150`) is a typo, published as missing, not as a fact."""
+    if age == 300:
+        return 90.0
+    return age if age is not None and 0 <= age <= 120 else None
 
 
 def to_float(value: str) -> float | None:

@@ -19,6 +19,7 @@ from ecg_instruct.schema import MEASUREMENT_FIELDS
 from ecg_instruct.sources._csv import (
     IndexRejects,
     read_metadata_csv,
+    row_error,
     to_float,
     to_int_string,
 )
@@ -62,6 +63,9 @@ def read_measurements(root: Path) -> dict[str, dict]:
         study = to_int_string(record["study_id"])
         if study is None or study in by_study:
             continue
+        if row_error(record):  # its cells may be shifted: none of them can be trusted
+            by_study[study] = {"row_error": f"{MEASUREMENTS_CSV}: {row_error(record)}"}
+            continue
         statements = [record[column].strip() for column in present_reports]
         measurements = {
             name: clean_measurement(name, record.get(name, "")) for name in RAW_MEASUREMENTS
@@ -92,12 +96,17 @@ def read_index(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             continue
         if rejects.is_duplicate(record_id, line, f"study_id {study}"):
             continue
+        info = measurements.get(study, {"statements": [], "measurements": None})
+        problem = (f"{RECORD_LIST_CSV}: {row_error(record)}" if row_error(record)
+                   else info.get("row_error"))
+        if problem:
+            rejects.add(record_id, "bad_csv_row", problem)
+            continue
         try:
             safe_join(root, record["path"])
         except UnsafePath as exc:
             rejects.add(record_id, "unsafe_path", str(exc))
             continue
-        info = measurements.get(study, {"statements": [], "measurements": None})
         rows.append(
             {
                 "id": record_id,

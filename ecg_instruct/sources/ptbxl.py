@@ -18,7 +18,9 @@ import pandas as pd
 from ecg_instruct.paths import UnsafePath, safe_join
 from ecg_instruct.sources._csv import (
     IndexRejects,
+    plausible_age,
     read_metadata_csv,
+    row_error,
     to_float,
     to_int_string,
 )
@@ -95,6 +97,9 @@ def read_index(root: Path, records: str = "hr") -> tuple[pd.DataFrame, pd.DataFr
             continue
         if rejects.is_duplicate(record_id, line, f"ecg_id {ecg_id}"):
             continue
+        if row_error(record):
+            rejects.add(record_id, "bad_csv_row", f"{DATABASE_CSV}: {row_error(record)}")
+            continue
         scp_codes = parse_scp_codes(record["scp_codes"])
         if scp_codes is None:
             rejects.add(record_id, "bad_scp_codes", f"scp_codes is not a code->likelihood dict: "
@@ -111,9 +116,7 @@ def read_index(root: Path, records: str = "hr") -> tuple[pd.DataFrame, pd.DataFr
             rejects.add(record_id, "unsafe_path", str(exc))
             continue
         patient = to_int_string(record["patient_id"])
-        age = to_float(record.get("age", ""))
-        if age is not None and age >= 300:
-            age = 90.0  # PTB-XL stores ages above 89 as 300
+        age = plausible_age(to_float(record.get("age", "")))
         sex = {"0": "male", "1": "female", "0.0": "male", "1.0": "female"}.get(
             record.get("sex", ""), None
         )

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 PTBXL_CSV = "ptb-xl/ptbxl_database.csv"
 MIMIC_RECORDS = "mimic-iv-ecg/record_list.csv"
 MIMIC_MEASUREMENTS = "mimic-iv-ecg/machine_measurements.csv"
@@ -98,6 +100,33 @@ def make_record_faults(raw: Path) -> list[RecordFault]:
     def no_header(stem: Path) -> None:
         stem.with_suffix(".hea").unlink()
 
+    def dat_is_folder(stem: Path) -> None:
+        stem.with_suffix(".dat").unlink()
+        stem.with_suffix(".dat").mkdir()
+
+    def absurd_fs(stem: Path) -> None:
+        edit_header(stem.with_suffix(".hea"), lambda lines: [
+            " ".join([*lines[0].split()[:2], "1e12", lines[0].split()[3]]), *lines[1:]])
+
+    def dc_offset(stem: Path) -> None:  # the 4th lead (aVR) + 30 mV: its baseline moved
+        def edit(lines: list[str]) -> list[str]:
+            gain = float(lines[4].split()[2].split("(")[0])
+            lines[4] = lines[4].replace("(0)/mV", f"({-round(30 * gain)})/mV")
+            return lines
+        edit_header(stem.with_suffix(".hea"), edit)
+
+    def identical_leads(stem: Path) -> None:  # every lead a copy of II, checksums kept right
+        dat = stem.with_suffix(".dat")
+        samples = np.fromfile(dat, dtype="<i2").reshape(-1, 12)
+        samples[:] = samples[:, 1:2]
+        samples.tofile(dat)
+
+        def edit(lines: list[str]) -> list[str]:
+            lead_ii = lines[2].split()
+            return [lines[0], *(" ".join([*line.split()[:5], *lead_ii[5:7], *line.split()[7:]])
+                                for line in lines[1:])]
+        edit_header(stem.with_suffix(".hea"), edit)
+
     signal_fault(1, "truncated .dat", "truncated_dat", "`.dat` cut to half its size", truncate)
     signal_fault(2, "header sample count > file", "truncated_dat",
                  "header says 1200 samples, the `.dat` holds 1000", header_samples(1200))
@@ -109,6 +138,9 @@ def make_record_faults(raw: Path) -> list[RecordFault]:
                  "`.hea` replaced by non-text bytes", garbage_header)
     signal_fault(20, "header file missing", "missing_file", "`.hea` deleted, `.dat` kept",
                  no_header)
+    signal_fault(18, "12 identical leads", "identical_leads",
+                 "every lead a sample-for-sample copy of II (checksums consistent)",
+                 identical_leads)
 
     ptbxl_row(rows, 7)["report"] = ""
     faults.append(_fault("empty report", "ptbxl/00007", "empty_report", "empty `report` cell"))
@@ -123,6 +155,10 @@ def make_record_faults(raw: Path) -> list[RecordFault]:
     rows.append(duplicate)
     faults.append(_fault("duplicate record id", f"ptbxl/00011#line-{len(rows) + 1}",
                          "duplicate_id", "a second row with ecg_id 11 (the first is kept)"))
+    ptbxl_row(rows, 9)["age"] = "-5"
+    faults.append(_fault("age -5", "ptbxl/00009", set(), "published with `age` missing (None)"))
+    ptbxl_row(rows, 11)["age"] = "150"
+    faults.append(_fault("age 150", "ptbxl/00011", set(), "published with `age` missing (None)"))
     ptbxl_row(rows, 12)["filename_lr"] = "records100/00000/99999_lr"
     faults.append(_fault("metadata row pointing at missing files", "ptbxl/00012", "missing_file",
                          "`filename_lr` names a record that does not exist"))
@@ -166,6 +202,24 @@ def make_record_faults(raw: Path) -> list[RecordFault]:
     by_study[str(study(3))]["path"] = "/etc/passwd"
     faults.append(_fault("absolute path in record_list", f"mimic/{study(3)}", "unsafe_path",
                          "`path` is `/etc/passwd`"))
+    # (the sample mirror's own defects are ptbxl 6, 10, 14 and studies 4, 7, 15: not used here)
+    for index, name, expect, what, damage in (
+        (10, ".dat is a folder", "missing_file", "a directory in place of the `.dat`",
+         dat_is_folder),
+        (11, "sampling frequency 1e12", "bad_header", "header says `fs` = 1e12 Hz", absurd_fs),
+        (12, "lead with a 30 mV DC offset", "dc_offset",
+         "aVR's baseline moved so that the lead sits 30 mV above zero", dc_offset),
+    ):
+        damage(raw / "mimic-iv-ecg" / by_study[str(study(index))]["path"])
+        faults.append(_fault(name, f"mimic/{study(index)}", expect, what))
+    by_study[str(study(6))]["path"] = by_study[str(study(0))]["path"]
+    faults.append(_fault("two ids for the same files", f"mimic/{study(6)}", "duplicate_path",
+                         f"study {study(6)}'s `path` is study {study(0)}'s (the first is kept)"))
+    for row in measurements:
+        if row["study_id"] == str(study(13)):
+            row["report_0"] = "Sinus rhythm. " * 200_000
+    faults.append(_fault("2.8 MB report", f"mimic/{study(13)}", "report_too_long",
+                         "`report_0` holds 2.8 million characters"))
     measurements[:] = [row for row in measurements if row["study_id"] != str(study(5))]
     faults.append(_fault("study without measurements row", f"mimic/{study(5)}", "empty_report",
                          "no machine_measurements.csv row, so no report"))
@@ -175,7 +229,21 @@ def make_record_faults(raw: Path) -> list[RecordFault]:
         row.pop("p_axis"), row.pop("t_axis")
         row["extra_column"] = "ignored"
     write_rows(raw / MIMIC_MEASUREMENTS, dropped, measurements)
+    _add_a_field(raw / MIMIC_RECORDS, study(8))
+    faults.append(_fault("CSV row with an extra field", f"mimic/{study(8)}", "bad_csv_row",
+                         "one `record_list.csv` row has a cell more than the header"))
+    _add_a_field(raw / MIMIC_MEASUREMENTS, study(9))
+    faults.append(_fault("measurements row with an extra field", f"mimic/{study(9)}",
+                         "bad_csv_row", "one `machine_measurements.csv` row has a cell more"))
     return faults
+
+
+def _add_a_field(path: Path, study_id: int) -> None:
+    """Append an unquoted cell to the row of `study_id` (as a stray comma would)."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+    number = next(i for i, line in enumerate(lines) if f",{study_id}," in line)
+    lines[number] += ",surplus"
+    path.write_text("\n".join(lines), encoding="utf-8")
 
 
 def _replace_report_bytes(data: bytes, ecg_id: int, raw: bytes) -> bytes:
@@ -191,6 +259,26 @@ def _replace_report_bytes(data: bytes, ecg_id: int, raw: bytes) -> bytes:
             lines[number] = out.getvalue().encode("utf-8").replace(b"@@REPORT@@", raw)
             return b"\n".join(lines)
     raise AssertionError(f"ecg_id {ecg_id} not found")
+
+
+_FOLDS = {"train": [1, 2, 3, 4, 5, 6, 7, 8], "validation": [9], "test": [10]}
+#: Recipe values that type-check but cannot work: `quick_recipe` changes (`a__b=value`).
+RECIPE_VALUE_FAULTS: dict[str, dict] = {
+    "recipe rows_per_file 0": {"rows_per_file": 0},
+    "recipe row_group_rows 0": {"publish__row_group_rows": 0},
+    "recipe without sources": {"sources__enabled": []},
+    "recipe source listed twice": {"sources__enabled": ["ptbxl", "ptbxl"]},
+    "recipe fold in two splits": {"split__ptbxl_folds": {**_FOLDS, "train": list(range(1, 10))}},
+    "recipe fold in no split": {"split__ptbxl_folds": {**_FOLDS, "test": []}},
+    "recipe fold out of range": {"split__ptbxl_folds": {**_FOLDS, "test": [10, 11]}},
+    "recipe unknown split name": {"split__ptbxl_folds": {"train": _FOLDS["train"], "valid": [9],
+                                                         "test": [10]}},
+    "recipe negative shard_size": {"shard_size": -4},
+    "recipe fs 0": {"signals__fs": 0},
+    "recipe fs absurd": {"signals__fs": 5_000_000},
+    "recipe under one sample": {"signals__fs": 1, "signals__duration_s": 0.1},
+    "recipe min_coverage as a percentage": {"reports__min_coverage": 80},
+}
 
 
 @dataclass(frozen=True)
@@ -214,6 +302,21 @@ CONFIG_FAULTS = (
     ConfigFault("recipe not a mapping", "recipe.yaml", "a YAML list"),
     ConfigFault("recipe not UTF-8", "recipe.yaml", "Latin-1 bytes"),
     ConfigFault("recipe unknown source", "recipe.yaml", "`sources.enabled: [ptbxl, ecgdb]`"),
+    *(ConfigFault(name, "recipe.yaml", what) for name, what in (
+        ("recipe rows_per_file 0", "`publish.rows_per_file: 0`"),
+        ("recipe row_group_rows 0", "`publish.row_group_rows: 0`"),
+        ("recipe without sources", "`sources.enabled: []`"),
+        ("recipe source listed twice", "`sources.enabled: [ptbxl, ptbxl]`"),
+        ("recipe fold in two splits", "fold 9 in train and in validation"),
+        ("recipe fold in no split", "`test: []`, so fold 10 has no split"),
+        ("recipe fold out of range", "`test: [10, 11]` (PTB-XL has folds 1..10)"),
+        ("recipe unknown split name", "`ptbxl_folds: {train, valid, test}`"),
+        ("recipe negative shard_size", "`shard_size: -4`"),
+        ("recipe fs 0", "`signals.fs: 0`"),
+        ("recipe fs absurd", "`signals.fs: 5000000`"),
+        ("recipe under one sample", "`fs: 1, duration_s: 0.1`"),
+        ("recipe min_coverage as a percentage", "`reports.min_coverage: 80`"),
+    )),
     ConfigFault("template undefined variable", "typo.j2", "`{{ ecg }} {{ patient_age }}`"),
     ConfigFault("template fails on a missing field", "arith.j2",
                 "`{{ age + 1 }}` (age is missing for some records)"),
@@ -221,6 +324,11 @@ CONFIG_FAULTS = (
     ConfigFault("template escaping the sandbox", "escape.j2",
                 "`{{ ''.__class__.__mro__[1].__subclasses__() }}`"),
     ConfigFault("template syntax error", "syntax.j2", "`{% if %}`"),
+    ConfigFault("template looping for minutes", "loop.j2",
+                "two nested `range(100000)` loops (10^10 steps)"),
+    ConfigFault("template emitting megabytes", "long.j2",
+                "`{% for i in range(100000) %}{{ report }}{% endfor %}` (2.5 MB per prompt)"),
+    ConfigFault("template multiplying a string to 50 MB", "times.j2", "`{{ 'x' * 50000000 }}`"),
     ConfigFault("template without front matter", "nofront.j2", "no `{#--- ... ---#}` block"),
     ConfigFault("template not UTF-8", "latin.j2", "Latin-1 bytes"),
     ConfigFault("--out is a folder of other files", "notes", "`--out` holds a user's files"),

@@ -3,7 +3,6 @@ nothing written (no output folder, no work folder)."""
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
@@ -11,7 +10,15 @@ import pytest
 from buildkit import REPO_ROOT, copy_mirror, quick_recipe, sample_mirror
 from typer.testing import CliRunner
 
-from badinput.corpus import CONFIG_FAULTS, MIMIC_MEASUREMENTS, MIMIC_RECORDS, PTBXL_CSV, read_rows, write_rows
+from badinput.corpus import (
+    CONFIG_FAULTS,
+    MIMIC_MEASUREMENTS,
+    MIMIC_RECORDS,
+    PTBXL_CSV,
+    RECIPE_VALUE_FAULTS,
+    read_rows,
+    write_rows,
+)
 from ecg_instruct.cli import app
 
 TEMPLATE_HEAD = "{#---\nid: report/bad\ntask: report\n---#}\n"
@@ -79,6 +86,8 @@ def _apply(name: str, raw: Path, work: Path) -> tuple[list[str], Path]:
         recipe = _recipe(work, good.encode() + b"\ndescription: d\xe9j\xe0 vu\n")
     elif name == "recipe unknown source":
         recipe = quick_recipe(work / "unknown-source", sources__enabled=["ptbxl", "ecgdb"])
+    elif name in RECIPE_VALUE_FAULTS:
+        recipe = quick_recipe(work / "values", **RECIPE_VALUE_FAULTS[name])
     elif name == "template undefined variable":
         args = _template(work, "typo.j2", "Report for {{ ecg }} aged {{ patient_age }}.")
     elif name == "template fails on a missing field":
@@ -88,6 +97,14 @@ def _apply(name: str, raw: Path, work: Path) -> tuple[list[str], Path]:
     elif name == "template escaping the sandbox":
         args = _template(work, "escape.j2",
                          "{{ ecg }} {{ ''.__class__.__mro__[1].__subclasses__() }}")
+    elif name == "template looping for minutes":
+        args = _template(work, "loop.j2", "{{ ecg }}{% for i in range(100000) %}"
+                         "{% for j in range(100000) %}{% endfor %}{% endfor %}")
+    elif name == "template emitting megabytes":
+        args = _template(work, "long.j2",
+                         "{{ ecg }}{% for i in range(100000) %}{{ report }}{% endfor %}")
+    elif name == "template multiplying a string to 50 MB":
+        args = _template(work, "times.j2", "{{ ecg }}{{ 'x' * 50000000 }}")
     elif name == "template syntax error":
         args = _template(work, "syntax.j2", "{{ ecg }} {% if %}")
     elif name == "template without front matter":
@@ -135,13 +152,25 @@ def test_config_fault_is_one_line_naming_the_file_and_writes_nothing(fault, pris
     assert _snapshot(raw) == before_raw
 
 
-def test_corpus_cases_are_documented():
+def test_corpus_cases_are_documented(pristine, tmp_path):
     text = (REPO_ROOT / "docs" / "robustness.md").read_text(encoding="utf-8")
-    from badinput.corpus import make_record_faults  # noqa: F401  (names below come from it)
+    from badinput.corpus import make_record_faults
 
-    source = (Path(__file__).parent / "corpus.py").read_text(encoding="utf-8")
-    record_names = re.findall(r'_fault\(\s*"([^"]+)"', source)
-    record_names += re.findall(r'signal_fault\(\d+, "([^"]+)"', source)
+    # the names the corpus really generates (~1 s on a copy of the 20 + 20 record mirror)
+    record_names = [f.name for f in make_record_faults(copy_mirror(pristine, tmp_path / "raw"))]
     assert len(record_names) > 15
     for name in [*record_names, *(f.name for f in CONFIG_FAULTS)]:
         assert f"| {name} |" in text, f"docs/robustness.md does not list {name!r}"
+
+
+def test_no_record_surviving_names_the_reasons_in_its_one_line(pristine, tmp_path):
+    """The CLI prints no summary table on an error, so the reasons must be in the line itself."""
+    recipe = quick_recipe(tmp_path / "recipe", signals__duration_s=20)  # every record is 10 s
+    out = tmp_path / "out" / "meit"
+    result = CliRunner().invoke(app, ["build", "--raw-dir", str(pristine), "--out", str(out),
+                                      "--recipe", str(recipe), "--workers", "1", "--no-progress"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "no record survived the build (rejected: wrong_length " in lines[0], lines[0]
+    assert str(out.with_name("meit.tmp") / "rejects.parquet") in lines[0]
+    assert (out.with_name("meit.tmp") / "rejects.parquet").is_file()

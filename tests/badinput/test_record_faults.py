@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pyarrow.parquet as pq
 import pytest
 from buildkit import copy_mirror, quick_recipe, run_build, sample_mirror
@@ -20,11 +22,13 @@ def damaged_build(tmp_path_factory):
     out = base / "out" / "meit"
     summary = run_build(raw, out, quick_recipe(base), workers=2)
     rejects = pq.read_table(out / "rejects.parquet").to_pandas()
-    published = {}
+    published, ages = {}, {}
     for path in sorted([*(out / "data" / "ptbxl").glob("*.parquet"),
                         *(out / "data" / "mimic").glob("*.parquet")]):
-        for row in pq.read_table(path, columns=["id", "report"]).to_pylist():
+        for row in pq.read_table(path, columns=["id", "report", "age"]).to_pylist():
             published[row["id"]] = row["report"]
+            ages[row["id"]] = row["age"]
+    summary.ages = ages
     return base, faults, summary, rejects, published
 
 
@@ -52,6 +56,27 @@ def test_control_characters_are_removed_and_the_record_published(damaged_build):
     # BEL/ESC/NUL/ZWSP gone, spaces collapsed, then styled like every English report
     assert published["ptbxl/00009"] == "Sinus rhythm. Normal ECG."
     assert published["ptbxl/00009"].lower() == CLEAN_ENGLISH
+
+
+def test_impossible_ages_are_published_as_missing(damaged_build):
+    _, _, summary, _, published = damaged_build
+    assert "ptbxl/00009" in published and summary.ages["ptbxl/00009"] is None  # age -5
+    assert "ptbxl/00011" in published and summary.ages["ptbxl/00011"] is None  # age 150
+
+
+def test_rejected_odd_inputs_say_what_is_wrong(damaged_build):
+    _, _, _, rejects, _ = damaged_build
+    from badinput.corpus import study
+
+    detail = dict(zip(rejects["id"], rejects["detail"], strict=True))
+    assert f"{study(10)}.dat is a directory" in detail[f"mimic/{study(10)}"]
+    assert "sampling frequency 1e+12 Hz" in detail[f"mimic/{study(11)}"]
+    assert re.fullmatch(r"aVR: mean (29|30)\.\d mV away from zero \(> 10 mV\)",
+                        detail[f"mimic/{study(12)}"])
+    assert detail["ptbxl/00018"] == "II is a sample-for-sample copy of I"
+    assert "report has 2,800,0" in detail[f"mimic/{study(13)}"]
+    assert f"uses the files of mimic/{study(0)}" in detail[f"mimic/{study(6)}"]
+    assert "machine_measurements.csv: CSV line 10 has 33 fields, the header 32" in detail[f"mimic/{study(9)}"]
 
 
 def test_duplicates_keep_the_first_row(damaged_build):

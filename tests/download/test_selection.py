@@ -102,7 +102,7 @@ def test_splitter_defaults_match_the_meit_recipe() -> None:
     from ecg_instruct.recipe import load_recipe
     from ecg_instruct.split import mimic_split
 
-    meit = Splitter(load_recipe(Path(__file__).parents[2] / "pipelines" / "meit.yaml").split)
+    meit = Splitter(load_recipe("meit").split)
     default = Splitter()
     assert [default.ptbxl(f) for f in ("1", "8", "9.0", "10")] == [
         "train", "train", "validation", "test"]

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from ecg_instruct.recipe import recipe_path
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-RECIPE = REPO_ROOT / "pipelines" / "meit-instruct.yaml"
+RECIPE = recipe_path("meit-instruct")
 
 
 def run_build(mirror: Path, out: Path, workers: int, **instruct):

@@ -144,3 +144,50 @@ def test_templates_check_cli_passes_bundled_and_names_a_broken_file(
     assert str(bad) in failed.output.replace("\n", "") and "heart_rate" in failed.output
     listed = runner.invoke(app, ["templates", "list", "--templates", str(tmp_path / "tpl")])
     assert listed.exit_code == 0 and "rhythm/mine" in listed.output
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_export_into_the_dataset_is_refused_and_leaves_it_intact(built, tmp_path: Path) -> None:
+    out, _ = built
+    before = _tree(out)
+    for target in (out, out / "exports", out.parent):
+        with pytest.raises(UserError, match=r"export folder overlaps the dataset .* choose an "
+                                            r"--out outside --data"):
+            export_dataset(out, target, "llava")
+    result = CliRunner().invoke(app, ["export", "--format", "meit", "--data", str(out),
+                                      "--out", str(out)])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "overlaps the dataset" in result.output
+    assert _tree(out) == before
+
+
+def test_reexporting_one_split_leaves_nothing_of_the_previous_export(built, tmp_path: Path):
+    out, _ = built
+    target = tmp_path / "llava"
+    export_dataset(out, target, "llava")
+    assert {"train.json", "validation.json", "test.json", "export.json"} <= {
+        p.name for p in target.iterdir()}
+    export_dataset(out, target, "llava", splits=["test"])
+    names = {p.name for p in target.iterdir()}
+    assert names == {"test.json", "export.json", "ecgs"}
+    rows = json.loads((target / "test.json").read_text())
+    assert {str(p.relative_to(target)) for p in (target / "ecgs").rglob("*.npy")} == {
+        r["ecg"] for r in rows}  # only the test split's ECGs
+    manifest = json.loads((target / "export.json").read_text())
+    assert manifest["format"] == "llava" and manifest["splits"] == ["test"]
+    assert manifest["files"] == {"test.json": len(rows)}
+    assert not target.with_name("llava.tmp").exists()
+
+
+def test_export_never_replaces_a_folder_that_is_not_an_export(built, tmp_path: Path) -> None:
+    out, _ = built
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match=r"mine: exists and is not an export \(no export.json\)"):
+        export_dataset(out, mine, "sharegpt")
+    assert (mine / "notes.txt").read_text() == "keep me" and len(list(mine.iterdir())) == 1

@@ -85,7 +85,7 @@ def test_templates_render_in_a_sandbox(tmp_path: Path) -> None:
     _write(tmp_path, "report/evil.j2", "{#---\ntask: report\n---#}\n"
            "{{ ecg }} {{ report.__class__.__mro__[1].__subclasses__() }}\n")
     library = TemplateLibrary([tmp_path])
-    with pytest.raises(UserError, match="cannot render template report/evil"):
+    with pytest.raises(UserError, match="template report/evil does something the sandbox forbids"):
         library.render_turns("report/evil", {"ecg": "<e>", "report": "x"})
 
 
@@ -126,3 +126,41 @@ def test_every_template_variable_is_documented() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "templates.md").read_text()
     table = {line.split("`")[1] for line in docs.splitlines() if line.startswith("| `")}
     assert table >= set(KNOWN_FIELDS), set(KNOWN_FIELDS) - table
+
+
+HEAD = "{#---\nid: report/x\ntask: report\n---#}\n"
+
+
+@pytest.mark.parametrize(("body", "message", "fix"), [
+    ("{{ ecg }}{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+     r"template report/x took over 0.2 s to render one record", "remove the runaway loop"),
+    ("{{ ecg }}{% for i in range(100000) %}{{ report }}{% endfor %}",
+     r"template report/x rendered over 100,000 characters", "shorten the template's output"),
+    ("{{ ecg }}{{ 'x' * 50000000 }}",
+     r"does something the sandbox forbids \(repeating a sequence", "use only the record's fields"),
+    ("{{ ecg }}{{ ''.__class__.__mro__ }}",
+     r"does something the sandbox forbids \(access to attribute '__class__'",
+     "no Python attributes or methods"),
+    ("{{ ecg }}{{ 2 ** 100000000 }}", r"exponent 100000000 is too large", "use only"),
+])
+def test_renders_are_bounded_and_each_failure_has_its_own_fix(
+        tmp_path: Path, monkeypatch, body: str, message: str, fix: str) -> None:
+    import time
+
+    import ecg_instruct.instruct.templates as templates
+
+    monkeypatch.setattr(templates, "MAX_RENDER_SECONDS", 0.2)
+    _write(tmp_path, "report/x.j2", HEAD + body)
+    library = TemplateLibrary([tmp_path])
+    start = time.monotonic()
+    with pytest.raises(UserError, match=message) as caught:
+        library.render_turns("report/x", {"ecg": "<ecg>", "report": "Sinus rhythm. Normal ECG."})
+    assert time.monotonic() - start < 5
+    assert str(caught.value).startswith(str(tmp_path / "report" / "x.j2"))
+    assert fix in str(caught.value) and "requires:" not in str(caught.value)
+
+
+def test_an_undefined_field_still_suggests_requires(tmp_path: Path) -> None:
+    _write(tmp_path, "report/x.j2", HEAD + "{{ ecg }} {{ heart_rate }}")
+    with pytest.raises(UserError, match=r"declare the fields it uses in `requires:`"):
+        TemplateLibrary([tmp_path]).render_turns("report/x", {"ecg": "<ecg>", "report": "r"})

@@ -176,12 +176,15 @@ def test_from_dict_errors_name_file_and_key(d, fragment):
 
 def test_describe_names_every_check_and_says_which_are_off():
     default = QualityConfig().describe()
-    assert len(default) == 6 and "high-frequency noise: off (optional check)" in default
+    assert len(default) == 8 and "high-frequency noise: off (optional check)" in default
     assert "amplitude: peak-to-peak > 15 mV" in default
+    assert "DC offset: a lead's mean beyond ±10 mV" in default
     everything_off = QualityConfig(
         repair_nan=False, flat_std_mv=None, flat_window_s=None, clip_max_fraction=None,
-        max_ptp_mv=None, min_heart_rate_bpm=None, max_heart_rate_bpm=None).describe()
+        max_ptp_mv=None, max_offset_mv=None, reject_identical_leads=False,
+        min_heart_rate_bpm=None, max_heart_rate_bpm=None).describe()
     assert everything_off == ["missing samples: any NaN/inf rejected", "flat lead: off",
-                              "clipping: off", "amplitude: off",
+                              "clipping: off", "amplitude: off", "DC offset: off",
+                              "identical leads: off",
                               "high-frequency noise: off (optional check)", "heart rate: off"]
-    assert "> 50% of a lead's power above 40 Hz" in QualityConfig(hf_max_power_ratio=0.5).describe()[4]
+    assert "> 50% of a lead's power above 40 Hz" in QualityConfig(hf_max_power_ratio=0.5).describe()[6]

@@ -103,7 +103,7 @@ def test_curate_counts_of_selected_records_equals_curating_a_copy(ecg500, fs):
 
 def test_int16_rejects_counts_beyond_int16_instead_of_wrapping(ecg500):
     x = ecg500[None] + 40.0  # +40 mV offset: 40,000 counts at gain 1000
-    cfg = QualityConfig(max_ptp_mv=None)
+    cfg = QualityConfig(max_ptp_mv=None, max_offset_mv=None)  # the offset check would reject it
     [res] = curate_batch(x, np.array([1000.0]), 500.0,
                          SignalsConfig(fs=500, duration_s=10.0, dtype="int16"), cfg)
     assert isinstance(res, RecordReject) and res.reason == "implausible_amplitude"

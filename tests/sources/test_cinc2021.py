@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ecg_instruct.recipe import recipe_path
 from ecg_instruct.sources.cinc2021 import ptbxl_id_of, read_index
 from ecg_instruct.sources.cinc2021_layout import write_challenge_record
-from tests.buildkit import REPO_ROOT
 from tests.duplicate_mirror import shared_simulator
 
 
@@ -45,7 +45,7 @@ def test_ptbxl_part_follows_strat_fold_only_with_the_ptbxl_csv(tmp_path):
     from ecg_instruct.index import read_source
     from ecg_instruct.recipe import load_recipe
 
-    recipe = load_recipe(REPO_ROOT / "pipelines" / "meit.yaml")
+    recipe = load_recipe(recipe_path("meit"))
     write_challenge_record(tmp_path / "challenge-2021" / "training" / "ptb-xl" / "g7", "HR06000",
                            _counts(5000), 500, dx=["426783006"])
     rows, _ = read_source(tmp_path, "cinc2021", recipe)
@@ -65,7 +65,7 @@ def test_sample_layout_builds_every_rate_to_the_recipe(tmp_path):
 
     raw = tmp_path / "raw"
     write_cinc2021(raw, n_per_database=2, simulator=shared_simulator())
-    data = yaml.safe_load((REPO_ROOT / "pipelines" / "meit.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load((recipe_path("meit")).read_text(encoding="utf-8"))
     data["sources"]["enabled"] = ["cinc2021"]
     data["signals"]["length_policy"] = "crop"
     recipe = tmp_path / "recipe.yaml"
@@ -84,7 +84,7 @@ def test_sample_layout_builds_every_rate_to_the_recipe(tmp_path):
 def test_multisource_recipe_enables_the_four_sources():
     from ecg_instruct.recipe import load_recipe
 
-    recipe = load_recipe(REPO_ROOT / "pipelines" / "meit-multisource.yaml")
+    recipe = load_recipe(recipe_path("meit-multisource"))
     assert recipe.sources.enabled == ["ptbxl", "mimic", "cinc2021", "code15"]
     assert (recipe.signals.fs, recipe.signals.n_samples, recipe.signals.length_policy) == \
         (500, 5000, "crop")

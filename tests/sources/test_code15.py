@@ -13,9 +13,9 @@ import yaml
 pytest.importorskip("h5py")
 
 from ecg_instruct.errors import RecordReject  # noqa: E402
+from ecg_instruct.recipe import recipe_path
 from ecg_instruct.sample_code15 import padded_tracing, write_code15  # noqa: E402
 from ecg_instruct.sources.code15 import read_index, strip_padding  # noqa: E402
-from tests.buildkit import REPO_ROOT  # noqa: E402
 from tests.duplicate_mirror import shared_simulator  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def test_index_keeps_each_patient_in_one_split_and_rejects_missing_exams(mirror,
         (raw / "code-15" / part.name).symlink_to(part)
     pd.concat([exams, extra]).to_csv(raw / "code-15" / "exams.csv", index=False)
 
-    recipe = load_recipe(REPO_ROOT / "pipelines" / "meit.yaml")
+    recipe = load_recipe(recipe_path("meit"))
     recipe = dataclasses.replace(recipe, split=dataclasses.replace(
         recipe.split, mimic_fractions=[0.4, 0.3, 0.3]))  # 20 patients: every split gets some
     rows, rejects = read_source(raw, "code15", recipe)
@@ -82,7 +82,7 @@ def test_build_publishes_the_stripped_samples_with_label_reports(mirror, tmp_pat
     from ecg_instruct.pipeline import BuildOptions, build
     from ecg_instruct.recipe import load_recipe
 
-    data = yaml.safe_load((REPO_ROOT / "pipelines" / "meit.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load((recipe_path("meit")).read_text(encoding="utf-8"))
     data["sources"]["enabled"] = ["code15"]
     data["signals"].update(fs=400, duration_s=7, length_policy="crop")  # no resampling
     recipe = tmp_path / "recipe.yaml"
