@@ -411,11 +411,13 @@ def _register_optional_commands() -> None:
     """Commands that live in their own packages (their modules import lazily what they need)."""
     from ecg_instruct.download.command import download
     from ecg_instruct.evaluate.command import evaluate
+    from ecg_instruct.evaluate.score_command import score
     from ecg_instruct.train.command import train_baseline
 
     app.command("download")(download)
     app.command("train-baseline")(train_baseline)
     app.command("evaluate")(evaluate)
+    app.command("score")(score)
 
 
 _register_optional_commands()
