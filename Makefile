@@ -28,6 +28,8 @@ dataset: $(STAMP)
 	$(CLI) build --raw-dir $(RAW) --out $(OUT) --recipe $(RECIPE) --sample-fallback data/sample
 
 test: $(STAMP)
+	@# the pycocoevalcap parity tests need Java and fail (never skip) without it
+	@which java >/dev/null || { echo "error: java not found: the metric parity tests need it (apt-get install openjdk-17-jre-headless)"; exit 1; }
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -96,16 +96,24 @@ def java_meteor_scores(
             "Java METEOR 1.5 needs `java` on PATH and the pycocoevalcap package",
             fix="pip install pycocoevalcap, or use --meteor nltk",
         )
-    from pycocoevalcap.meteor.meteor import Meteor
-
     gts = {i: [" ".join(r)] for i, r in enumerate(refs)}
     res = {i: [" ".join(h)] for i, h in enumerate(hyps)}
-    scorer = Meteor()
-    try:
-        score, scores = scorer.compute_score(gts, res)
-    finally:
-        del scorer
+    score, scores = java_scorer().compute_score(gts, res)
     return float(score), [float(x) for x in scores]
+
+
+_SCORER = None
+
+
+def java_scorer():
+    """pycocoevalcap's ``Meteor`` (one JVM per process, kept alive: loading its paraphrase table
+    takes 7-30 s on a busy 2-core machine, scoring a split well under a second)."""
+    global _SCORER
+    if _SCORER is None:
+        from pycocoevalcap.meteor.meteor import Meteor
+
+        _SCORER = Meteor()
+    return _SCORER
 
 
 def java_version() -> str:

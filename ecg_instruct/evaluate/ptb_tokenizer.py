@@ -45,12 +45,13 @@ _ALNUM = r"[^\W_]"
 _WORD = rf"(?:{_LETTER}{_ALNUM}*(?:\.{_LETTER}{_ALNUM}*)*|{_ALNUM}+)(?:[-/]{_ALNUM}+)*"
 # a comma list joined by a hyphen stays one token in PTBTokenizer: "i,avl,v4-5"
 _LEAD_LIST = rf"{_ALNUM}+(?:,{_ALNUM}+)*(?:-{_ALNUM}+)+"
-_NUMBER = r"[-+]?(?:\d+|[.,]\d+)(?:[.,:]\d+)*(?:-\d+)*"
+_NUMBER = r"[-+]?(?:\d+|[.,:]\d+)(?:[.,:]\d+)*(?:-\d+)*"
 _ACRONYM = rf"(?:{_LETTER}\.){{2,}}|{_LETTER}\.(?!{_ALNUM})|(?:{_ABBREVIATIONS})\.(?!{_ALNUM})"
 _CANDIDATES = [
     re.compile(p, re.IGNORECASE)
     for p in (
         _ACRONYM,
+        rf"{_LETTER}+\.(?=,)",  # a word whose period is followed by a comma keeps it ("inf.,")
         _WORD,
         _LEAD_LIST,
         rf"[oO]'{_LETTER}+",
@@ -59,6 +60,7 @@ _CANDIDATES = [
         rf"[#@]{_LETTER}{_ALNUM}*",
         r"n't(?![^\W_])",
         r"'(?:s|m|d|re|ve|ll)(?![^\W_])",
+        r"'t(?=is(?![^\W_]))",  # 'tis -> 't is
         r"\.{3,}|…",
         r"-{2,}|[–—]",
         r"[?!]+",

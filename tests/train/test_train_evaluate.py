@@ -17,7 +17,8 @@ from ecg_instruct.evaluate.command import evaluate  # noqa: E402
 from ecg_instruct.evaluate.runner import EvalOptions, evaluate_run, shuffled_order  # noqa: E402
 from ecg_instruct.train.command import train_baseline  # noqa: E402
 
-FLAT = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d")
+FLAT = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor_nltk", "meteor_1_5", "rouge_l", "cider_d",
+        "bertscore_f1", "clinical_f1_micro", "clinical_f1_macro")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,12 @@ def test_metrics_json_and_predictions(tiny_run: Path, evaluated: dict):
     metrics = json.loads((tiny_run / "metrics.json").read_text())
     for key in FLAT:
         assert key in metrics
-    assert metrics["meteor"] is None and "not computed" in metrics["implementation"]["meteor"]
+    assert "meteor" not in metrics  # never a bare, ambiguous METEOR
+    assert metrics["meteor_nltk"] is None and "not computed" in metrics["implementation"]["meteor_nltk"]
+    assert "bertscore_f1" in metrics["absent"]  # absent with a reason, not 0
+    for key in ("bleu_4", "rouge_l", "cider_d", "clinical_f1_micro"):
+        lo, hi = metrics["ci95"][key]
+        assert lo <= metrics[key] <= hi
     assert metrics["split"] == "test" and metrics["n_records"] == 16
     assert metrics["bleu_4"] > 0.5  # the synthetic reports are learnable from the signal
     preds = pq.read_table(tiny_run / "predictions.parquet").to_pylist()
