@@ -265,9 +265,21 @@ def build(
 def sample(
     out: Path = typer.Option(Path("data/sample"), help="Folder for the sample mirror."),
     force: bool = typer.Option(False, help="Rewrite even if a complete mirror is there."),
+    records: int | None = typer.Option(
+        None, min=30, help="Records per source, with reports that follow from the signals "
+        "(rate, rhythm, QRS width, voltage, axis); ~3,000 gives >= 300 PTB-XL test records.",
+    ),
+    mimic_records: int | None = typer.Option(
+        None, min=30, help="MIMIC-IV-ECG records with --records (default: same as --records)."
+    ),
 ) -> None:
     """Write the synthetic PhysioNet-shaped sample mirror (PTB-XL + MIMIC-IV-ECG layouts)."""
     def run():
+        if records is not None:
+            from ecg_instruct.sample_physiology import write_learnable_mirror
+
+            write_learnable_mirror(out, records, mimic_records or records, SAMPLE_MARKER)
+            return
         if force and (out / SAMPLE_MARKER).exists():
             (out / SAMPLE_MARKER).unlink()
         ensure_sample_mirror(out)
