@@ -50,7 +50,7 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed for noise and the shuffled control.")] = 0,
     device: Annotated[str, typer.Option()] = "auto",
     threads: Annotated[
-        int, typer.Option(help="CPU threads for torch (0: torch's default, all cores).")
+        int, typer.Option(help="CPU threads for torch (0: one per core not busy with other work).")
     ] = 0,
     out_dir: Annotated[
         Path | None, typer.Option(help="Where to write (default: run folder).")
