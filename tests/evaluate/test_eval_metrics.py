@@ -171,3 +171,14 @@ def test_noise_spec_parsing():
     for bad in ("meit:x", "pink:3", "meit:1.5"):
         with pytest.raises(UserError):
             parse_noise(bad)
+
+
+def test_snr_zero_is_zero_db_not_off():
+    """Level 0 is the strongest SNR step (noise power = signal power), never read as "off"."""
+    [_, zero] = parse_noise("snr:0")
+    assert zero.kind == "snr" and zero.level == 0.0 and zero.label == "snr:0dB"
+    t = np.arange(5000) / 500
+    x = np.tile(np.sin(2 * np.pi * 1.2 * t), (12, 1)).astype(np.float32)
+    y = zero.apply(x, "r", 0)
+    assert 10 * math.log10(x.var() / (y - x).var()) == pytest.approx(0.0, abs=0.2)
+    assert [n.level for n in default_sweep() if n.kind == "snr"][-1] == 0.0
