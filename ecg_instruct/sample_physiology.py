@@ -70,8 +70,8 @@ def render(picture: Picture, simulator, rng: np.random.Generator) -> np.ndarray:
         speeds = np.repeat(rng.uniform(0.65, 1.5, size=n_beats), int(beat) + 1)[:N_SAMPLES]
         positions = np.cumsum(speeds)
         positions = positions - positions[0] + rng.uniform(0, beat)
-    else:
-        positions = np.arange(N_SAMPLES) + float(rng.integers(0, FS))
+    else:  # no offset: a regular rhythm must not cross the seam of the looped 10 s base
+        positions = np.arange(N_SAMPLES, dtype=np.float64)
     grid = np.arange(looped.shape[1])
     signal = np.stack([np.interp(positions, grid, lead) for lead in looped])
     if picture.wide_qrs:
