@@ -85,3 +85,9 @@ def test_one_line_errors(tmp_path: Path):
         assert res.exit_code == 2, name
         assert message in res.output and str(path) in res.output, (name, res.output)
         assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1, name
+
+
+def test_registered_in_the_cli():
+    from ecg_instruct.cli import app
+
+    assert "score" in [c.name for c in app.registered_commands]

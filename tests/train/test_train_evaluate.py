@@ -51,7 +51,9 @@ def test_controls_show_the_signal_matters(tiny_run: Path, evaluated: dict):
     rows = {r["condition"]: r for r in json.loads((tiny_run / "controls.json").read_text())}
     assert rows["clean"]["bleu_4"] > rows["ecg=zeros"]["bleu_4"]
     assert rows["clean"]["bleu_4"] > rows["ecg=shuffle"]["bleu_4"]
-    assert "| ecg=shuffle |" in (tiny_run / "controls.md").read_text()
+    table = (tiny_run / "controls.md").read_text()
+    assert "| ecg=shuffle |" in table and "paired 95 % interval" in table
+    assert "clinical_f1_micro" in rows["clean"]["ci95"]
 
 
 def test_robustness_outputs(tiny_run: Path, evaluated: dict):
