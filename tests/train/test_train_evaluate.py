@@ -111,3 +111,18 @@ def test_cli_user_errors_are_one_line_exit_2(tiny_dataset: Path, tmp_path: Path)
     assert "Traceback" not in res.output
     res = runner.invoke(app, ["evaluate", "--run", str(tmp_path / "missing")])
     assert res.exit_code == 2 and "run.json" in res.output
+
+
+def test_score_command_reproduces_evaluate(tiny_run: Path, tiny_dataset: Path, tmp_path: Path,
+                                           evaluated: dict):  # fmt: skip
+    """`score` on evaluate's own predictions, references looked up by id: the same numbers."""
+    from ecg_instruct.evaluate.score_command import score_file
+
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    preds = pq.read_table(tiny_run / "predictions.parquet").to_pylist()
+    clean = [{"id": p["id"], "prediction": p["prediction"]} for p in preds if p["condition"] == "clean"]
+    path = tmp_path / "preds.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in clean))
+    scored = score_file(path, data=tiny_dataset, config="ptbxl", split="test", meteor="none")
+    for key in (*FLAT, "ci95", "n_records", "clinical_per_statement"):
+        assert scored[key] == metrics[key], key
