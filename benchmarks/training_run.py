@@ -76,6 +76,14 @@ def split_sizes(data: Path) -> dict:
     return sizes
 
 
+def rejects(data: Path) -> str:
+    import pandas as pd
+
+    table = pd.read_parquet(data / "rejects.parquet")
+    counts = table[table["source"] == "ptbxl"]["reason"].value_counts()
+    return ", ".join(f"{reason} {n}" for reason, n in counts.items()) or "none"
+
+
 def render(work: Path, times: dict) -> str:
     run = work / "run"
     cfg = json.loads((run / "run.json").read_text())
@@ -99,6 +107,8 @@ def render(work: Path, times: dict) -> str:
         f"from `ecg-instruct sample --records ...`: reports follow from the signals; PTB-XL config "
         f"at 100 Hz, {sizes['train']} train / {sizes['validation']} validation / {sizes['test']} "
         f"test records. NOT real data.",
+        "",
+        f"Build rejects (PTB-XL, by reason): {rejects(work / 'meit')}.",
         "",
         "| step | wall (s) |",
         "|---|---:|",
