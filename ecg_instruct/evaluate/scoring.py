@@ -85,11 +85,18 @@ def score(
         out[f"bleu_{k + 1}"] = b[k]
         reps[f"bleu_{k + 1}"] = rep_bleu[:, k]
 
+    shifts: dict[str, float] = {}
+
     def mean_metric(key: str, per_record: Sequence[float], value: float | None = None) -> None:
+        """A metric whose replicates are resampled means of per-record scores. For a corpus
+        score that is not that mean (METEOR 1.5) the interval is shifted onto it, while the
+        replicates kept for paired differences stay unshifted (a constant offset between two
+        conditions would otherwise make any difference look supported)."""
         arr = np.asarray(per_record, dtype=np.float64)
         mean = float(arr.mean())
         out[key] = mean if value is None else value
-        reps[key] = weights @ arr / n + (out[key] - mean)  # shifted to a corpus-level value
+        reps[key] = weights @ arr / n
+        shifts[key] = out[key] - mean
 
     use_nltk = meteor in ("auto", "nltk")
     use_java = meteor == "java" or (meteor == "auto" and meteor_impl.java_available())
@@ -144,7 +151,7 @@ def score(
 
     out["n_records"] = n
     out["n_empty_predictions"] = sum(1 for h in hyps if not h)
-    out["ci95"] = {k: interval(v) for k, v in reps.items()}
+    out["ci95"] = {k: interval(v + shifts.get(k, 0.0)) for k, v in reps.items()}
     out["bootstrap"] = {
         "replicates": replicates, "seed": seed, "unit": "record",
         "method": "percentile; corpus metrics recomputed from resampled per-record statistics",
