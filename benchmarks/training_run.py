@@ -62,8 +62,25 @@ def run_steps(work: Path, records: int, mimic_records: int, max_steps: int | Non
     if "evaluate" not in times:
         times["evaluate"] = cli("evaluate", "--run", str(run), "--split", "test", "--controls",
                                 "--noise", "default", "--no-progress")  # fmt: skip
+    if "threads_check" not in times:
+        times["threads_check"] = threads_check(data, work)
     (work / "times.json").write_text(json.dumps(times, indent=2))
     return times
+
+
+def threads_check(data: Path, work: Path, steps: int = 30) -> dict:
+    """ECG/s of a short training with 1 thread and with one per core (torch's own default)."""
+    out = {}
+    for n in sorted({1, os.cpu_count() or 1}):
+        run = work / f"threads-{n}"
+        load = os.getloadavg()[0]
+        cli("train-baseline", "--data", str(data), "--config", "ptbxl", "--out", str(run),
+            "--max-steps", str(steps), "--eval-interval", "0", "--threads", str(n),
+            "--no-progress")  # fmt: skip
+        log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+        speeds = sorted(r["examples_per_s"] for r in log if r.get("examples_per_s"))
+        out[str(n)] = {"ecg_per_s": speeds[len(speeds) // 2], "load": load}
+    return out
 
 
 def split_sizes(data: Path) -> dict:
@@ -74,6 +91,18 @@ def split_sizes(data: Path) -> dict:
         files = sorted((data / "data" / "ptbxl").glob(f"{split}-*.parquet"))
         sizes[split] = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     return sizes
+
+
+def changed_predictions(run: Path) -> str:
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(run / "predictions.parquet").to_pylist()
+    clean = {r["id"]: r["prediction"] for r in rows if r["condition"] == "clean"}
+    counts: dict[str, int] = {}
+    for r in rows:
+        if r["condition"] != "clean":
+            counts[r["condition"]] = counts.get(r["condition"], 0) + (r["prediction"] != clean[r["id"]])
+    return ", ".join(f"{c} {n} of {len(clean)}" for c, n in counts.items())
 
 
 def rejects(data: Path) -> str:
@@ -122,6 +151,10 @@ def render(work: Path, times: dict) -> str:
         + (f"{val[-1]['val_loss']:.3f} at step {val[-1]['step']}" if val else "not logged")
         + (f"; median {sorted(speeds)[len(speeds) // 2]:.0f} ECG/s." if speeds else "."),
         "",
+        "Threads (30 steps each, same data, median ECG/s at the 1-minute load shown): "
+        + ", ".join(f"`--threads {n}` {v['ecg_per_s']:.0f} ECG/s (load {v['load']:.1f})"
+                    for n, v in times.get("threads_check", {}).items()) + ".",
+        "",
         f"Test split ({metrics['n_records']} records), text-only controls "
         "(`evaluate --controls`; values with bootstrap 95 % intervals over records, "
         f"{metrics['bootstrap']['replicates']} replicates, seed {metrics['bootstrap']['seed']}):",
@@ -136,6 +169,8 @@ def render(work: Path, times: dict) -> str:
         "Noise sweep (`--noise default`):",
         "",
         (run / "robustness.md").read_text().strip(),
+        "",
+        f"Test predictions that differ from the clean ones: {changed_predictions(run)}.",
         END,
     ]
     return "\n".join(lines)
