@@ -11,7 +11,7 @@ RAW ?= data/raw
 OUT ?= out/meit
 RECIPE ?= meit
 
-.PHONY: venv dataset test lint bench download clean browser
+.PHONY: venv dataset test lint bench download clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,16 +27,21 @@ venv: $(STAMP)
 dataset: $(STAMP)
 	$(CLI) build --raw-dir $(RAW) --out $(OUT) --recipe $(RECIPE) --sample-fallback data/sample
 
-# Headless Chromium (Debian package) for the report.html browser test, which fails in CI
-# (CI=true) without it. Installed with apt-get where that exists (sudo unless root).
-browser:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
-	{ if command -v apt-get >/dev/null 2>&1; then \
+# System packages the tests need, from Debian where they are missing (sudo unless root):
+# headless Chromium for the report.html browser test and Java for the pycocoevalcap parity tests
+# (METEOR 1.5, PTBTokenizer). Both tests fail, never skip, in CI (CI=true) without them.
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null 2>&1; then \
 	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	    $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; \
-	  else echo "chromium not found and no apt-get: the browser test will skip (fail with CI=true)"; fi; }
+	    $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $$missing; \
+	  else echo "missing:$$missing and no apt-get: the browser and metric-parity tests will fail"; fi; \
+	fi
 
-test: $(STAMP) browser
+test: $(STAMP) system-deps
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -287,9 +287,21 @@ def build(
 def sample(
     out: Path = typer.Option(Path("data/sample"), help="Folder for the sample mirror."),
     force: bool = typer.Option(False, help="Rewrite even if a complete mirror is there."),
+    records: int | None = typer.Option(
+        None, min=30, help="Records per source, with reports that follow from the signals "
+        "(rate, rhythm, QRS width, voltage, axis); ~3,000 gives >= 300 PTB-XL test records.",
+    ),
+    mimic_records: int | None = typer.Option(
+        None, min=30, help="MIMIC-IV-ECG records with --records (default: same as --records)."
+    ),
 ) -> None:
     """Write the synthetic sample mirror (PTB-XL, MIMIC-IV-ECG, Challenge 2021, CODE-15% layouts)."""
     def run():
+        if records is not None:
+            from ecg_instruct.sample_physiology import write_learnable_mirror
+
+            write_learnable_mirror(out, records, mimic_records or records, SAMPLE_MARKER)
+            return
         if force and (out / SAMPLE_MARKER).exists():
             (out / SAMPLE_MARKER).unlink()
         ensure_sample_mirror(out)
@@ -438,6 +450,7 @@ def _register_optional_commands() -> None:
     """Commands that live in their own packages (their modules import lazily what they need)."""
     from ecg_instruct.download.command import download
     from ecg_instruct.evaluate.command import evaluate
+    from ecg_instruct.evaluate.score_command import score
     from ecg_instruct.plot.command import plot
     from ecg_instruct.train.command import train_baseline
 
@@ -445,6 +458,7 @@ def _register_optional_commands() -> None:
     app.command("train-baseline")(train_baseline)
     app.command("evaluate")(evaluate)
     app.command("plot")(plot)
+    app.command("score")(score)
 
 
 _register_optional_commands()

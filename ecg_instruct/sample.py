@@ -197,7 +197,9 @@ def _damage(signal: np.ndarray, kind: str) -> np.ndarray:
     return signal
 
 
-def write_ptbxl(root: Path, n_records: int, seed: int, simulator: _Simulator) -> None:
+def write_ptbxl(root: Path, n_records: int, seed: int, simulator: _Simulator, draw=None) -> None:
+    """``draw(rng) -> (finding, signal, extra columns)`` replaces the fixed findings (see
+    ``sample_physiology``)."""
     from scipy.signal import resample_poly
 
     rng = np.random.default_rng(seed)
@@ -207,14 +209,14 @@ def write_ptbxl(root: Path, n_records: int, seed: int, simulator: _Simulator) ->
     for index in range(n_records):
         ecg_id = index + 1
         patient = index % n_patients
-        finding = FINDINGS[int(rng.integers(len(FINDINGS)))]
+        finding, drawn, extra = _draw(draw, rng, simulator)
         english = rng.random() < 0.3
         report = finding.english if english else finding.german
         if not english and rng.random() < 0.15:
             report = f"{report} 4.46 unbestätigter bericht"
         folder = f"{(ecg_id // 1000) * 1000:05d}"
         hr_name, lr_name = f"{ecg_id:05d}_hr", f"{ecg_id:05d}_lr"
-        signal = _damage(simulator.record(finding.heart_rate, rng), damage.get(index, ""))
+        signal = _damage(drawn(), damage.get(index, ""))
         _write_wfdb(root / "records500" / folder, hr_name, signal, 500, 1000.0, PTBXL_LEADS)
         low = np.round(resample_poly(signal, 1, 5, axis=1, padtype="line"), 3)
         _write_wfdb(root / "records100" / folder, lr_name, low, 100, 1000.0, PTBXL_LEADS)
@@ -232,6 +234,7 @@ def write_ptbxl(root: Path, n_records: int, seed: int, simulator: _Simulator) ->
             "validated_by_human": "True", "strat_fold": (patient % 10) + 1,
             "filename_lr": f"records100/{folder}/{lr_name}",
             "filename_hr": f"records500/{folder}/{hr_name}",
+            "heart_axis": extra.get("heart_axis", ""),
         })
     _write_csv(root / "ptbxl_database.csv", PTBXL_COLUMNS, rows)
     statements = []
@@ -258,7 +261,20 @@ def _mimic_subjects(n_subjects: int, seed: int) -> Iterator[int]:
         candidate += 7 + seed
 
 
-def write_mimic(root: Path, n_records: int, seed: int, simulator: _Simulator) -> None:
+def _draw(draw, rng: np.random.Generator, simulator: _Simulator):
+    """(finding, signal maker, extra columns): the fixed findings, or ``draw``'s when given.
+
+    The fixed findings' signal is simulated only when asked for, at the point of the record's
+    random stream where it always was, so the default mirror stays byte-identical.
+    """
+    if draw is not None:
+        finding, signal, extra = draw(rng)
+        return finding, lambda: signal, extra
+    finding = FINDINGS[int(rng.integers(len(FINDINGS)))]
+    return finding, lambda: simulator.record(finding.heart_rate, rng), {}
+
+
+def write_mimic(root: Path, n_records: int, seed: int, simulator: _Simulator, draw=None) -> None:
     rng = np.random.default_rng(seed + 1)
     subjects = list(_mimic_subjects(max(len(SPLITS) * 4, int(n_records * 0.75)), seed))
     damage = {4: "flat_lead", 11: "short_nan"}
@@ -267,10 +283,10 @@ def write_mimic(root: Path, n_records: int, seed: int, simulator: _Simulator) ->
     for index in range(n_records):
         subject = subjects[index % len(subjects)]
         study = 40000000 + index * 1013 + seed
-        finding = FINDINGS[int(rng.integers(len(FINDINGS)))]
+        finding, drawn, extra = _draw(draw, rng, simulator)
         relative = f"files/p{str(subject)[:4]}/p{subject}/s{study}/{study}"
         if index not in missing_files:
-            signal = _damage(simulator.record(finding.heart_rate, rng), damage.get(index, ""))
+            signal = _damage(drawn(), damage.get(index, ""))
             signal = signal[[0, 1, 2, 3, 5, 4, 6, 7, 8, 9, 10, 11]]  # aVF before aVL, as MIMIC
             _write_wfdb((root / relative).parent, str(study), signal, 500, 200.0, MIMIC_LEADS)
         statements = [] if index in empty_report else list(finding.mimic)
@@ -289,6 +305,7 @@ def write_mimic(root: Path, n_records: int, seed: int, simulator: _Simulator) ->
                "p_end": 148 if finding.p_axis != MISSING else MISSING, "qrs_onset": 200,
                "qrs_end": 292, "t_end": 580, "p_axis": finding.p_axis,
                "qrs_axis": int(rng.integers(-30, 90)), "t_axis": int(rng.integers(0, 80))}
+        row.update({k: v for k, v in extra.items() if k in ("qrs_axis", "qrs_end")})
         row.update({f"report_{i}": text for i, text in enumerate(statements)})
         measurements.append(row)
     _write_csv(root / "record_list.csv", MIMIC_RECORD_COLUMNS, records)
@@ -296,10 +313,21 @@ def write_mimic(root: Path, n_records: int, seed: int, simulator: _Simulator) ->
     _write_checksums(root)
 
 
-def write_sample_mirror(out: Path, n_ptbxl: int = 60, n_mimic: int = 60, seed: int = 0) -> Path:
-    """Write `out/ptb-xl/` and `out/mimic-iv-ecg/` in the PhysioNet layouts; returns `out`."""
+def write_sample_mirror(
+    out: Path, n_ptbxl: int = 60, n_mimic: int = 60, seed: int = 0, physiological: bool = False
+) -> Path:
+    """Write `out/ptb-xl/` and `out/mimic-iv-ecg/` in the PhysioNet layouts; returns `out`.
+
+    ``physiological``: reports follow from the signals (``sample_physiology``), for a sample a
+    model can learn from; the default keeps the small fixed-findings mirror.
+    """
     out = Path(out)
     simulator = _Simulator(seed)
-    write_ptbxl(out / "ptb-xl", n_ptbxl, seed, simulator)
-    write_mimic(out / "mimic-iv-ecg", n_mimic, seed, simulator)
+    draw = None
+    if physiological:
+        from ecg_instruct.sample_physiology import PhysiologicalDraw
+
+        draw = PhysiologicalDraw(simulator)
+    write_ptbxl(out / "ptb-xl", n_ptbxl, seed, simulator, draw)
+    write_mimic(out / "mimic-iv-ecg", n_mimic, seed, simulator, draw)
     return out

@@ -35,12 +35,22 @@ def evaluate(
         typer.Option(help="Robustness sweep: 'default' or e.g. 'meit:0.9,snr:10'."),
     ] = None,
     meteor: Annotated[
-        str, typer.Option(help="nltk (offline, default), java (METEOR 1.5) or none.")
-    ] = "nltk",
+        str,
+        typer.Option(
+            help="auto (nltk, plus METEOR 1.5 when java is there), nltk, java (METEOR 1.5) or none."
+        ),
+    ] = "auto",
+    bertscore_model: Annotated[
+        Path | None,
+        typer.Option(help="Local model folder for BERTScore (e.g. roberta-large); none: absent."),
+    ] = None,
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap replicates for the 95 % intervals (seeded by --seed).")
+    ] = 1000,
     seed: Annotated[int, typer.Option(help="Seed for noise and the shuffled control.")] = 0,
     device: Annotated[str, typer.Option()] = "auto",
     threads: Annotated[
-        int, typer.Option(help="CPU threads for torch (0: torch's default, all cores).")
+        int, typer.Option(help="CPU threads for torch (0: one per core not busy with other work).")
     ] = 0,
     out_dir: Annotated[
         Path | None, typer.Option(help="Where to write (default: run folder).")
@@ -50,7 +60,7 @@ def evaluate(
     ] = None,
 ) -> None:
     """Generate reports for a split and write metrics.json + predictions.parquet."""
-    from ecg_instruct.evaluate.runner import METRICS, EvalOptions, evaluate_run
+    from ecg_instruct.evaluate.runner import EvalOptions, evaluate_run
     from ecg_instruct.train.trainer import set_threads
 
     set_threads(threads)
@@ -62,6 +72,8 @@ def evaluate(
                 data=None if data is None else str(Path(data).resolve()),
                 max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit,
                 controls=controls, noise=noise, meteor=meteor, seed=seed, device=device,
+                bertscore_model=None if bertscore_model is None else str(bertscore_model),
+                bootstrap=bootstrap,
                 out_dir=out_dir, progress=progress,
             )  # fmt: skip
         )
@@ -69,9 +81,19 @@ def evaluate(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     for row in result["rows"]:
-        values = " ".join(
-            f"{m}={row[m]:.4f}" for m in METRICS if row.get(m) is not None
-        )
-        typer.echo(f"{row['config']}/{row['split']} {row['condition']}: {values}")
+        typer.echo(f"{row['config']}/{row['split']} {row['condition']}: {format_metrics(row)}")
     typer.echo(f"wrote {result['out_dir']}/metrics.json")
     typer.echo(f"wrote {result['out_dir']}/report.html")
+
+
+def format_metrics(row: dict) -> str:
+    """One line: ``bleu_4=0.4123 [0.390, 0.431] ...`` for every metric present."""
+    from ecg_instruct.evaluate.scoring import METRICS
+
+    parts = []
+    for m in METRICS:
+        if row.get(m) is None:
+            continue
+        ci = (row.get("ci95") or {}).get(m)
+        parts.append(f"{m}={row[m]:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""))
+    return " ".join(parts)

@@ -22,21 +22,17 @@ REPORT_NAME = "report.html"
 FILES_DIR = "report_files"
 THUMBNAIL_DPI = 40
 DEFAULT_MAX_RECORDS = 50
-METRIC_NAMES = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d")
 
 _TOKEN = re.compile(r"\w+(?:[-'.]\w+)*|[^\w\s]")
 
 
 def statements_of(report: str) -> list[str]:
-    """The SCP statements (codes) a report states, by the label-agreement phrase matcher.
+    """The SCP statements (codes) a report states, sorted: the clinical-accuracy scorer's
+    extraction (``evaluate.clinical``, negations excluded), so the page shows exactly what the
+    clinical F1 counted."""
+    from ecg_instruct.evaluate.clinical import statements_of as clinical_statements
 
-    The one place the page asks which clinical statements a text makes: a clinical-accuracy
-    scorer with its own ``statements_of`` can replace this body without touching the page.
-    """
-    from ecg_instruct.reports.fidelity import default_phrases
-
-    matcher = default_phrases()
-    return sorted(code for code in matcher.patterns if matcher.states(code, report))
+    return sorted(clinical_statements(report))
 
 
 def word_diff(reference: str, generated: str) -> tuple[str, str]:
@@ -78,11 +74,14 @@ def _thumbnail(record_id: str, signal: np.ndarray, fs: float, folder: Path) -> s
 
 
 def _metrics_table(rows: Sequence[dict], table_id: str) -> str:
-    head = "".join(f"<th>{m}</th>" for m in METRIC_NAMES)
+    from ecg_instruct.evaluate.scoring import METRICS
+
+    names = [m for m in METRICS if any(row.get(m) is not None for row in rows)]
+    head = "".join(f"<th>{m}</th>" for m in names)
     body = []
     for row in rows:
         cells = "".join(
-            "<td>-</td>" if row.get(m) is None else f"<td>{row[m]:.4f}</td>" for m in METRIC_NAMES
+            "<td>-</td>" if row.get(m) is None else f"<td>{row[m]:.4f}</td>" for m in names
         )
         body.append(f"<tr><th>{html.escape(str(row['condition']))}</th>"
                     f"<td>{row['n_records']}</td>{cells}</tr>")

@@ -60,6 +60,12 @@ def ensure_wordnet() -> Path:
 
 def nltk_meteor(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]]) -> float:
     """Mean of nltk's sentence-level METEOR (alpha 0.9, beta 3, gamma 0.5, WordNet synonyms)."""
+    scores = nltk_meteor_scores(hyps, refs)
+    return sum(scores) / len(scores)
+
+
+def nltk_meteor_scores(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]]) -> list[float]:
+    """nltk's sentence-level METEOR per record (what MEIT averaged)."""
     try:
         import nltk
         from nltk.translate.meteor_score import meteor_score
@@ -68,8 +74,7 @@ def nltk_meteor(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]]) ->
     root = str(ensure_wordnet())
     if root not in nltk.data.path:
         nltk.data.path.insert(0, root)
-    scores = [meteor_score([list(r)], list(h)) for h, r in zip(hyps, refs, strict=True)]
-    return sum(scores) / len(scores)
+    return [meteor_score([list(r)], list(h)) for h, r in zip(hyps, refs, strict=True)]
 
 
 def java_available() -> bool:
@@ -79,21 +84,36 @@ def java_available() -> bool:
 
 def java_meteor(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]]) -> float:
     """Corpus METEOR 1.5 through pycocoevalcap's jar (needs ``java`` and ``pycocoevalcap``)."""
+    return java_meteor_scores(hyps, refs)[0]
+
+
+def java_meteor_scores(
+    hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]]
+) -> tuple[float, list[float]]:
+    """Corpus METEOR 1.5 and the jar's per-record segment scores."""
     if not java_available():
         raise UserError(
             "Java METEOR 1.5 needs `java` on PATH and the pycocoevalcap package",
             fix="pip install pycocoevalcap, or use --meteor nltk",
         )
-    from pycocoevalcap.meteor.meteor import Meteor
-
     gts = {i: [" ".join(r)] for i, r in enumerate(refs)}
     res = {i: [" ".join(h)] for i, h in enumerate(hyps)}
-    scorer = Meteor()
-    try:
-        score, _ = scorer.compute_score(gts, res)
-    finally:
-        del scorer
-    return float(score)
+    score, scores = java_scorer().compute_score(gts, res)
+    return float(score), [float(x) for x in scores]
+
+
+_SCORER = None
+
+
+def java_scorer():
+    """pycocoevalcap's ``Meteor`` (one JVM per process, kept alive: loading its paraphrase table
+    takes 7-30 s on a busy 2-core machine, scoring a split well under a second)."""
+    global _SCORER
+    if _SCORER is None:
+        from pycocoevalcap.meteor.meteor import Meteor
+
+        _SCORER = Meteor()
+    return _SCORER
 
 
 def java_version() -> str:

@@ -36,27 +36,43 @@ def _coco_split(tokens: Tokens) -> list[str]:
     return " ".join(tokens).split(" ")
 
 
-def bleu(hyps: Sequence[Tokens], refs: Sequence[Tokens], max_n: int = 4) -> list[float]:
-    """Corpus BLEU-1..max_n (pycocoevalcap ``Bleu(4)``, option ``closest``)."""
+def bleu_stats(hyps: Sequence[Tokens], refs: Sequence[Tokens], max_n: int = 4) -> list[list[int]]:
+    """Per record: clipped matches for n = 1..max_n, guesses for n = 1..max_n, hyp and ref length.
+
+    Corpus BLEU is a function of the *sums* of these rows, so resampling rows (the bootstrap)
+    gives BLEU of a resampled corpus exactly.
+    """
     _check(hyps, refs)
-    correct, guess = [0] * max_n, [0] * max_n
-    hyp_len = ref_len = 0
+    rows = []
     for hyp, ref in zip(hyps, refs, strict=True):
         hyp, ref = list(hyp), list(ref)
-        hyp_len += len(hyp)
-        ref_len += len(ref)
+        correct, guess = [], []
         for n in range(1, max_n + 1):
             h, r = _ngrams(hyp, n), _ngrams(ref, n)
-            correct[n - 1] += sum(min(c, r[g]) for g, c in h.items())
-            guess[n - 1] += max(0, len(hyp) - n + 1)
+            correct.append(sum(min(c, r[g]) for g, c in h.items()))
+            guess.append(max(0, len(hyp) - n + 1))
+        rows.append(correct + guess + [len(hyp), len(ref)])
+    return rows
+
+
+def bleu_from_stats(totals: Sequence[float], max_n: int = 4) -> list[float]:
+    """Corpus BLEU-1..max_n from summed ``bleu_stats`` rows."""
+    correct, guess = totals[:max_n], totals[max_n : 2 * max_n]
+    hyp_len, ref_len = totals[2 * max_n], totals[2 * max_n + 1]
     scores, product = [], 1.0
     for n in range(max_n):
         product *= (correct[n] + _TINY) / (guess[n] + _SMALL)
-        scores.append(product ** (1.0 / (n + 1)))
+        scores.append(float(product ** (1.0 / (n + 1))))
     ratio = (hyp_len + _TINY) / (ref_len + _SMALL)
     if ratio < 1:
-        scores = [s * math.exp(1 - 1 / ratio) for s in scores]
+        scores = [float(s * math.exp(1 - 1 / ratio)) for s in scores]
     return scores
+
+
+def bleu(hyps: Sequence[Tokens], refs: Sequence[Tokens], max_n: int = 4) -> list[float]:
+    """Corpus BLEU-1..max_n (pycocoevalcap ``Bleu(4)``, option ``closest``)."""
+    rows = bleu_stats(hyps, refs, max_n)
+    return bleu_from_stats([sum(col) for col in zip(*rows, strict=True)], max_n)
 
 
 def _lcs(a: Sequence[str], b: Sequence[str]) -> int:

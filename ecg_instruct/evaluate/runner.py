@@ -3,7 +3,8 @@
 Outputs (all in one folder: the run folder for the run's own config and test split, else
 ``RUN/eval/<config>-<split>/``, or ``--out-dir``):
 
-    metrics.json         flat bleu_1..bleu_4, meteor, rouge_l, cider_d + what produced them
+    metrics.json         flat bleu_1..bleu_4, meteor_nltk, meteor_1_5, rouge_l, cider_d,
+                         bertscore_*, clinical_* with ci95 intervals + what produced them
     predictions.parquet  id, condition, reference, prediction (one row per record and condition)
     controls.json/.md    with --controls: the same model with the ECG zeroed or shuffled
     robustness.json/.md/.png  with --noise: metric vs noise level
@@ -19,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg_instruct.evaluate.bootstrap import difference_supported
 from ecg_instruct.evaluate.html_report import signals_of_dataset, write_html_report
 from ecg_instruct.evaluate.noise import Noise, parse_noise
-from ecg_instruct.evaluate.scoring import score
+from ecg_instruct.evaluate.scoring import METRICS, public, score
 from ecg_instruct.rng import rng_for
 from ecg_instruct.train._torch import require_torch
 
-METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d")
+__all__ = ["METRICS", "EvalOptions", "evaluate_run"]
 
 
 @dataclass
@@ -39,7 +41,9 @@ class EvalOptions:
     limit: int | None = None  # first N records only (quick looks; metrics say so)
     controls: bool = False
     noise: str | None = None
-    meteor: str = "nltk"
+    meteor: str = "auto"
+    bertscore_model: str | None = None
+    bootstrap: int = 1000  # replicates for the 95 % intervals
     seed: int = 0
     device: str = "auto"
     out_dir: Path | None = None
@@ -89,16 +93,41 @@ def generate(model, split, encoder, cfg, opts: EvalOptions, ecg: str, noise: Noi
     return out
 
 
+def _cell(row: dict, metric: str, reference: dict | None) -> str:
+    """``0.4123 [0.39, 0.43]``; against a reference row, ``(n.s.)`` marks a difference whose
+    paired 95 % interval includes 0 (the intervals do not support it)."""
+    value = row.get(metric)
+    if value is None:
+        return "-"
+    ci = (row.get("ci95") or {}).get(metric)
+    text = f"{value:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+    if reference is not None and reference is not row:
+        a = row.get("_replicates", {}).get(metric)
+        b = reference.get("_replicates", {}).get(metric)
+        if a is not None and b is not None:
+            _, supported = difference_supported(a, b)
+            text += "" if supported else " (n.s.)"
+    return text
+
+
 def _table(rows: list[dict], key: str) -> str:
-    head = f"| {key} | n | " + " | ".join(METRICS) + " |"
-    sep = "|---" * (len(METRICS) + 2) + "|"
+    metrics = [m for m in METRICS if any(r.get(m) is not None for r in rows)]
+    head = f"| {key} | n | " + " | ".join(metrics) + " |"
+    sep = "|---" * (len(metrics) + 2) + "|"
+    reference = rows[0] if rows else None
     body = [
         f"| {r[key]} | {r['n_records']} | "
-        + " | ".join("-" if r.get(m) is None else f"{r[m]:.4f}" for m in METRICS)
+        + " | ".join(_cell(r, m, reference) for m in metrics)
         + " |"
         for r in rows
     ]
-    return "\n".join([head, sep, *body]) + "\n"
+    note = (
+        f"\nValues with bootstrap 95 % intervals over records; (n.s.): the paired 95 % interval "
+        f"of the difference from the first row ({reference[key]}) includes 0.\n"
+        if reference
+        else ""
+    )
+    return "\n".join([head, sep, *body]) + "\n" + note
 
 
 def plot_robustness(rows: list[dict], path: Path) -> None:
@@ -122,7 +151,7 @@ def plot_robustness(rows: list[dict], path: Path) -> None:
             xs = [(max(finite) + 10 if finite else 40) if x == float("inf") else x for x in xs]
         order = np.argsort(xs)
         x_sorted = np.array(xs)[order]
-        for m in METRICS[:-1]:  # bounded metrics on the left axis
+        for m in [m for m in METRICS if m != "cider_d"]:  # bounded metrics on the left axis
             if clean.get(m) is not None:
                 ax.plot(x_sorted, [pts[i][m] for i in order], marker="o", label=m)
         twin = ax.twinx()  # CIDEr-D is on a 0-10 scale: its own axis
@@ -161,6 +190,7 @@ def evaluate_run(opts: EvalOptions) -> dict:
     if opts.limit:
         ds = ds.select(range(min(opts.limit, len(ds))))
     split = tokenise_split(ds, encoder, cfg.max_report_tokens)
+    scp_codes = _scp_codes(ds)
     # the run's own test split goes to the run folder; anything else to its own sub-folder
     own = config == cfg.config and opts.data in (None, cfg.data) and opts.split == "test"
     out_dir = Path(opts.out_dir) if opts.out_dir else (
@@ -183,7 +213,10 @@ def evaluate_run(opts: EvalOptions) -> dict:
     rows, pred_tables = [], []
     for ecg, noise in conditions:
         preds = generate(model, split, encoder, cfg, opts, ecg, noise)
-        metrics = score(preds, split.reports, opts.meteor)
+        metrics = score(
+            preds, split.reports, opts.meteor, scp_codes=scp_codes,
+            bertscore_model=opts.bertscore_model, replicates=opts.bootstrap, seed=opts.seed,
+        )  # fmt: skip
         condition = noise.label if ecg == "signal" else f"ecg={ecg}"
         rows.append(
             {**base, **metrics, "ecg": ecg, "condition": condition, "kind": noise.kind,
@@ -201,7 +234,8 @@ def evaluate_run(opts: EvalOptions) -> dict:
         )
     main = rows[0]
     (out_dir / "metrics.json").write_text(
-        json.dumps({k: v for k, v in main.items() if k not in ("kind", "level")}, indent=2) + "\n"
+        json.dumps({k: v for k, v in public(main).items() if k not in ("kind", "level")}, indent=2)
+        + "\n"
     )
     pq.write_table(pa.concat_tables(pred_tables), out_dir / "predictions.parquet")
     if opts.controls:
@@ -219,4 +253,18 @@ def evaluate_run(opts: EvalOptions) -> dict:
 
 
 def _strip(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "implementation"} for r in rows]
+    return [{k: v for k, v in public(r).items() if k != "implementation"} for r in rows]
+
+
+def _scp_codes(ds) -> list[dict | None] | None:
+    """PTB-XL's cardiologist statements per row (JSON column ``scp_codes``), when published."""
+    if "scp_codes" not in ds.column_names:
+        return None
+    out: list[dict | None] = []
+    for value in ds["scp_codes"]:
+        try:
+            parsed = json.loads(value) if value else None
+        except (TypeError, ValueError):
+            parsed = None
+        out.append(parsed if isinstance(parsed, dict) and parsed else None)
+    return out

@@ -1,23 +1,24 @@
-"""Text as the metrics see it: no chat tags, lower case, PTB-style tokens, no punctuation.
+"""Text as the metrics see it: no chat tags, then pycocoevalcap's PTB tokens without punctuation.
 
-This mirrors what pycocoevalcap does before scoring (Stanford PTBTokenizer with ``-lowerCase``,
-then dropping its punctuation tokens) in pure Python, so no Java is needed. Scoring text with
-the chat tags left in (as the MEIT reference code did) inflates every n-gram metric.
+Tokenisation follows pycocoevalcap exactly (``ptb_tokenizer``: Stanford PTBTokenizer 3.4.1 with
+``-lowerCase``, then its punctuation list removed), so brackets survive as ``-lrb-``/``-rrb-``
+and clitics split, as in every captioning paper's numbers. Scoring text with the chat tags left
+in (as the MEIT reference code did) inflates every n-gram metric.
 """
 
 from __future__ import annotations
 
 import re
 
+from ecg_instruct.evaluate.ptb_tokenizer import COCO_PUNCTUATIONS, coco_tokens
+
 CHAT_TAG = re.compile(r"<\|[a-z_]+\|>|</?s>|<ecg>|<pad>|<unk>")
-# A word, possibly with inner hyphens, dots, slashes or apostrophes (st-t, 0.12, i/ii, patient's),
-# or any single non-space character.
-TOKEN = re.compile(r"\w+(?:[-'./]\w+)*|[^\w\s]")
-# pycocoevalcap's PUNCTUATIONS after PTB escaping (-LRB- is "(", `` and '' are quotes).
-PUNCTUATION = {
-    "''", "'", "``", "`", '"', "(", ")", "{", "}", "[", "]",
-    ".", "?", "!", ",", ":", "-", "--", "...", ";",
-}  # fmt: skip
+PUNCTUATION = COCO_PUNCTUATIONS  # kept for importers of the old name
+TOKENIZER = (
+    "pycocoevalcap PTBTokenizer rules (Stanford PTBTokenizer 3.4.1 -preserveLines -lowerCase, "
+    "pycocoevalcap PUNCTUATIONS removed), Python reimplementation "
+    "ecg_instruct.evaluate.ptb_tokenizer; chat tags removed first"
+)
 
 
 def clean_report(text: str) -> str:
@@ -26,5 +27,5 @@ def clean_report(text: str) -> str:
 
 
 def metric_tokens(text: str) -> list[str]:
-    """Tokens the metrics compare (lower-cased, punctuation removed)."""
-    return [t for t in TOKEN.findall(clean_report(text).lower()) if t not in PUNCTUATION]
+    """Tokens the metrics compare: pycocoevalcap's PTB tokens, punctuation removed."""
+    return coco_tokens(clean_report(text))

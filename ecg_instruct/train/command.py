@@ -55,7 +55,7 @@ def train_baseline(
     lora: Annotated[bool, typer.Option(help="With --model: train LoRA adapters (peft).")] = False,
     lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
     threads: Annotated[
-        int, typer.Option(help="CPU threads for torch (0: torch's default, all cores).")
+        int, typer.Option(help="CPU threads for torch (0: one per core not busy with other work).")
     ] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     progress: Annotated[

@@ -41,11 +41,31 @@ def pick_device(name: str):
     return torch.device(name)
 
 
-def set_threads(n: int) -> None:
-    """Intra-op CPU threads (0 leaves torch's default). On a shared or oversubscribed machine
-    one thread can be many times faster than two: OpenMP workers spin while waiting."""
-    if n > 0:
-        require_torch().set_num_threads(n)
+def set_threads(n: int) -> int:
+    """Intra-op CPU threads; 0 picks ``available_cores()``. Returns the number set.
+
+    torch's own default (one thread per core) is many times slower on a shared or oversubscribed
+    machine: its OpenMP workers spin waiting for cores other processes hold.
+    """
+    n = n if n > 0 else available_cores()
+    require_torch().set_num_threads(n)
+    return n
+
+
+def available_cores() -> int:
+    """Cores this process may use that other processes are not already busy on (>= 1):
+    the CPU affinity count minus the 1-minute load average, rounded."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        busy = 0.0
+    return max(1, min(cores, cores - round(busy)))
 
 
 def autocast(device):

@@ -17,7 +17,8 @@ from ecg_instruct.evaluate.command import evaluate  # noqa: E402
 from ecg_instruct.evaluate.runner import EvalOptions, evaluate_run, shuffled_order  # noqa: E402
 from ecg_instruct.train.command import train_baseline  # noqa: E402
 
-FLAT = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d")
+FLAT = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor_nltk", "meteor_1_5", "rouge_l", "cider_d",
+        "bertscore_f1", "clinical_f1_micro", "clinical_f1_macro")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,12 @@ def test_metrics_json_and_predictions(tiny_run: Path, evaluated: dict):
     metrics = json.loads((tiny_run / "metrics.json").read_text())
     for key in FLAT:
         assert key in metrics
-    assert metrics["meteor"] is None and "not computed" in metrics["implementation"]["meteor"]
+    assert "meteor" not in metrics  # never a bare, ambiguous METEOR
+    assert metrics["meteor_nltk"] is None and "not computed" in metrics["implementation"]["meteor_nltk"]
+    assert "bertscore_f1" in metrics["absent"]  # absent with a reason, not 0
+    for key in ("bleu_4", "rouge_l", "cider_d", "clinical_f1_micro"):
+        lo, hi = metrics["ci95"][key]
+        assert lo <= metrics[key] <= hi
     assert metrics["split"] == "test" and metrics["n_records"] == 16
     assert metrics["bleu_4"] > 0.5  # the synthetic reports are learnable from the signal
     preds = pq.read_table(tiny_run / "predictions.parquet").to_pylist()
@@ -45,7 +51,9 @@ def test_controls_show_the_signal_matters(tiny_run: Path, evaluated: dict):
     rows = {r["condition"]: r for r in json.loads((tiny_run / "controls.json").read_text())}
     assert rows["clean"]["bleu_4"] > rows["ecg=zeros"]["bleu_4"]
     assert rows["clean"]["bleu_4"] > rows["ecg=shuffle"]["bleu_4"]
-    assert "| ecg=shuffle |" in (tiny_run / "controls.md").read_text()
+    table = (tiny_run / "controls.md").read_text()
+    assert "| ecg=shuffle |" in table and "paired 95 % interval" in table
+    assert "clinical_f1_micro" in rows["clean"]["ci95"]
 
 
 def test_robustness_outputs(tiny_run: Path, evaluated: dict):
@@ -103,3 +111,18 @@ def test_cli_user_errors_are_one_line_exit_2(tiny_dataset: Path, tmp_path: Path)
     assert "Traceback" not in res.output
     res = runner.invoke(app, ["evaluate", "--run", str(tmp_path / "missing")])
     assert res.exit_code == 2 and "run.json" in res.output
+
+
+def test_score_command_reproduces_evaluate(tiny_run: Path, tiny_dataset: Path, tmp_path: Path,
+                                           evaluated: dict):  # fmt: skip
+    """`score` on evaluate's own predictions, references looked up by id: the same numbers."""
+    from ecg_instruct.evaluate.score_command import score_file
+
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    preds = pq.read_table(tiny_run / "predictions.parquet").to_pylist()
+    clean = [{"id": p["id"], "prediction": p["prediction"]} for p in preds if p["condition"] == "clean"]
+    path = tmp_path / "preds.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in clean))
+    scored = score_file(path, data=tiny_dataset, config="ptbxl", split="test", meteor="none")
+    for key in (*FLAT, "ci95", "n_records", "clinical_per_statement"):
+        assert scored[key] == metrics[key], key
