@@ -1,7 +1,7 @@
 """A pretrained Hugging Face causal LM as the decoder (``train-baseline --model``).
 
 The ECG encoder is the built-in one, projecting to the LM's hidden size; the ECG enters by
-``kv`` fusion (MEIT, default: ``kv_fusion.py``) or ``prefix`` fusion (LLaVA: the encoder output
+``kv`` fusion (MEIT, default: ``kv_fusion.py``, with a zero-initialised value gate per layer) or ``prefix`` fusion (LLaVA: the encoder output
 replaces the ``<ecg>`` slots in ``inputs_embeds``). Training is MEIT's by default: LoRA (r=64,
 alpha=128, dropout 0.1) on every attention and MLP projection through ``peft``, plus the
 embedding rows (input and output) of the tokens we added, and nothing else of the LM. A
@@ -36,10 +36,10 @@ class HFReportModel(nn.Module):
     def __init__(self, cfg, lm: nn.Module, ecg_id: int, pad_id: int) -> None:
         super().__init__()
         self.cfg, self.lm, self.ecg_id, self.pad_id = cfg, lm, ecg_id, pad_id
-        width = lm.get_input_embeddings().embedding_dim
+        width = kv_fusion.base_of(lm).config.get_text_config().hidden_size
         self.encoder = ECGEncoder(width, cfg.ecg_tokens, cfg.encoder_width)
-        if cfg.fusion == "kv":
-            kv_fusion.family(lm)  # unsupported families fail here, before any training
+        if cfg.fusion == "kv":  # unsupported families fail here, before any training
+            self.value_gate = nn.Parameter(torch.zeros(len(kv_fusion.decoder_layers(lm))))
 
     def _embed(self, ids: torch.Tensor, ecg: torch.Tensor) -> torch.Tensor:
         x = self.lm.get_input_embeddings()(ids)
@@ -50,7 +50,7 @@ class HFReportModel(nn.Module):
         return x
 
     def _ecg(self, signal: torch.Tensor) -> torch.Tensor:
-        return self.encoder(signal).to(self.lm.get_input_embeddings().weight.dtype)
+        return self.encoder(signal).to(kv_fusion.base_of(self.lm).dtype)
 
     def logits(self, ids, signal, ecg_visible: bool = True) -> torch.Tensor:
         """Right-padded ``ids`` (B, T) -> logits (B, T, V). ``ecg_visible=False`` hides the ECG
@@ -63,7 +63,7 @@ class HFReportModel(nn.Module):
             out = self.lm(inputs_embeds=x, attention_mask=valid.long(), position_ids=positions,
                           use_cache=False)  # fmt: skip
             return out.logits
-        cache = kv_fusion.ECGPrefixCache(kv_fusion.ecg_keys_values(self.lm, ecg))
+        cache = kv_fusion.ECGPrefixCache(kv_fusion.ecg_keys_values(self.lm, ecg, self.value_gate))
         mask = kv_fusion.additive_mask(valid, ids.shape[1], ecg.shape[1], x.dtype, ecg_visible)
         out = self.lm(inputs_embeds=x, attention_mask=mask, position_ids=positions, cache=cache,
                       use_cache=False)  # fmt: skip
@@ -84,7 +84,8 @@ class HFReportModel(nn.Module):
         positions = (valid.long().cumsum(1) - 1).clamp(min=0)
         if self.cfg.fusion == "kv":
             n_ecg = ecg.shape[1]
-            cache = kv_fusion.prefilled_cache(self.lm, kv_fusion.ecg_keys_values(self.lm, ecg))
+            kv = kv_fusion.ecg_keys_values(self.lm, ecg, self.value_gate)
+            cache = kv_fusion.prefilled_cache(self.lm, kv)
             mask_of = lambda v, t: kv_fusion.additive_mask(v, t, n_ecg, x.dtype)  # noqa: E731
         else:
             cache = None

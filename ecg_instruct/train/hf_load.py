@@ -121,6 +121,22 @@ def loadable_folder(source: ModelSource) -> str:
     return str(_dequantised_folder(source) if source.gguf_file else source.folder)
 
 
+def load_tokenizer(model: str):
+    """The HF tokenizer of a ``--model`` value (chat template included); local files only."""
+    transformers = transformers_module()
+    folder = loadable_folder(resolve(model))
+    try:
+        tok = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise UserError(
+            f"cannot load a tokenizer from {model!r}: {str(exc).splitlines()[0]}",
+            fix="pass a local Hugging Face folder, a .gguf file or 'smollm2'",
+        ) from exc
+    if not getattr(tok, "is_fast", False):
+        raise UserError(f"{model}: only fast (tokenizers-backed) tokenizers are supported")
+    return tok
+
+
 def load_lm(model: str, dtype: str = "fp32"):
     """(causal LM in ``dtype``, HF tokenizer) for a ``--model`` value; local files only."""
     import torch

@@ -5,8 +5,9 @@ A run folder holds everything needed to resume or evaluate it::
     run.json         TrainConfig (data path, config, model shape, seed, schedule)
     tokenizer.json   the BPE tokenizer learned from the training split (or, with --model,
                      hf_tokenizer/: the LM's tokenizer with <ecg>/<pad> and its chat template)
-    checkpoint.pt    model + optimizer + step (written atomically); with --model only the
-                     trainable tensors (LoRA, encoder, new token rows) and their optimizer state
+    checkpoint.pt    model weights + step (written atomically); with --model only the
+                     trainable tensors (LoRA, value gates, encoder, new token rows)
+    optimizer.pt     AdamW state + step, needed only by --resume (2x the trainable weights)
     model.json       fusion, base model identity, LoRA settings, total/trainable parameters
     train_log.jsonl  one line per logged step: loss, lr, grad norm, examples/s, val loss
 
@@ -246,9 +247,9 @@ def _prepare_text(cfg: TrainConfig, out: Path, train_ds, fresh: bool, dist) -> N
     if fresh and dist.main:
         if cfg.hf_model:
             from ecg_instruct.train.hf_chat import prepare_tokenizer
-            from ecg_instruct.train.hf_load import load_lm
+            from ecg_instruct.train.hf_load import load_tokenizer
 
-            prepare_tokenizer(load_lm(cfg.hf_model, cfg.dtype)[1], out)
+            prepare_tokenizer(load_tokenizer(cfg.hf_model), out)
         else:
             cols = train_ds.select_columns(["messages", "report"]).to_dict()
             texts = list(cols["report"]) + sorted({prompt_text(m) for m in cols["messages"]})
@@ -332,17 +333,26 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
     ]
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
     step = 0
+    opt_path = out / "optimizer.pt"
     if not fresh:
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
         load_model_state(raw_model, state["model"], cfg, ckpt_path)
-        opt.load_state_dict(state["optimizer"])
         step = int(state["step"])
+        opt_state = torch.load(opt_path, map_location=device, weights_only=True) if (
+            opt_path.exists()) else {"step": None}  # fmt: skip
+        if opt_state["step"] != step:
+            raise UserError(
+                f"optimizer state is missing or from another step than checkpoint.pt ({step})",
+                path=opt_path, fix="retrain the run (or start a new one from scratch)",
+            )  # fmt: skip
+        opt.load_state_dict(opt_state["optimizer"])
 
     def save() -> None:
+        # the optimizer first: a crash between the two writes leaves an older checkpoint.pt,
+        # whose step no longer matches, so resume refuses instead of mixing states
         if dist.main:
-            payload = {"model": model_state(raw_model, cfg), "optimizer": opt.state_dict(),
-                       "step": step}  # fmt: skip
-            _save(ckpt_path, payload)
+            _save(opt_path, {"optimizer": opt.state_dict(), "step": step})
+            _save(ckpt_path, {"model": model_state(raw_model, cfg), "step": step})
 
     log_path = out / "train_log.jsonl"
     kept = []  # on resume, drop log lines of steps taken after the checkpoint (they are redone)

@@ -74,7 +74,36 @@ def test_lora_checkpoint_holds_only_trainable_weights(tiny_lm: Path, tiny_datase
     assert (run / "metrics.json").exists()
 
 
-def test_kv_fusion_needs_the_builtin_decoder(tiny_lm: Path, tiny_dataset: Path, tmp_path: Path):
-    cfg = small_config(tiny_dataset, tmp_path / "kv", hf_model=str(tiny_lm))
-    with pytest.raises(UserError, match="prefix"):
-        train(cfg, progress=False)
+def test_kv_lora_run_stores_only_new_weights_and_checks_its_base(tiny_lm: Path, tiny_dataset: Path,
+                                                                  tmp_path: Path):  # fmt: skip
+    """MEIT defaults on a GPT-2 folder: kv fusion, LoRA on c_attn/c_proj/c_fc, new token rows."""
+    pytest.importorskip("peft")
+    run = tmp_path / "kv"
+    cfg = small_config(tiny_dataset, run, max_steps=3, hf_model=str(tiny_lm), lora=True, lora_r=4,
+                       lora_alpha=8, model={"fusion": "kv", "ecg_tokens": 1})  # fmt: skip
+    train(cfg, progress=False)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
+    kinds = {k.split(".")[0] if k.startswith(("encoder", "value_gate")) else
+             ("lora" if "lora_" in k else "rows" if "trainable_tokens" in k else k) for k in state}  # fmt: skip
+    assert kinds == {"encoder", "value_gate", "lora", "rows"}
+    rows = [v for k, v in state.items() if "trainable_tokens_delta" in k]
+    assert [r.shape for r in rows] == [(7, 64)]  # our 7 special tokens; the head is tied
+    summary = json.loads((run / "model.json").read_text())
+    assert summary["fusion"] == "kv" and summary["lora_r"] == 4
+    assert summary["base_model"]["sha256"] and 0 < summary["trainable_params"] < summary["total_params"]
+    evaluate_run(EvalOptions(run=run, split="test", meteor="none", progress=False, limit=2,
+                             max_new_tokens=3))  # fmt: skip
+
+    # a checkpoint missing a tensor is an error, never a silent random init
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    ckpt["model"].pop("value_gate")
+    torch.save(ckpt, run / "checkpoint.pt")
+    with pytest.raises(UserError, match="lacks.*value_gate"):
+        evaluate_run(EvalOptions(run=run, split="test", meteor="none", progress=False, limit=1))
+
+    # another base model under the same path is refused
+    meta = json.loads((run / "run.json").read_text())
+    meta["base_model"]["sha256"] = "0" * 64
+    (run / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="not the base model"):
+        evaluate_run(EvalOptions(run=run, split="test", meteor="none", progress=False, limit=1))
