@@ -1,8 +1,9 @@
 """A pretrained Hugging Face causal LM as the decoder (``train-baseline --model``).
 
 The ECG encoder is the built-in one, projecting to the LM's hidden size; the ECG enters by
-``kv`` fusion (MEIT, default: ``kv_fusion.py``, with a zero-initialised value gate per layer) or ``prefix`` fusion (LLaVA: the encoder output
-replaces the ``<ecg>`` slots in ``inputs_embeds``). Training is MEIT's by default: LoRA (r=64,
+``kv`` fusion (MEIT, default: ``kv_fusion.py``, with a zero-initialised value gate per layer)
+or ``prefix`` fusion (LLaVA: the encoder output replaces the ``<ecg>`` slots in
+``inputs_embeds``). Training is MEIT's by default: LoRA (r=64,
 alpha=128, dropout 0.1) on every attention and MLP projection through ``peft``, plus the
 embedding rows (input and output) of the tokens we added, and nothing else of the LM. A
 checkpoint therefore holds megabytes: adapters, encoder, new token rows. The base model is

@@ -10,35 +10,11 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tiny_data import PROMPTS, REPORTS, small_config, write_tiny_dataset  # noqa: E402
+from tiny_data import small_config, write_tiny_dataset  # noqa: E402
 
 from ecg_instruct.errors import UserError  # noqa: E402
 from ecg_instruct.evaluate.runner import EvalOptions, evaluate_run  # noqa: E402
 from ecg_instruct.train.trainer import train  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory) -> Path:
-    """A 2-layer GPT-2 with a byte-level BPE that knows none of our special tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    path = tmp_path_factory.mktemp("tiny-gpt2")
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
-    )  # fmt: skip
-    tok.train_from_iterator(REPORTS * 4 + PROMPTS + ["You are a cardiologist."], trainer)
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>")
-    fast.save_pretrained(path)
-    torch.manual_seed(0)
-    cfg = transformers.GPT2Config(
-        vocab_size=tok.get_vocab_size(), n_positions=256, n_embd=64, n_layer=2, n_head=2
-    )
-    transformers.GPT2LMHeadModel(cfg).save_pretrained(path)
-    return path
 
 
 def _losses(run: Path) -> list[float]:
@@ -83,8 +59,11 @@ def test_kv_lora_run_stores_only_new_weights_and_checks_its_base(tiny_lm: Path, 
                        lora_alpha=8, model={"fusion": "kv", "ecg_tokens": 1})  # fmt: skip
     train(cfg, progress=False)
     state = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
-    kinds = {k.split(".")[0] if k.startswith(("encoder", "value_gate")) else
-             ("lora" if "lora_" in k else "rows" if "trainable_tokens" in k else k) for k in state}  # fmt: skip
+    kinds = {
+        k.split(".")[0] if k.startswith(("encoder", "value_gate"))
+        else "lora" if "lora_" in k else "rows" if "trainable_tokens" in k else k
+        for k in state
+    }  # fmt: skip
     assert kinds == {"encoder", "value_gate", "lora", "rows"}
     rows = [v for k, v in state.items() if "trainable_tokens_delta" in k]
     assert [r.shape for r in rows] == [(7, 64)]  # our 7 special tokens; the head is tied
