@@ -113,3 +113,22 @@ def test_unsupported_family_is_one_line():
     lm = transformers.AutoModelForCausalLM.from_config(cfg)
     with pytest.raises(UserError, match="gpt_neox.*--fusion prefix"):
         HFReportModel(ModelConfig(fusion="kv", ecg_tokens=1, encoder_width=8), lm, ECG_ID, PAD_ID)
+
+
+def test_gradient_checkpointing_keeps_the_ecg_and_the_gradients():
+    from ecg_instruct.train import kv_fusion
+
+    ids, signal = _batch()
+    targets = torch.where(ids != PAD_ID, ids, -100)
+    grads = []
+    for checkpointing in (False, True):
+        model = fused("llama").train()
+        if checkpointing:
+            model.lm.gradient_checkpointing_enable({"use_reentrant": False})
+            kv_fusion.allow_checkpointing_with_cache(model.lm)
+        loss = model.loss(ids, targets, signal)
+        loss.backward()
+        grads.append((loss.detach(), model.encoder.proj.weight.grad.clone()))
+    assert torch.equal(grads[0][0], grads[1][0])
+    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-5, atol=1e-7)
+    assert grads[1][1].abs().sum() > 0

@@ -86,3 +86,22 @@ def test_kv_lora_run_stores_only_new_weights_and_checks_its_base(tiny_lm: Path, 
     (run / "run.json").write_text(json.dumps(meta))
     with pytest.raises(UserError, match="not the base model"):
         evaluate_run(EvalOptions(run=run, split="test", meteor="none", progress=False, limit=1))
+
+
+def test_bf16_weights_with_fp32_adapters(tiny_lm: Path, tiny_dataset: Path, tmp_path: Path):
+    pytest.importorskip("peft")
+    from ecg_instruct.train.hf import build_model
+    from ecg_instruct.train.hf_chat import load_encoder, prepare_tokenizer
+    from ecg_instruct.train.hf_load import load_tokenizer
+
+    prepare_tokenizer(load_tokenizer(str(tiny_lm)), tmp_path)
+    encoder = load_encoder(tmp_path)
+    cfg = small_config(tiny_dataset, tmp_path, hf_model=str(tiny_lm), lora=True, lora_r=4,
+                       dtype="bf16", model={"fusion": "kv", "ecg_tokens": 1})  # fmt: skip
+    model = build_model(cfg, encoder)
+    dtypes = {("lora_" in n, p.dtype) for n, p in model.lm.named_parameters()}
+    assert (False, torch.bfloat16) in dtypes and (True, torch.float32) in dtypes
+    ids = torch.tensor([[5, 6, 7, 8]])
+    loss = model.loss(ids, ids, torch.randn(1, 12, 1000))
+    assert torch.isfinite(loss)
+    loss.backward()
