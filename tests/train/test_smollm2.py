@@ -90,9 +90,9 @@ def test_only_lora_token_rows_gate_and_encoder_train(smol, tiny_dataset: Path, t
 
 
 def test_resume_is_bit_exact(tiny_dataset: Path, tmp_path: Path):
-    common = dict(hf_model="smollm2", lora=True, batch_size=2, max_report_tokens=12, lr=1e-3,
-                  eval_records=2,
-                  warmup_steps=1, model={"fusion": "kv", "ecg_tokens": 1})  # fmt: skip
+    common = dict(hf_model="smollm2", lora=True, lora_r=8, batch_size=1, max_report_tokens=8,
+                  lr=1e-3, eval_records=1, warmup_steps=1,
+                  model={"fusion": "kv", "ecg_tokens": 1})  # fmt: skip
     train(small_config(tiny_dataset, tmp_path / "full", max_steps=2, **common), progress=False)
     part = small_config(tiny_dataset, tmp_path / "part", max_steps=1, save_interval=1, **common)
     train(part, progress=False)
@@ -105,4 +105,4 @@ def test_resume_is_bit_exact(tiny_dataset: Path, tmp_path: Path):
               for r in ("full", "part")]  # fmt: skip
     assert losses[0] == losses[1]
     meta = json.loads((tmp_path / "full" / "model.json").read_text())
-    assert meta["base_model"]["model"] == "smollm2" and meta["lora_r"] == 64
+    assert meta["base_model"]["model"] == "smollm2" and meta["lora_r"] == 8
