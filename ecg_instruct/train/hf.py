@@ -134,9 +134,10 @@ def _add_lora(cfg, lm, new_token_ids: list[int]):
 
 def build_model(cfg, encoder) -> HFReportModel:
     """Load the LM (local files only), grow its vocabulary, attach LoRA (default)."""
-    from ecg_instruct.train.hf_load import load_lm
+    from ecg_instruct.train.hf_load import base_identity, load_lm
 
     lm, _ = load_lm(cfg.hf_model, cfg.dtype)
+    identity = base_identity(cfg.hf_model, lm)  # of the base as loaded: before resizing, LoRA
     base_rows = lm.get_input_embeddings().num_embeddings
     if encoder.vocab_size > base_rows:
         lm.resize_token_embeddings(encoder.vocab_size, mean_resizing=False)
@@ -149,4 +150,6 @@ def build_model(cfg, encoder) -> HFReportModel:
             kv_fusion.allow_checkpointing_with_cache(lm)
         if cfg.lora:
             lm.enable_input_require_grads()
-    return HFReportModel(cfg.model, lm, encoder.ecg_id, encoder.pad_id)
+    model = HFReportModel(cfg.model, lm, encoder.ecg_id, encoder.pad_id)
+    model.base_identity = identity
+    return model

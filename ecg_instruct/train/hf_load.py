@@ -7,7 +7,7 @@ is written once as an ordinary Hugging Face folder (safetensors, float32) under 
 directory and every later run loads that folder instead (~1 s).
 
 A run records the base model's *identity* (where it came from plus a hash of its config and of
-its weights' index: every tensor name, shape and dtype), so a run is never evaluated on top of a
+its weights' index: every tensor name and shape), so a run is never evaluated on top of a
 different base model.
 """
 

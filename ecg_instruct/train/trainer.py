@@ -154,10 +154,7 @@ def check_base_model(model, cfg: TrainConfig, run_dir: Path) -> None:
     """Refuse to put a run's adapters on a base model other than the one it was trained on."""
     if not cfg.hf_model or not cfg.base_model:
         return
-    from ecg_instruct.train.hf_load import base_identity
-    from ecg_instruct.train.kv_fusion import base_of
-
-    now = base_identity(cfg.hf_model, base_of(model.lm))
+    now = model.base_identity
     if now["sha256"] != cfg.base_model["sha256"]:
         raise UserError(
             f"--model {cfg.hf_model} ({now['source']}) is not the base model this run was trained "
@@ -307,11 +304,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
     torch.manual_seed(cfg.seed)
     raw_model = build_model(cfg, encoder)
     if cfg.hf_model:
-        from ecg_instruct.train.hf_load import base_identity
-        from ecg_instruct.train.kv_fusion import base_of
-
         if fresh:
-            cfg.base_model = base_identity(cfg.hf_model, base_of(raw_model.lm))
+            cfg.base_model = raw_model.base_identity
         else:
             check_base_model(raw_model, cfg, out)
     raw_model = raw_model.to(device)
