@@ -144,6 +144,8 @@ def load_lm(model: str, dtype: str = "fp32"):
     transformers = transformers_module()
     folder = loadable_folder(resolve(model))
     torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    # the one slow step (GGUF dequantising, above) keeps its bar; a ~1 s cached load needs none
+    transformers.utils.logging.disable_progress_bar()
     try:
         tok = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
         lm = transformers.AutoModelForCausalLM.from_pretrained(
