@@ -12,6 +12,8 @@ reloaded from ``--model`` and must match the identity recorded in ``run.json``.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -129,7 +131,9 @@ def _add_lora(cfg, lm, new_token_ids: list[int]):
         fan_in_fan_out=model_type == "gpt2",  # GPT-2's Conv1D stores weights transposed
         trainable_token_indices=rows or None,
     )  # fmt: skip
-    return peft.get_peft_model(lm, config)
+    with warnings.catch_warnings():  # peft reads a transformers attribute deprecated in v5
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        return peft.get_peft_model(lm, config)
 
 
 def build_model(cfg, encoder) -> HFReportModel:

@@ -66,11 +66,6 @@ class TemplateChatEncoder:
     def vocab_size(self) -> int:
         return len(self.tok)
 
-    @property
-    def new_token_ids(self) -> list[int]:
-        """Ids of the tokens we added (their embedding rows are the only ones trained)."""
-        return sorted({self.ecg_id, self.pad_id})
-
     def prompt_string(self, messages: Sequence[dict]) -> str:
         return self.tok.apply_chat_template(
             chat_messages(messages), tokenize=False, add_generation_prompt=True
@@ -100,7 +95,9 @@ def prepare_tokenizer(tok, out: Path) -> None:
     """Save the LM's tokenizer in the run: with ``<ecg>``/``<pad>`` added if it has a chat
     template (``hf_tokenizer/``), else as ``tokenizer.json`` with all our chat tags."""
     if getattr(tok, "chat_template", None):
-        tok.add_special_tokens({"additional_special_tokens": [ECG, PAD]})
+        tok.add_special_tokens(
+            {"additional_special_tokens": [ECG, PAD]}, replace_extra_special_tokens=False
+        )
         tok.save_pretrained(out / HF_TOKENIZER_DIR)
     else:
         backend = tok.backend_tokenizer
