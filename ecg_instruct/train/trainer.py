@@ -3,13 +3,20 @@
 A run folder holds everything needed to resume or evaluate it::
 
     run.json         TrainConfig (data path, config, model shape, seed, schedule)
-    tokenizer.json   the BPE tokenizer learned from the training split
-    checkpoint.pt    model + optimizer + step (written atomically)
+    tokenizer.json   the BPE tokenizer learned from the training split (or, with --model,
+                     hf_tokenizer/: the LM's tokenizer with <ecg>/<pad> and its chat template)
+    checkpoint.pt    model weights + step (written atomically); with --model only the
+                     trainable tensors (LoRA, value gates, encoder, new token rows)
+    optimizer.pt     AdamW state + step, needed only by --resume (2x the trainable weights)
+    model.json       fusion, base model identity, LoRA settings, total/trainable parameters
     train_log.jsonl  one line per logged step: loss, lr, grad norm, examples/s, val loss
 
 Determinism: batch ``s`` is a slice of a permutation seeded by ``(seed, epoch)`` and dropout is
 reseeded from ``(seed, s)`` at every step, so a resumed run takes exactly the steps the
-uninterrupted one would have taken, with no sampler state in the checkpoint.
+uninterrupted one would have taken, with no sampler state in the checkpoint. Under ``torchrun``
+every rank takes its share of the same global batch (``distributed.py``) and the loss is
+normalised by the global batch's target-token count, so it does not depend on the number of
+processes or of ``--grad-accum`` micro-batches.
 """
 
 from __future__ import annotations
@@ -27,10 +34,12 @@ import numpy as np
 
 from ecg_instruct.errors import UserError
 from ecg_instruct.rng import stable_hash
+from ecg_instruct.train import distributed
 from ecg_instruct.train._torch import require_torch
 from ecg_instruct.train.config import TrainConfig
 from ecg_instruct.train.data import load_split, tokenise_split, training_batch
-from ecg_instruct.train.text import ChatEncoder, load_tokenizer, prompt_text, train_tokenizer
+from ecg_instruct.train.hf_chat import load_encoder
+from ecg_instruct.train.text import prompt_text, train_tokenizer
 
 
 def pick_device(name: str):
@@ -93,7 +102,39 @@ def batch_index(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
     return perm[k * batch_size : (k + 1) * batch_size]
 
 
-def build_model(cfg: TrainConfig, encoder: ChatEncoder):
+def bucketed_batch_index(
+    step: int, lengths: np.ndarray, batch_size: int, seed: int, window: int = 64
+) -> np.ndarray:
+    """Length bucketing: each epoch's permutation is cut into windows of ``window`` batches,
+    sorted by length inside a window, and the batches are visited in a seeded random order.
+    Rows of a batch have similar lengths (less padding); the sequence is still a function of
+    (seed, step) only, so resume stays exact."""
+    n = len(lengths)
+    per_epoch = max(1, n // batch_size)
+    epoch, k = divmod(step, per_epoch)
+    order = _bucketed_epoch(lengths.tobytes(), n, batch_size, seed, epoch, window)
+    return order[k * batch_size : (k + 1) * batch_size]
+
+
+_EPOCH_CACHE: dict = {}
+
+
+def _bucketed_epoch(key: bytes, n: int, batch_size: int, seed: int, epoch: int, window: int):
+    cache_key = (hash(key), n, batch_size, seed, epoch, window)
+    if cache_key not in _EPOCH_CACHE:
+        lengths = np.frombuffer(key, dtype=np.int64)
+        perm = np.random.default_rng([seed & 0xFFFFFFFF, epoch]).permutation(n)
+        chunks = [perm[i : i + window * batch_size] for i in range(0, n, window * batch_size)]
+        perm = np.concatenate([c[np.argsort(lengths[c], kind="stable")] for c in chunks])
+        n_batches = n // batch_size
+        batches = perm[: n_batches * batch_size].reshape(n_batches, batch_size)
+        shuffle = np.random.default_rng([seed & 0xFFFFFFFF, epoch, 1]).permutation(n_batches)
+        _EPOCH_CACHE.clear()  # one epoch at a time
+        _EPOCH_CACHE[cache_key] = batches[shuffle].reshape(-1)
+    return _EPOCH_CACHE[cache_key]
+
+
+def build_model(cfg: TrainConfig, encoder):
     """The built-in encoder-decoder, or the encoder + a local Hugging Face LM (``--model``)."""
     if cfg.hf_model:
         from ecg_instruct.train import hf
@@ -112,10 +153,58 @@ def model_state(model, cfg: TrainConfig) -> dict:
     return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def load_model_state(model, state: dict, cfg: TrainConfig) -> None:
-    result = model.load_state_dict(state, strict=not cfg.hf_model)
-    if result.unexpected_keys:
-        raise UserError(f"checkpoint does not fit the model: {result.unexpected_keys[:3]}")
+def load_model_state(model, state: dict, cfg: TrainConfig, path: Path | None = None) -> None:
+    """Load a checkpoint; a missing or unexpected tensor is an error, never silently skipped."""
+    fix = "the checkpoint was written by another model or code version; retrain the run"
+    if cfg.hf_model:
+        wanted = {n for n, p in model.named_parameters() if p.requires_grad}
+        missing, extra = sorted(wanted - state.keys()), sorted(state.keys() - wanted)
+        if missing or extra:
+            what = f"lacks {missing[:3]}" if missing else f"has unexpected {extra[:3]}"
+            raise UserError(f"checkpoint {what}", path=path, fix=fix)
+        model.load_state_dict(state, strict=False)
+        return
+    result = model.load_state_dict(state, strict=False)
+    if result.unexpected_keys or result.missing_keys:
+        keys = result.missing_keys[:3] or result.unexpected_keys[:3]
+        raise UserError(f"checkpoint does not fit the model: {keys}", path=path, fix=fix)
+
+
+def check_base_model(model, cfg: TrainConfig, run_dir: Path) -> None:
+    """Refuse to put a run's adapters on a base model other than the one it was trained on."""
+    if not cfg.hf_model or not cfg.base_model:
+        return
+    now = model.base_identity
+    if now["sha256"] != cfg.base_model["sha256"]:
+        raise UserError(
+            f"--model {cfg.hf_model} ({now['source']}) is not the base model this run was trained "
+            f"on ({cfg.base_model['source']}, config+weights hash differs)",
+            path=run_dir,
+            fix="install or point run.json's hf_model at the original base model",
+        )
+
+
+def describe_model(model, cfg: TrainConfig) -> dict:
+    """Parameter counts and a memory estimate (weights + gradients + AdamW state of the
+    trainable tensors; activations come on top and grow with batch and length)."""
+    params = list(model.parameters())
+    trainable = [p for p in params if p.requires_grad]
+    weights = sum(p.numel() * p.element_size() for p in params)
+    train_state = sum(p.numel() * (p.element_size() + 8) for p in trainable)
+    out = {
+        "decoder": "builtin" if not cfg.hf_model else cfg.hf_model,
+        "fusion": cfg.model.fusion,
+        "ecg_tokens": cfg.model.ecg_tokens,
+        "total_params": sum(p.numel() for p in params),
+        "trainable_params": sum(p.numel() for p in trainable),
+        "estimated_memory_gb": round((weights + train_state) / 1e9, 3),
+    }
+    if cfg.hf_model:
+        out |= {"base_model": cfg.base_model, "dtype": cfg.dtype, "lora": cfg.lora}
+        if cfg.lora:
+            out |= {"lora_r": cfg.lora_r, "lora_alpha": cfg.lora_alpha,
+                    "lora_dropout": cfg.lora_dropout}  # fmt: skip
+    return out
 
 
 def load_run(run_dir: Path, device=None):
@@ -126,10 +215,11 @@ def load_run(run_dir: Path, device=None):
     ckpt_path = run_dir / "checkpoint.pt"
     if not ckpt_path.exists():
         raise UserError("run has no checkpoint.pt yet", path=run_dir, fix="train it first")
-    encoder = ChatEncoder(load_tokenizer(run_dir / "tokenizer.json"))
+    encoder = load_encoder(run_dir)
     model = build_model(cfg, encoder)
+    check_base_model(model, cfg, run_dir)
     state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    load_model_state(model, state["model"], cfg)
+    load_model_state(model, state["model"], cfg, ckpt_path)
     device = device or pick_device(cfg.device)
     return cfg, encoder, model.to(device).eval()
 
@@ -154,6 +244,7 @@ def validation_loss(model, split, encoder, cfg: TrainConfig, device) -> float:
     n = min(len(split), cfg.eval_records)
     total, weight = 0.0, 0
     model.eval()
+    model = getattr(model, "module", model)  # DDP's wrapper would wait for the other ranks
     with torch.no_grad(), autocast(device):
         for start in range(0, n, cfg.batch_size):
             idx = list(range(start, min(n, start + cfg.batch_size)))
@@ -168,9 +259,25 @@ def validation_loss(model, split, encoder, cfg: TrainConfig, device) -> float:
     return total / max(1, weight)
 
 
+def _prepare_text(cfg: TrainConfig, out: Path, train_ds, fresh: bool, dist) -> None:
+    """Tokenizer files of the run, written by rank 0 only (the others wait and read them)."""
+    if fresh and dist.main:
+        if cfg.hf_model:
+            from ecg_instruct.train.hf_chat import prepare_tokenizer
+            from ecg_instruct.train.hf_load import load_tokenizer
+
+            prepare_tokenizer(load_tokenizer(cfg.hf_model), out)
+        else:
+            cols = train_ds.select_columns(["messages", "report"]).to_dict()
+            texts = list(cols["report"]) + sorted({prompt_text(m) for m in cols["messages"]})
+            train_tokenizer(texts, cfg.vocab_size).save(str(out / "tokenizer.json"))
+    dist.barrier()
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) -> dict:
     """Train (or resume) a run; returns a summary with the first and last logged losses."""
     torch = require_torch()
+    dist = distributed.init_from_env(cfg.device)
     out = Path(cfg.out)
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists() and not resume:
@@ -182,21 +289,28 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
         saved = TrainConfig.load(out)
         saved.max_steps, saved.device = cfg.max_steps, cfg.device  # may extend a finished run
         cfg = saved
-    out.mkdir(parents=True, exist_ok=True)
+    if cfg.batch_size % (dist.world * cfg.grad_accum):
+        raise UserError(
+            f"--batch-size {cfg.batch_size} does not split into {dist.world} processes x "
+            f"{cfg.grad_accum} micro-batches",
+            fix="make the global batch a multiple of processes x --grad-accum",
+        )
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        if fresh:  # leftovers of a run that crashed before its first checkpoint never leak
+            for stale in ("tokenizer.json", "hf_tokenizer"):
+                if (out / stale).is_file():
+                    (out / stale).unlink()
+                elif (out / stale).is_dir():
+                    import shutil
 
-    # Data and tokenizer: learned from the training split only, saved with the run. A fresh
-    # run rebuilds it, so leftovers of a run that crashed before its first checkpoint never leak.
+                    shutil.rmtree(out / stale)
+
+    # Data and tokenizer: learned from the training split only (or the LM's own), saved with
+    # the run.
     train_ds = load_split(cfg.data, cfg.config, "train")
-    tok_path = out / "tokenizer.json"
-    if fresh and cfg.hf_model:
-        from ecg_instruct.train.hf import prepare_tokenizer
-
-        prepare_tokenizer(cfg.hf_model, tok_path)
-    elif fresh:
-        cols = train_ds.select_columns(["messages", "report"]).to_dict()
-        texts = list(cols["report"]) + sorted({prompt_text(m) for m in cols["messages"]})
-        train_tokenizer(texts, cfg.vocab_size).save(str(tok_path))
-    encoder = ChatEncoder(load_tokenizer(tok_path))
+    _prepare_text(cfg, out, train_ds, fresh, dist)
+    encoder = load_encoder(out)
     train_split = tokenise_split(train_ds, encoder, cfg.max_report_tokens)
     try:
         val_split = tokenise_split(
@@ -204,79 +318,123 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
         )
     except UserError:
         val_split = None  # a dataset without a validation split still trains
-    (out / "run.json").write_text(cfg.to_json())
 
     # Model and optimizer. Weight decay only on matrices, as in nanoGPT.
-    device = pick_device(cfg.device)
+    device = distributed.device_for(dist, pick_device(cfg.device))
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg, encoder).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
+    raw_model = build_model(cfg, encoder)
+    if cfg.hf_model:
+        if fresh:
+            cfg.base_model = raw_model.base_identity
+        else:
+            check_base_model(raw_model, cfg, out)
+    raw_model = raw_model.to(device)
+    summary = describe_model(raw_model, cfg)
+    if dist.main:
+        (out / "run.json").write_text(cfg.to_json())
+        (out / "model.json").write_text(json.dumps(summary, indent=2) + "\n")
+        print(
+            f"{summary['total_params'] / 1e6:.1f}M params, {summary['trainable_params'] / 1e6:.2f}M "
+            f"trainable, ~{summary['estimated_memory_gb']:.2f} GB for weights + training state "
+            f"(plus activations); fusion {cfg.model.fusion}",
+            file=sys.stderr,
+        )
+    model = distributed.wrap(raw_model, dist, device)
+    params = [p for p in raw_model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
     step = 0
+    opt_path = out / "optimizer.pt"
     if not fresh:
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        load_model_state(model, state["model"], cfg)
-        opt.load_state_dict(state["optimizer"])
+        load_model_state(raw_model, state["model"], cfg, ckpt_path)
         step = int(state["step"])
+        opt_state = torch.load(opt_path, map_location=device, weights_only=True) if (
+            opt_path.exists()) else {"step": None}  # fmt: skip
+        if opt_state["step"] != step:
+            raise UserError(
+                f"optimizer state is missing or from another step than checkpoint.pt ({step})",
+                path=opt_path, fix="retrain the run (or start a new one from scratch)",
+            )  # fmt: skip
+        opt.load_state_dict(opt_state["optimizer"])
 
     def save() -> None:
-        payload = {"model": model_state(model, cfg), "optimizer": opt.state_dict(), "step": step}
-        _save(ckpt_path, payload)
+        # the optimizer first: a crash between the two writes leaves an older checkpoint.pt,
+        # whose step no longer matches, so resume refuses instead of mixing states
+        if dist.main:
+            _save(opt_path, {"optimizer": opt.state_dict(), "step": step})
+            _save(ckpt_path, {"model": model_state(raw_model, cfg), "step": step})
 
-    n_params = sum(p.numel() for p in model.parameters())
     log_path = out / "train_log.jsonl"
     kept = []  # on resume, drop log lines of steps taken after the checkpoint (they are redone)
-    if not fresh and log_path.exists():
+    if dist.main and not fresh and log_path.exists():
         kept = [x for x in log_path.read_text().splitlines() if json.loads(x)["step"] <= step]
-    log = log_path.open("w")
-    log.writelines(line + "\n" for line in kept)
+    log = log_path.open("w") if dist.main else None
+    if log:
+        log.writelines(line + "\n" for line in kept)
+    lengths = np.array([len(p) + len(t) for p, t in zip(train_split.prompts, train_split.targets,
+                                                           strict=True)], dtype=np.int64)  # fmt: skip
     losses: list[float] = []
-    bar = _progress(progress, cfg.max_steps, step)
-    bar.set_description(f"{n_params / 1e6:.1f}M params")
+    bar = _progress(progress if dist.main else False, cfg.max_steps, step)
+    bar.set_description(f"{summary['total_params'] / 1e6:.1f}M params")
     model.train()
     t0, seen = time.perf_counter(), 0
     while step < cfg.max_steps:
         lr = lr_at(step, cfg)
         for g in opt.param_groups:
             g["lr"] = lr
-        torch.manual_seed(stable_hash(cfg.seed, "dropout", step) & 0x7FFFFFFFFFFFFFFF)
-        idx = batch_index(step, len(train_split), cfg.batch_size, cfg.seed)
-        b = training_batch(
-            train_split, idx, encoder, cfg.model.fusion, cfg.model.ecg_tokens, cfg.signal_fs
-        )
-        with autocast(device):
-            loss = model.loss(*(b[k].to(device) for k in ("ids", "targets", "signal")))
+        dropout_key = (cfg.seed, "dropout", step) + ((dist.rank,) if dist.active else ())
+        torch.manual_seed(stable_hash(*dropout_key) & 0x7FFFFFFFFFFFFFFF)
+        if cfg.length_bucketing:
+            idx = bucketed_batch_index(step, lengths, cfg.batch_size, cfg.seed)
+        else:
+            idx = batch_index(step, len(train_split), cfg.batch_size, cfg.seed)
+        # every rank knows the global batch's target-token count: losses are normalised by it
+        n_tokens = sum(len(train_split.targets[i]) for i in idx)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+        loss_sum = 0.0
+        for micro in np.array_split(dist.share(idx), cfg.grad_accum):
+            b = training_batch(
+                train_split, micro, encoder, cfg.model.fusion, cfg.model.ecg_tokens, cfg.signal_fs
+            )
+            micro_tokens = int((b["targets"] != -100).sum())
+            with autocast(device):
+                loss = model(*(b[k].to(device) for k in ("ids", "targets", "signal")))
+            # DDP averages gradients over ranks: scale so the sum is the global token mean
+            (loss * (micro_tokens * dist.world / n_tokens)).backward()
+            loss_sum += loss.item() * micro_tokens
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
         opt.step()
         step += 1
         seen += len(idx)
-        losses.append(loss.item())
+        losses.append(dist.all_sum(loss_sum) / n_tokens)
         record = {"step": step, "loss": round(losses[-1], 5), "lr": lr, "grad_norm": grad_norm}
         last = step == cfg.max_steps
         due = last or (cfg.eval_interval and step % cfg.eval_interval == 0)
-        if val_split is not None and due:
+        if val_split is not None and due and dist.main:
             record["val_loss"] = round(validation_loss(model, val_split, encoder, cfg, device), 5)
         record["examples_per_s"] = round(seen / (time.perf_counter() - t0), 2)
-        log.write(json.dumps(record) + "\n")
-        log.flush()
+        if log:
+            log.write(json.dumps(record) + "\n")
+            log.flush()
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.3f}", lr=f"{lr:.1e}")
         if last or step % cfg.save_interval == 0:
             save()
     if step == 0 or not ckpt_path.exists():
         save()
+    dist.barrier()
     bar.close()
-    log.close()
+    if log:
+        log.close()
     return {
         "out": str(out),
         "steps": step,
-        "params": n_params,
+        "params": summary["total_params"],
+        "trainable_params": summary["trainable_params"],
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
         "examples_per_s": seen / max(1e-9, time.perf_counter() - t0),

@@ -10,35 +10,11 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tiny_data import PROMPTS, REPORTS, small_config, write_tiny_dataset  # noqa: E402
+from tiny_data import small_config, write_tiny_dataset  # noqa: E402
 
 from ecg_instruct.errors import UserError  # noqa: E402
 from ecg_instruct.evaluate.runner import EvalOptions, evaluate_run  # noqa: E402
 from ecg_instruct.train.trainer import train  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory) -> Path:
-    """A 2-layer GPT-2 with a byte-level BPE that knows none of our special tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    path = tmp_path_factory.mktemp("tiny-gpt2")
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
-    )  # fmt: skip
-    tok.train_from_iterator(REPORTS * 4 + PROMPTS + ["You are a cardiologist."], trainer)
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>")
-    fast.save_pretrained(path)
-    torch.manual_seed(0)
-    cfg = transformers.GPT2Config(
-        vocab_size=tok.get_vocab_size(), n_positions=256, n_embd=64, n_layer=2, n_head=2
-    )
-    transformers.GPT2LMHeadModel(cfg).save_pretrained(path)
-    return path
 
 
 def _losses(run: Path) -> list[float]:
@@ -74,7 +50,58 @@ def test_lora_checkpoint_holds_only_trainable_weights(tiny_lm: Path, tiny_datase
     assert (run / "metrics.json").exists()
 
 
-def test_kv_fusion_needs_the_builtin_decoder(tiny_lm: Path, tiny_dataset: Path, tmp_path: Path):
-    cfg = small_config(tiny_dataset, tmp_path / "kv", hf_model=str(tiny_lm))
-    with pytest.raises(UserError, match="prefix"):
-        train(cfg, progress=False)
+def test_kv_lora_run_stores_only_new_weights_and_checks_its_base(tiny_lm: Path, tiny_dataset: Path,
+                                                                  tmp_path: Path):  # fmt: skip
+    """MEIT defaults on a GPT-2 folder: kv fusion, LoRA on c_attn/c_proj/c_fc, new token rows."""
+    pytest.importorskip("peft")
+    run = tmp_path / "kv"
+    cfg = small_config(tiny_dataset, run, max_steps=3, hf_model=str(tiny_lm), lora=True, lora_r=4,
+                       lora_alpha=8, model={"fusion": "kv", "ecg_tokens": 1})  # fmt: skip
+    train(cfg, progress=False)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
+    kinds = {
+        k.split(".")[0] if k.startswith(("encoder", "value_gate"))
+        else "lora" if "lora_" in k else "rows" if "trainable_tokens" in k else k
+        for k in state
+    }  # fmt: skip
+    assert kinds == {"encoder", "value_gate", "lora", "rows"}
+    rows = [v for k, v in state.items() if "trainable_tokens_delta" in k]
+    assert [r.shape for r in rows] == [(7, 64)]  # our 7 special tokens; the head is tied
+    summary = json.loads((run / "model.json").read_text())
+    assert summary["fusion"] == "kv" and summary["lora_r"] == 4
+    assert summary["base_model"]["sha256"] and 0 < summary["trainable_params"] < summary["total_params"]
+    evaluate_run(EvalOptions(run=run, split="test", meteor="none", progress=False, limit=2,
+                             max_new_tokens=3))  # fmt: skip
+
+    # a checkpoint missing a tensor is an error, never a silent random init
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    ckpt["model"].pop("value_gate")
+    torch.save(ckpt, run / "checkpoint.pt")
+    with pytest.raises(UserError, match="lacks.*value_gate"):
+        evaluate_run(EvalOptions(run=run, split="test", meteor="none", progress=False, limit=1))
+
+    # another base model under the same path is refused
+    meta = json.loads((run / "run.json").read_text())
+    meta["base_model"]["sha256"] = "0" * 64
+    (run / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="not the base model"):
+        evaluate_run(EvalOptions(run=run, split="test", meteor="none", progress=False, limit=1))
+
+
+def test_bf16_weights_with_fp32_adapters(tiny_lm: Path, tiny_dataset: Path, tmp_path: Path):
+    pytest.importorskip("peft")
+    from ecg_instruct.train.hf import build_model
+    from ecg_instruct.train.hf_chat import load_encoder, prepare_tokenizer
+    from ecg_instruct.train.hf_load import load_tokenizer
+
+    prepare_tokenizer(load_tokenizer(str(tiny_lm)), tmp_path)
+    encoder = load_encoder(tmp_path)
+    cfg = small_config(tiny_dataset, tmp_path, hf_model=str(tiny_lm), lora=True, lora_r=4,
+                       dtype="bf16", model={"fusion": "kv", "ecg_tokens": 1})  # fmt: skip
+    model = build_model(cfg, encoder)
+    dtypes = {("lora_" in n, p.dtype) for n, p in model.lm.named_parameters()}
+    assert (False, torch.bfloat16) in dtypes and (True, torch.float32) in dtypes
+    ids = torch.tensor([[5, 6, 7, 8]])
+    loss = model.loss(ids, ids, torch.randn(1, 12, 1000))
+    assert torch.isfinite(loss)
+    loss.backward()

@@ -88,3 +88,18 @@ def test_schedule_and_sampler():
     assert sorted(epoch) == sorted(set(epoch)) and len(epoch) == 32  # no repeats in an epoch
     assert list(batch_index(5, 33, 8, 1)) == list(batch_index(5, 33, 8, 1))
     assert list(batch_index(0, 33, 8, 1)) != list(batch_index(0, 33, 8, 2))
+
+
+def test_length_bucketing_is_seeded_and_covers_each_epoch():
+    import numpy as np
+
+    from ecg_instruct.train.trainer import bucketed_batch_index
+
+    lengths = np.random.default_rng(0).integers(10, 200, 1000).astype(np.int64)
+    epoch = [bucketed_batch_index(s, lengths, 10, seed=3, window=8) for s in range(100)]
+    assert sorted(np.concatenate(epoch).tolist()) == list(range(1000))
+    again = [bucketed_batch_index(s, lengths, 10, seed=3, window=8) for s in (57, 3)]
+    assert [a.tolist() for a in again] == [epoch[57].tolist(), epoch[3].tolist()]
+    plain = [batch_index(s, 1000, 10, seed=3) for s in range(100)]
+    padding = [sum(int(lengths[b].max() - lengths[b].min()) for b in bs) for bs in (epoch, plain)]
+    assert padding[0] < 0.3 * padding[1]

