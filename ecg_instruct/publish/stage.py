@@ -1,0 +1,305 @@
+"""Stage 5 (publish): curated signal shards + metadata -> the dataset folder, swapped into place.
+
+The per-source split files are the bulk of the bytes; each is one task for the build's executor
+(`ecg_instruct.executor`), so they are written in parallel, one file's rows in memory per worker.
+A file's rows are fixed before any is written (file `k` of a split holds its kept records
+`k * rows_per_file ...` in id order), so the bytes do not depend on the number of workers or on
+how the records were sharded. Everything else (rejects, card, instructions) is small and written
+here. The dataset is assembled in `<out>.tmp/` and swapped into place, so `<out>` always holds
+either the previous dataset or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from ecg_instruct import __version__
+from ecg_instruct.accounting import AccountingError, account, stage_ledger
+from ecg_instruct.errors import UserError
+from ecg_instruct.executor import map_ordered
+from ecg_instruct.instruct.templates import TemplateLibrary
+from ecg_instruct.options import BuildOptions, BuildSummary
+from ecg_instruct.paths import replace_dir
+from ecg_instruct.publish.card import card_yaml, render_card
+from ecg_instruct.publish.fidelity import build_fidelity
+from ecg_instruct.publish.instructions import add_instructions_config, publish_instructions
+from ecg_instruct.publish.parquet import plain_schema, write_parquet
+from ecg_instruct.recipe import SignalsConfig
+from ecg_instruct.reports.stage import translator_provenance
+from ecg_instruct.schema import MEASUREMENT_FIELDS, REJECT_SCHEMA
+from ecg_instruct.signals.leads import CANONICAL_LEADS
+from ecg_instruct.signals.quality import QualityConfig
+from ecg_instruct.signals.stage import read_work_shard, work_shard_ids
+from ecg_instruct.split import SPLITS
+from ecg_instruct.validate import PUBLISHED_NAMES
+from ecg_instruct.workio import atomic_parquet, atomic_write, writing
+
+#: The metadata columns a published row takes from the earlier stages.
+META_COLUMNS = ("source", "patient_id", "split", "report", "report_original", "report_language",
+                "translation_coverage", "messages", "task", "template_id", "labels", "scp_codes",
+                "measurements", "age", "sex")
+
+
+@dataclass(frozen=True)
+class SignalShard:
+    """One finished signals work shard of a (source, split), in publishing order."""
+
+    source: str
+    split: str
+    path: Path
+
+
+def read_rejects(path: Path) -> pa.Table:
+    return pq.read_table(path).cast(REJECT_SCHEMA)
+
+
+def _measurements_column(values: Sequence[object]) -> list[dict | None]:
+    out = []
+    for value in values:
+        data = json.loads(value) if isinstance(value, str) and value else None
+        out.append({name: data.get(name) for name in MEASUREMENT_FIELDS} if data else None)
+    return out
+
+
+def publish_table(
+    cfg: SignalsConfig, signals: pa.Table, meta_by_id: pd.DataFrame, schema: pa.Schema
+) -> pa.Table:
+    """Join curated signals with their metadata, reports and messages, in id order."""
+    order = signals.column("id").to_pylist()
+    rows = meta_by_id.loc[order]
+    columns = {
+        "id": order,
+        "source": rows["source"].tolist(),
+        "patient_id": rows["patient_id"].tolist(),
+        "split": rows["split"].tolist(),
+        "signal": signals.column("signal"),
+    }
+    if cfg.dtype == "int16":
+        columns["adc_gain"] = signals.column("adc_gain")
+    columns.update({
+        "fs": [cfg.fs] * len(order),
+        "leads": [list(CANONICAL_LEADS)] * len(order),
+        "report": rows["report"].tolist(),
+        "report_original": rows["report_original"].tolist(),
+        "report_language": rows["report_language"].tolist(),
+        "translation_coverage": rows["translation_coverage"].tolist(),
+        "messages": rows["messages"].tolist(),
+        "task": rows["task"].tolist(),
+        "template_id": rows["template_id"].tolist(),
+        "labels": [list(v) for v in rows["labels"]],
+        "scp_codes": rows["scp_codes"].tolist(),
+        "measurements": _measurements_column(rows["measurements"].tolist()),
+        "age": [None if pd.isna(v) else float(v) for v in rows["age"]],
+        "sex": [None if v is None or pd.isna(v) else v for v in rows["sex"]],
+        "signal_repairs": signals.column("repairs"),
+    })
+    arrays = []
+    for name in schema.names:
+        value = columns[name]
+        arrays.append(
+            value.cast(schema.field(name).type) if isinstance(value, pa.ChunkedArray)
+            else pa.array(value, schema.field(name).type)
+        )
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def write_split_file(
+    parts: list[tuple[str, int, int]], meta: pd.DataFrame, cfg: SignalsConfig, path: str,
+    row_group_rows: int,
+) -> int:
+    """One published file (a task of the executor): rows `start:stop` of each listed signals
+    shard, joined with their metadata (`meta`, indexed by id), written atomically. Returns
+    the file's size in bytes."""
+    tables = [read_work_shard(shard, cfg.dtype).slice(start, stop - start)
+              for shard, start, stop in parts]
+    signals = pa.concat_tables(tables)
+    schema = plain_schema(cfg.n_samples, cfg.dtype, signals.schema.field("signal").type)
+    table = publish_table(cfg, signals, meta, schema)
+    with writing(path):
+        write_parquet(table.combine_chunks(), Path(path), cfg.dtype, row_group_rows)
+    return Path(path).stat().st_size
+
+
+def _file_plan(kept: list[list[str]], rows_per_file: int) -> list[list[tuple[int, int, int]]]:
+    """For each output file of a split, the (shard number, start, stop) row ranges it takes."""
+    total = sum(len(ids) for ids in kept)
+    files: list[list[tuple[int, int, int]]] = []
+    if total == 0:
+        return files
+    current: list[tuple[int, int, int]] = []
+    room = rows_per_file
+    for number, ids in enumerate(kept):
+        start = 0
+        while start < len(ids):
+            take = min(room, len(ids) - start)
+            current.append((number, start, start + take))
+            start += take
+            room -= take
+            if room == 0:
+                files.append(current)
+                current, room = [], rows_per_file
+    if current:
+        files.append(current)
+    if len(files) != max(1, math.ceil(total / rows_per_file)):
+        raise AccountingError(f"planned {len(files)} files for {total} records")
+    return files
+
+
+@dataclass
+class _SplitPlan:
+    source: str
+    split: str
+    ids: list[str]
+    files: list[Path]
+
+
+def publish(
+    options: BuildOptions, index: pd.DataFrame, meta: pd.DataFrame, work: Path,
+    library: TemplateLibrary, signal_shards: Sequence[SignalShard],
+    before_swap: Callable[[], None] = lambda: None,
+) -> BuildSummary:
+    """Write the dataset into `<out>.tmp/`, check its accounting, swap it into `<out>`.
+
+    `before_swap` runs once the dataset is complete, right before it replaces `<out>` (the
+    pipeline records there what the new dataset was built from).
+    """
+    recipe, cfg = options.recipe, options.recipe.signals
+    staging = options.out.with_name(options.out.name + ".tmp")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    reject_tables = {"index": read_rejects(work / "index_rejects.parquet"),
+                     "reports": read_rejects(work / "reports_rejects.parquet"),
+                     "instruct": read_rejects(work / "instruct_rejects.parquet")}
+    signal_rejects: list[pa.Table] = []
+    signal_ids: list[str] = []
+    plans: list[_SplitPlan] = []
+    meta_by_id = meta.set_index("id")[list(META_COLUMNS)]
+
+    kept_by_split: list[tuple[str, str, list[Path], list[list[str]]]] = []
+    for source in sorted(index["source"].unique()):
+        for split in SPLITS:
+            shards = [s.path for s in signal_shards if (s.source, s.split) == (source, split)]
+            if not shards:
+                continue
+            kept = []
+            for shard in shards:
+                signal_rejects.append(read_rejects(Path(f"{shard}.rejects")))
+                kept.append(work_shard_ids(shard))
+                signal_ids.extend(kept[-1])
+            kept_by_split.append((source, split, shards, kept))
+
+    def tasks():
+        """One task per published file; its metadata rows are taken only when it is queued."""
+        for source, split, shards, kept in kept_by_split:
+            files = _file_plan(kept, recipe.publish.rows_per_file)
+            plan = _SplitPlan(source, split, [i for ids in kept for i in ids], [])
+            plans.append(plan)
+            folder = staging / "data" / source
+            if files:
+                folder.mkdir(parents=True, exist_ok=True)
+            for number, parts in enumerate(files):
+                path = folder / f"{split}-{number:05d}-of-{len(files):05d}.parquet"
+                plan.files.append(path)
+                ids = [i for n, start, stop in parts for i in kept[n][start:stop]]
+                yield (([(str(shards[n]), start, stop) for n, start, stop in parts],
+                        meta_by_id.loc[ids], cfg, str(path), recipe.publish.row_group_rows),
+                       len(ids))
+
+    sizes = list(map_ordered(write_split_file, tasks(), options.workers, "publish",
+                             options.progress, total=len(signal_ids)))
+    split_counts: dict[str, dict[str, int]] = {}
+    split_bytes: dict[str, dict[str, int]] = {}
+    file_counts: dict[tuple[str, str], int] = {}
+    published_ids: list[str] = []
+    file_sizes = iter(sizes)
+    for plan in plans:
+        if not plan.files:
+            continue
+        split_bytes.setdefault(plan.source, {})[plan.split] = sum(
+            next(file_sizes) for _ in plan.files)
+        file_counts[(plan.source, plan.split)] = len(plan.files)
+        split_counts.setdefault(plan.source, {})[plan.split] = len(plan.ids)
+        published_ids.extend(plan.ids)
+    total_bytes = sum(sum(by_split.values()) for by_split in split_bytes.values())
+
+    reject_tables["signals"] = pa.concat_tables([REJECT_SCHEMA.empty_table(), *signal_rejects])
+    rejects = pa.concat_tables(list(reject_tables.values())).to_pandas()
+    rejects = rejects.sort_values(["id", "stage"], kind="stable").reset_index(drop=True)
+    stages = stage_ledger(  # first: it names the stage that lost or duplicated records
+        {stage: table.column("id").to_pylist() for stage, table in reject_tables.items()},
+        {"index": index["id"].tolist(), "reports": _ids_of(work / "reports.parquet"),
+         "instruct": _ids_of(work / "instruct.parquet"), "signals": signal_ids,
+         "publish": published_ids},
+    )
+    summary = BuildSummary(options.out, *account(index, rejects, published_ids))
+    summary.stages = stages
+    atomic_parquet(pa.Table.from_pandas(rejects, schema=REJECT_SCHEMA, preserve_index=False),
+                   staging / "rejects.parquet")
+    if not split_counts:
+        _print_reasons(summary.reasons)
+        raise UserError("no record survived the build; see the rejects summary above",
+                        path=options.raw_dir, fix="check the input mirror and the recipe")
+    header = card_yaml(split_counts, cfg.n_samples, cfg.dtype, split_bytes)
+    instructions = publish_instructions(staging, work, published_ids, recipe, library)
+    summary.fidelity = build_fidelity(meta, published_ids, options.raw_dir, options.sources)
+    add_instructions_config(header, instructions)
+    context = {
+        "recipe": recipe, "fingerprint": recipe.fingerprint(), "seed": options.seed,
+        # The folder name only: the card's bytes must not depend on where the dataset was built.
+        "version": __version__, "out_name": f"./{options.out.name}",
+        "n_leads": len(CANONICAL_LEADS), "n_samples": cfg.n_samples, "leads": CANONICAL_LEADS,
+        "quality_checks": QualityConfig.from_dict(cfg.quality, source="recipe").describe(),
+        "split_rows": [
+            {"source": s, "split": sp, "records": n, "files": file_counts[(s, sp)]}
+            for s in sorted(split_counts) for sp, n in split_counts[s].items()
+        ],
+        "reject_rows": summary.reasons.to_dict("records"),
+        "totals": summary.totals,
+        "bytes_per_record": round(total_bytes / max(1, len(published_ids))),
+        "translation": translator_provenance(recipe.reports),
+        "n_templates": len(library.for_task("report")),
+        "instructions": instructions.card_context(),
+        "fidelity": summary.fidelity.card_context() if summary.fidelity else None,
+        "sample": options.sample,
+    }
+    atomic_write(render_card(options.out, context, header).encode("utf-8"), staging / "README.md")
+    unknown = {path.name for path in staging.iterdir()} - PUBLISHED_NAMES
+    if unknown:  # a developer guard: `validate._validate_locations` must recognise our own datasets
+        raise RuntimeError(f"publish wrote {sorted(unknown)} at the top of the dataset; add them "
+                           f"to validate.PUBLISHED_NAMES")
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    before_swap()
+    replace_dir(staging, options.out)  # `out` is never a mixture of the two (see paths.py)
+    summary.instructions = instructions
+    return summary
+
+
+def _print_reasons(reasons: pd.DataFrame, limit: int = 12) -> None:
+    """The rejects summary, on stderr, for a build that publishes nothing (and so returns no
+    summary for the CLI to print): the reasons are what the user needs to fix the input."""
+    if reasons.empty:
+        tqdm.write("rejects: none (the build selected no records)", file=sys.stderr)
+        return
+    top = reasons.sort_values("count", ascending=False, kind="stable").head(limit)
+    tqdm.write("rejects by reason (source, stage, reason: records):", file=sys.stderr)
+    for row in top.itertuples(index=False):
+        tqdm.write(f"  {row.source} {row.stage} {row.reason}: {row.count}", file=sys.stderr)
+    if len(reasons) > limit:
+        tqdm.write(f"  ... {len(reasons) - limit} more reasons in rejects.parquet",
+                   file=sys.stderr)
+
+
+def _ids_of(path: Path) -> list[str]:
+    return pq.read_table(path, columns=["id"]).column("id").to_pylist()
