@@ -42,3 +42,4 @@ class BuildSummary:
     stages: pd.DataFrame | None = None  # source, stage, input, passed, rejected
     instructions: Any = None  # publish.instructions.InstructionsInfo: examples per task/split
     fidelity: Any = None  # publish.fidelity.Fidelity: PTB-XL report vs SCP label agreement
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> wall seconds, this run

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -55,6 +56,8 @@ __all__ = ["AccountingError", "BuildOptions", "BuildSummary", "build", "work_key
 KEEP_OTHER_WORK = 2
 #: In `<out>.work/`: which sources and splits the dataset now in `<out>` was built from.
 PUBLISHED_MARKER = "published.json"
+#: In the work folder: wall seconds per stage of the last run (not part of the dataset).
+TIMINGS_FILE = "timings.json"
 
 
 def _templates_fingerprint(library: TemplateLibrary) -> str:
@@ -178,8 +181,6 @@ def _prepare_kernels(options: BuildOptions) -> None:
     them from numba's on-disk cache instead of each compiling them at the same time. Only
     the first build after installation compiles (~15 s); it says so, since the progress bar
     would otherwise sit still."""
-    import time
-
     from ecg_instruct.signals.kernels import warm_up
 
     started = time.perf_counter()
@@ -316,13 +317,17 @@ def _build(options: BuildOptions) -> BuildSummary:
         from ecg_instruct.sources.ptbxl import read_statements
 
         statements = read_statements(source_root(options.raw_dir, "ptbxl"))
-    index, index_rejects = build_index(options.raw_dir, recipe, options.sources, options.splits)
-    stored_index = index.copy()
-    stored_index["measurements"] = [
-        json.dumps(v, sort_keys=True) if isinstance(v, dict) else "" for v in index["measurements"]
-    ]
-    index_bytes = parquet_bytes(stored_index)
-    rejects_bytes = parquet_bytes(index_rejects.astype(str))
+    timer = _StageTimer()
+    with timer("index"):
+        index, index_rejects = build_index(options.raw_dir, recipe, options.sources,
+                                           options.splits)
+        stored_index = index.copy()
+        stored_index["measurements"] = [
+            json.dumps(v, sort_keys=True) if isinstance(v, dict) else ""
+            for v in index["measurements"]
+        ]
+        index_bytes = parquet_bytes(stored_index)
+        rejects_bytes = parquet_bytes(index_rejects.astype(str))
     content = hashlib.sha256(index_bytes + b"\0" + rejects_bytes).hexdigest()[:16]
     key = work_key(options, library, content)
     root = _work_root(options.out)
@@ -339,26 +344,48 @@ def _build(options: BuildOptions) -> BuildSummary:
             atomic_write(index_bytes, work / "index.parquet")
         index = pd.read_parquet(work / "index.parquet")
 
-        if not (work / "reports.parquet").exists():
-            _run_reports(options, index, statements, work)
-        reports = pd.read_parquet(work / "reports.parquet")
+        with timer("reports"):
+            if not (work / "reports.parquet").exists():
+                _run_reports(options, index, statements, work)
+            reports = pd.read_parquet(work / "reports.parquet")
 
-        with_reports = index.merge(reports, on="id", how="inner")
-        if not (work / "instruct.parquet").exists():
-            write_instruct_stage(with_reports.to_dict("records"), library, recipe.instruct,
-                                 options.seed,
-                                 load_statement_tables(options.raw_dir, options.sources), work,
-                                 workers=options.workers, progress=options.progress)
-        instruct = pd.read_parquet(work / "instruct.parquet")
+        with timer("instruct"):
+            with_reports = index.merge(reports, on="id", how="inner")
+            if not (work / "instruct.parquet").exists():
+                write_instruct_stage(with_reports.to_dict("records"), library, recipe.instruct,
+                                     options.seed,
+                                     load_statement_tables(options.raw_dir, options.sources),
+                                     work, workers=options.workers, progress=options.progress)
+            instruct = pd.read_parquet(work / "instruct.parquet")
 
-        shards = _run_signals(options, index[index["id"].isin(instruct["id"])], work)
-        meta = with_reports.merge(instruct, on="id", how="inner")
-        # the marker goes first: killed between the two, `<out>` still holds the old dataset
-        # and a rerun of this build (same filter) goes ahead and replaces it, as it should
-        summary = publish(options, index, meta, work, library, shards, before_swap=lambda: (
-            atomic_write(json.dumps(_filter_of(options)).encode(), root / PUBLISHED_MARKER)))
+        with timer("signals"):
+            shards = _run_signals(options, index[index["id"].isin(instruct["id"])], work)
+        with timer("publish"):
+            meta = with_reports.merge(instruct, on="id", how="inner")
+            # the marker goes first: killed between the two, `<out>` still holds the old
+            # dataset and a rerun of this build (same filter) goes ahead and replaces it
+            summary = publish(options, index, meta, work, library, shards, before_swap=lambda: (
+                atomic_write(json.dumps(_filter_of(options)).encode(), root / PUBLISHED_MARKER)))
+        summary.timings = timer.seconds
+        atomic_write(json.dumps(timer.seconds, indent=1).encode(), work / TIMINGS_FILE)
         _remove_stale_work(root, keep=key)
         return summary
+
+
+class _StageTimer:
+    """Wall seconds per stage of this run (resumed work costs ~0): the summary and
+    `<out>.work/<key>/timings.json` carry them, for users and for `make bench`."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = round(time.perf_counter() - started, 3)
 
 
 def _remove_stale_work(root: Path, keep: str, keep_others: int = KEEP_OTHER_WORK) -> None:
