@@ -244,15 +244,15 @@ def test_a_full_disk_names_the_file_and_leaves_the_previous_dataset_intact(
     run_build(mirror, out, recipe, workers=1, seed=0)
     previous = tree_digest(out)
     calls = {"n": 0}
-    real = publish_stage.write_parquet
 
-    def failing(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise OSError("IOError: No space left on device")  # as pyarrow words it: no errno
-        return real(*args, **kwargs)
+    class FullDisk(publish_stage.pq.ParquetWriter):
+        def write_table(self, *args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise OSError("IOError: No space left on device")  # as pyarrow words it
+            return super().write_table(*args, **kwargs)
 
-    monkeypatch.setattr(publish_stage, "write_parquet", failing)
+    monkeypatch.setattr(publish_stage.pq, "ParquetWriter", FullDisk)
     with pytest.raises(UserError, match=r"meit\.tmp/data/.*\.parquet: disk full while writing"):
         run_build(mirror, out, recipe, workers=1, seed=1)
     assert tree_digest(out) == previous
