@@ -220,6 +220,7 @@ def naive_build(records: list[tuple[str, str]], fs_out: int, out: Path) -> float
 
     features = Features({"id": Value("string"), "signal": Array2D((12, n_samples), "float32"),
                          "report": Value("string")})
+    shutil.rmtree(out, ignore_errors=True)  # from_generator would reuse a cached dataset
     started = time.perf_counter()
     dataset = Dataset.from_generator(rows, features=features,
                                      cache_dir=str(out / "hf-cache"))
