@@ -47,7 +47,14 @@ from ecg_instruct.schema import REJECT_SCHEMA, rejects_frame
 from ecg_instruct.signals.stage import WORK_SHARD_SUFFIX, process_shard, work_shard_ids
 from ecg_instruct.sources import source_root
 from ecg_instruct.validate import validate_build
-from ecg_instruct.workio import atomic_parquet, atomic_write, is_disk_full, parquet_bytes, writing
+from ecg_instruct.workio import (
+    atomic_parquet,
+    atomic_write,
+    disk_full,
+    is_disk_full,
+    parquet_bytes,
+    writing,
+)
 
 __all__ = ["AccountingError", "BuildOptions", "BuildSummary", "build", "work_key"]
 
@@ -301,9 +308,7 @@ def build(options: BuildOptions) -> BuildSummary:
     except OSError as error:  # a full disk where no stage named the file: name the folder
         if not is_disk_full(error) or error.filename:
             raise
-        raise UserError("disk full while building", path=options.out,
-                        fix="free space on that disk (or choose another --out), then rerun "
-                            "the same command: finished work is kept") from None
+        raise disk_full(options.out) from None
 
 
 def _build(options: BuildOptions) -> BuildSummary:

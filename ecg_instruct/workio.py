@@ -14,8 +14,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ecg_instruct.errors import UserError
-
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
@@ -27,15 +25,19 @@ def is_disk_full(error: BaseException) -> bool:
 
 @contextlib.contextmanager
 def writing(path: str | Path) -> Iterator[None]:
-    """Turn a disk-full error while writing `path` into one line that names it."""
+    """A disk-full error while writing `path` names it (pyarrow's says only "No space left on
+    device"): re-raised as `OSError(ENOSPC, ..., path)`, which the CLI prints as one line with
+    the file, the fix and that a rerun resumes."""
     try:
         yield
     except OSError as error:
-        if not is_disk_full(error):
+        if not is_disk_full(error) or error.filename:
             raise
-        raise UserError(f"disk full while writing {Path(path).name}", path=path,
-                        fix="free space on that disk (or choose another --out), then rerun "
-                            "the same command: finished work is kept") from None
+        raise disk_full(path) from None
+
+
+def disk_full(path: str | Path) -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
 def parquet_bytes(frame_or_table: pd.DataFrame | pa.Table) -> bytes:
