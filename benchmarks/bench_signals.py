@@ -271,7 +271,7 @@ def _warm(_: int) -> int:
     from ecg_instruct.signals.kernels import warm_up
 
     warm_up()
-    retain_freed_memory()  # as the pipeline's signal workers do (pipeline._worker_init)
+    retain_freed_memory()  # as the pipeline's signal workers do (executor.worker_init)
     return os.getpid()
 
 

@@ -3,7 +3,7 @@
 Runs, with the CLI's default flags (each step skipped when its output is already there):
 
     ecg-instruct sample --records N --mimic-records M --out WORK/sample
-    ecg-instruct build --raw-dir WORK/sample --out WORK/meit --recipe pipelines/meit-100hz.yaml
+    ecg-instruct build --raw-dir WORK/sample --out WORK/meit --recipe meit-100hz
     ecg-instruct train-baseline --data WORK/meit --config ptbxl --out WORK/run [--max-steps S]
     ecg-instruct evaluate --run WORK/run --split test --controls --noise default
 
@@ -50,7 +50,7 @@ def run_steps(work: Path, records: int, mimic_records: int, max_steps: int | Non
                               "--mimic-records", str(mimic_records))  # fmt: skip
     if "build" not in times:
         times["build"] = cli("build", "--raw-dir", str(sample), "--out", str(data),
-                             "--recipe", str(ROOT / "pipelines" / "meit-100hz.yaml"))  # fmt: skip
+                             "--recipe", "meit-100hz")  # fmt: skip
     if "train" not in times:
         from ecg_instruct.train.trainer import available_cores
 

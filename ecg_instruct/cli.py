@@ -211,11 +211,14 @@ def build(
         None, help="Build only this split (repeatable). Default: all splits."
     ),
     raw_dir: Path = typer.Option(Path("data/raw"), help="PhysioNet mirror: ptb-xl/, mimic-iv-ecg/."),
-    out: Path = typer.Option(Path("out/meit"), help="Where the dataset is published."),
+    out: Path = typer.Option(
+        None, help="Where the dataset is published. Default: out/meit, or "
+        "out/meit-<source>-<split> for a build filtered by --source/--split."),
     recipe: str = typer.Option(
-        "meit", help="Recipe: a bundled name (meit, meit-100hz, meit-instruct) or a YAML file."
+        "meit", help="Recipe: a bundled name (meit, meit-100hz, meit-instruct, meit-multisource) "
+        "or a YAML file."
     ),
-    workers: int = typer.Option(0, help="Worker processes for signals (0 = all cores)."),
+    workers: int = typer.Option(0, help="Worker processes for every stage (0 = all cores)."),
     seed: int = typer.Option(0, help="Seed for every random choice (template sampling)."),
     templates: list[Path] = typer.Option(
         None, help="Extra template folder(s), added to the bundled ones (same id overrides)."
@@ -233,6 +236,10 @@ def build(
         None, help="Override the recipe's report style: text, or labels (composed from SCP codes)."
     ),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    fresh: bool = typer.Option(False, help="Discard the finished work of earlier builds into "
+                               "this --out and start from nothing."),
+    overwrite: bool = typer.Option(False, help="Replace a dataset in --out that was built with "
+                                   "another --source/--split filter."),
 ) -> None:
     """Build (or resume) the instruction dataset from a PhysioNet mirror."""
     from ecg_instruct.instruct.templates import BUNDLED_TEMPLATES
@@ -240,6 +247,9 @@ def build(
     from ecg_instruct.pipeline import build as run_build
     from ecg_instruct.recipe import load_recipe
     from ecg_instruct.sources import source_root
+
+    if out is None:
+        out = default_out(source.value, [s.value for s in split] if split else None)
 
     def run():
         raw = raw_dir
@@ -274,6 +284,8 @@ def build(
                 # However the mirror was chosen, a sample mirror's card must say it is synthetic
                 # (and the same mirror must give the same card bytes).
                 sample=used_sample or (Path(raw) / SAMPLE_MARKER).is_file(),
+                fresh=fresh,
+                overwrite=overwrite,
             )
         )
 
@@ -281,6 +293,13 @@ def build(
     _print_summary(summary)
     console.print(f"Dataset written to {out}/ — load it with datasets.load_dataset(\"{out}\")",
                   highlight=False)
+
+
+def default_out(source: str, splits: list[str] | None) -> Path:
+    """`out/meit` for a full build; a filtered build gets its own folder (`out/meit-mimic-test`)
+    so that trying a README example never replaces a full build."""
+    parts = ([] if source == SourceChoice.all.value else [source]) + sorted(splits or [])
+    return Path("out/" + "-".join(["meit", *parts]))
 
 
 @app.command()

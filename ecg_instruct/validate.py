@@ -21,7 +21,7 @@ from ecg_instruct.signals.quality import QualityConfig
 from ecg_instruct.sources import source_root
 
 if TYPE_CHECKING:
-    from ecg_instruct.pipeline import BuildOptions
+    from ecg_instruct.options import BuildOptions
 
 
 def synthetic_records(sources: Sequence[str]) -> list[dict]:

@@ -4,6 +4,7 @@ in-process builds and a byte-level fingerprint of a published dataset."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -75,3 +76,53 @@ def tree_digest(folder: Path) -> dict[str, str]:
         path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(folder.rglob("*")) if path.is_file()
     }
+
+
+def bulk_mirror(tmp_path_factory, n_mimic: int = 4600) -> Path:
+    """The sample mirror with `n_mimic` MIMIC records, written once per session in ~1 s.
+
+    Large enough for every code path that depends on the number of records (the instruct stage
+    works in chunks of 4,096), cheap because each new record is a renamed header beside a hard
+    link to one of the sample's `.dat` files. Read-only: writing into a `.dat` would change
+    every record linked to it (damage a `copy_mirror` of `sample_mirror` instead).
+    """
+    import csv
+
+    base = sample_mirror(tmp_path_factory)
+    folder = tmp_path_factory.getbasetemp() / f"bulk-mirror-{n_mimic}"
+    if (folder / ".done").exists():
+        return folder
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(base / "ptb-xl", folder / "ptb-xl")
+    source, dest = base / "mimic-iv-ecg", folder / "mimic-iv-ecg"
+    dest.mkdir(parents=True)
+    with (source / "record_list.csv").open(newline="", encoding="utf-8") as handle:
+        records = list(csv.DictReader(handle))
+    with (source / "machine_measurements.csv").open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        measurement_columns = list(reader.fieldnames or [])
+        measurements = {row["study_id"]: row for row in reader}
+    new_records, new_measurements = [], []
+    for number in range(n_mimic):
+        template = records[number % len(records)]
+        study, subject = str(50000000 + number), template["subject_id"]
+        relative = f"files/p{subject[:4]}/p{subject}/s{study}/{study}"
+        header = source / f"{template['path']}.hea"
+        if header.exists():
+            (dest / relative).parent.mkdir(parents=True, exist_ok=True)
+            text = header.read_text(encoding="utf-8").replace(template["study_id"], study)
+            Path(f"{dest / relative}.hea").write_text(text, encoding="utf-8")
+            os.link(source / f"{template['path']}.dat", f"{dest / relative}.dat")
+        new_records.append({**template, "study_id": study, "file_name": study, "path": relative})
+        if template["study_id"] in measurements:
+            new_measurements.append({**measurements[template["study_id"]], "study_id": study})
+    for name, columns, rows in (("record_list.csv", list(records[0]), new_records),
+                                ("machine_measurements.csv", measurement_columns,
+                                 new_measurements)):
+        with (dest / name).open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+    (folder / ".done").write_text("")
+    return folder

@@ -210,10 +210,10 @@ def test_a_full_disk_is_one_line_saying_what_to_do(tmp_path, tmp_path_factory, m
     import ecg_instruct.pipeline as pipeline
     from ecg_instruct.cli import app
 
-    def full(table, path, *args, **kwargs):
+    def full(data, path, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(pipeline, "write_parquet", full)
+    monkeypatch.setattr(pipeline, "atomic_write", full)
     out = tmp_path / "out" / "meit"
     result = CliRunner().invoke(app, [
         "build", "--raw-dir", str(sample_mirror(tmp_path_factory)), "--out", str(out),

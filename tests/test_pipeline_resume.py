@@ -16,6 +16,7 @@ produce exactly the files (sha256) of a build that was never interrupted.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -232,27 +233,44 @@ def test_external_kill_9_and_ctrl_c_then_resume(setup, tmp_path):
     assert tree_digest(out) == reference
 
 
-def test_a_failed_build_leaves_the_previous_dataset_intact(setup, tmp_path, monkeypatch):
+def test_a_full_disk_names_the_file_and_leaves_the_previous_dataset_intact(
+    setup, tmp_path, monkeypatch,
+):
+    """pyarrow's disk-full error names no file; the build's says which one it was writing."""
+    import ecg_instruct.publish.stage as publish_stage
+
     mirror, _, recipe, _, _ = setup
     out = tmp_path / "meit"
     run_build(mirror, out, recipe, workers=1, seed=0)
     previous = tree_digest(out)
+    calls = {"n": 0}
 
+    class FullDisk(publish_stage.pq.ParquetWriter):
+        def write_table(self, *args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise OSError("IOError: No space left on device")  # as pyarrow words it
+            return super().write_table(*args, **kwargs)
+
+    monkeypatch.setattr(publish_stage.pq, "ParquetWriter", FullDisk)
+    with pytest.raises(OSError, match="No space left on device") as raised:
+        run_build(mirror, out, recipe, workers=1, seed=1)
+    assert re.search(r"meit\.tmp/data/\w+/\w+-\d{5}-of-\d{5}\.parquet$", raised.value.filename)
+    assert tree_digest(out) == previous
+
+
+def test_a_full_disk_in_a_worker_names_the_shard(setup, tmp_path, monkeypatch):
     import ecg_instruct.pipeline as pipeline
 
-    calls = {"n": 0}
-    real = pipeline.write_parquet
+    mirror, _, recipe, _, _ = setup
 
-    def failing(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise OSError(28, "No space left on device")
-        return real(*args, **kwargs)
+    def full(records, roots, cfg, output):
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(pipeline, "write_parquet", failing)
-    with pytest.raises(OSError, match="No space left"):
-        run_build(mirror, out, recipe, workers=1, seed=1)
-    assert tree_digest(out) == previous
+    monkeypatch.setattr(pipeline, "process_shard", full)
+    with pytest.raises(OSError, match="No space left on device") as raised:
+        run_build(mirror, tmp_path / "meit", recipe, workers=2, seed=1)
+    assert re.search(r"signals/mimic-\w+-\d{5}\.\w{16}\.arrow$", raised.value.filename)
 
 
 def test_two_builds_into_one_folder_cannot_run_at_once(setup, tmp_path):
@@ -286,17 +304,28 @@ def test_a_torn_signal_shard_is_done_again(setup, tmp_path):
     assert tree_digest(out) == reference
 
 
-def test_a_successful_build_removes_other_builds_work_folders(setup, tmp_path):
+def test_work_of_other_builds_is_kept_for_the_newest_two_and_fresh_discards_it(
+    setup, tmp_path,
+):
     mirror, _, recipe, _, _ = setup
     out = tmp_path / "meit"
-    run_build(mirror, out, recipe, seed=0)
     work = out.with_name("meit.work")
-    first = {p.name for p in work.iterdir() if p.is_dir()}
+
+    def folders() -> set[str]:
+        return {p.name for p in work.iterdir() if p.is_dir()}
+
+    run_build(mirror, out, recipe, seed=0)
+    first = folders()
     run_build(mirror, out, recipe, seed=0)  # same build: resumes, keeps its folder
-    assert {p.name for p in work.iterdir() if p.is_dir()} == first
-    run_build(mirror, out, recipe, seed=1, splits=["test"])
-    second = {p.name for p in work.iterdir() if p.is_dir()}
-    assert len(first) == len(second) == 1 and second != first
+    assert folders() == first
+    for seed in (1, 2):
+        run_build(mirror, out, recipe, seed=seed)
+    assert len(folders()) == 3 and first <= folders()  # current + the 2 newest others
+    run_build(mirror, out, recipe, seed=3)
+    assert len(folders()) == 3 and not first & folders()  # the oldest (seed 0) went
+    before = folders()
+    run_build(mirror, out, recipe, seed=3, fresh=True)
+    assert len(folders()) == 1 and folders() <= before  # only this build's (redone) work
 
 
 def test_a_record_silently_dropped_by_a_stage_fails_the_build(setup, tmp_path, monkeypatch):

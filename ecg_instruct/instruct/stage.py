@@ -29,11 +29,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ecg_instruct.errors import UserError
+from ecg_instruct.executor import map_ordered
 from ecg_instruct.instruct.fields import RecordFacts, Statement, record_facts
 from ecg_instruct.instruct.templates import PromptTemplate, TemplateLibrary
 from ecg_instruct.recipe import InstructConfig
 from ecg_instruct.rng import stable_hash
 from ecg_instruct.schema import rejects_frame
+from ecg_instruct.workio import writing
 
 INSTRUCT_COLUMNS = ("id", "task", "template_id", "messages")
 EXAMPLE_COLUMNS = ("example_id", "id", "source", "split", "task", "template_id", "messages")
@@ -206,8 +208,9 @@ def run_instruct_tasks(
 
 def _write(table: pa.Table, path: Path) -> None:
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    with writing(path):
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
 
 
 _WORKER_LIBRARIES: dict[tuple[str, ...], TemplateLibrary] = {}
@@ -226,7 +229,7 @@ def _run_chunk(
 def write_instruct_stage(
     records: Iterable[Mapping], library: TemplateLibrary, cfg: InstructConfig, seed: int,
     statements: Mapping[str, Mapping[str, Statement]] | None, work: Path, workers: int = 1,
-    chunk_size: int = 4096,
+    chunk_size: int = 4096, progress: bool = False,
 ) -> None:
     """Run the stage in chunks (in `workers` processes) and write its outputs, streaming the
     examples to Parquet so memory stays bounded; `instruct.parquet` last, as the done marker.
@@ -239,7 +242,8 @@ def write_instruct_stage(
     record_frames, skip_frames, rejects = [], [], []
     examples_path = work / "instruct_examples.parquet"
     tmp = examples_path.with_name(examples_path.name + f".tmp-{os.getpid()}")
-    writer = pq.ParquetWriter(tmp, EXAMPLE_SCHEMA, compression="zstd")
+    with writing(examples_path):
+        writer = pq.ParquetWriter(tmp, EXAMPLE_SCHEMA, compression="zstd")
 
     def consume(result: InstructResult) -> None:
         writer.write_table(pa.Table.from_pandas(result.examples, schema=EXAMPLE_SCHEMA,
@@ -248,21 +252,16 @@ def write_instruct_stage(
         skip_frames.append(result.skips)
         rejects.extend(result.rejects)
 
-    try:
-        if workers > 1 and len(chunks) > 1:
-            from concurrent.futures import ProcessPoolExecutor
-
+    with writing(examples_path):
+        try:
             folders = tuple(str(f) for f in library.folders)
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for result in pool.map(_run_chunk, [folders] * len(chunks), chunks,
-                                       [cfg] * len(chunks), [seed] * len(chunks),
-                                       [statements] * len(chunks)):
-                    consume(result)
-        else:
-            for chunk in chunks:
-                consume(run_instruct_tasks(chunk, library, cfg, seed, statements))
-    finally:
-        writer.close()
+            _WORKER_LIBRARIES.setdefault(folders, library)  # this process: the one given
+            tasks = [((folders, chunk, cfg, seed, statements), len(chunk)) for chunk in chunks]
+            # the build's one executor: workers die with the build (issue 14), the bar moves
+            for result in map_ordered(_run_chunk, tasks, workers, "instruct", progress):
+                consume(result)
+        finally:
+            writer.close()
     os.replace(tmp, examples_path)
     skips = pd.concat(skip_frames, ignore_index=True) if skip_frames else \
         pd.DataFrame(columns=list(SKIP_COLUMNS))

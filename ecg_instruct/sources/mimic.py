@@ -14,12 +14,12 @@ from pathlib import Path
 import pandas as pd
 
 from ecg_instruct.errors import UserError
-from ecg_instruct.paths import UnsafePath, safe_join
+from ecg_instruct.paths import UnsafePath, safe_parts
 from ecg_instruct.schema import MEASUREMENT_FIELDS
 from ecg_instruct.sources._csv import (
+    ROW_ERROR,
     IndexRejects,
     read_metadata_csv,
-    row_error,
     to_float,
     to_int_string,
 )
@@ -59,17 +59,31 @@ def read_measurements(root: Path) -> dict[str, dict]:
             "no report_0 ... report_17 columns", path=root / MEASUREMENTS_CSV, fix=FIX
         )
     by_study: dict[str, dict] = {}
-    for record in frame.to_dict("records"):
-        study = to_int_string(record["study_id"])
+    # columns as plain lists, zipped: `to_dict("records")` boxed every cell of 800k rows and
+    # cost more than everything else here; cleaned values are cached (they repeat a lot)
+    empty = [""] * len(frame)
+    measured = [frame[name].tolist() if name in frame.columns else empty
+                for name in RAW_MEASUREMENTS]
+    cleaned: dict[tuple[str, str], float | None] = {}
+    row_errors = (frame[ROW_ERROR].fillna("").tolist() if ROW_ERROR in frame.columns else empty)
+    for position, (study_value, report_cells, measured_cells) in enumerate(zip(
+        frame["study_id"].tolist(),
+        zip(*(frame[c].tolist() for c in present_reports), strict=True),
+        zip(*measured, strict=True), strict=True,
+    )):
+        study = to_int_string(study_value)
         if study is None or study in by_study:
             continue
-        if row_error(record):  # its cells may be shifted: none of them can be trusted
-            by_study[study] = {"row_error": f"{MEASUREMENTS_CSV}: {row_error(record)}"}
+        if row_errors[position]:  # its cells may be shifted: none of them can be trusted
+            by_study[study] = {"row_error": f"{MEASUREMENTS_CSV}: {row_errors[position]}"}
             continue
-        statements = [record[column].strip() for column in present_reports]
-        measurements = {
-            name: clean_measurement(name, record.get(name, "")) for name in RAW_MEASUREMENTS
-        }
+        statements = [cell.strip() for cell in report_cells]
+        measurements = {}
+        for name, value in zip(RAW_MEASUREMENTS, measured_cells, strict=True):
+            key = (name, value)
+            if key not in cleaned:
+                cleaned[key] = clean_measurement(name, value)
+            measurements[name] = cleaned[key]
         rr = measurements["rr_interval"]
         measurements["heart_rate"] = round(60000.0 / rr, 1) if rr else None
         by_study[study] = {
@@ -85,11 +99,15 @@ def read_index(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     measurements = read_measurements(root)
     rows: list[dict] = []
     rejects = IndexRejects("mimic")
-    for position, record in enumerate(records.to_dict("records")):
+    row_errors = (records[ROW_ERROR].fillna("").tolist() if ROW_ERROR in records.columns
+                  else [""] * len(records))
+    columns = zip(records["subject_id"].tolist(), records["study_id"].tolist(),
+                  records["path"].tolist(), row_errors, strict=True)
+    for position, (subject_value, study_value, path, row_problem) in enumerate(columns):
         line = position + 2
-        study = to_int_string(record["study_id"])
+        study = to_int_string(study_value)
         record_id = f"mimic/{study}" if study else f"mimic/row-{line}"
-        subject = to_int_string(record["subject_id"])
+        subject = to_int_string(subject_value)
         if study is None or subject is None:
             rejects.add(record_id if study is None else f"{record_id}#line-{line}",
                         "bad_metadata", f"subject_id/study_id not integers (CSV line {line})")
@@ -97,13 +115,12 @@ def read_index(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         if rejects.is_duplicate(record_id, line, f"study_id {study}"):
             continue
         info = measurements.get(study, {"statements": [], "measurements": None})
-        problem = (f"{RECORD_LIST_CSV}: {row_error(record)}" if row_error(record)
-                   else info.get("row_error"))
+        problem = f"{RECORD_LIST_CSV}: {row_problem}" if row_problem else info.get("row_error")
         if problem:
             rejects.add(record_id, "bad_csv_row", problem)
             continue
         try:
-            safe_join(root, record["path"])
+            safe_parts(path)  # the check of safe_join, without building a Path per record
         except UnsafePath as exc:
             rejects.add(record_id, "unsafe_path", str(exc))
             continue
@@ -113,7 +130,7 @@ def read_index(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "source": "mimic",
                 "native_id": study,
                 "patient_id": subject,
-                "path": record["path"],
+                "path": path,
                 "fs": 500,
                 "n_samples": 5000,
                 "report_raw": "\n".join(info["statements"]),

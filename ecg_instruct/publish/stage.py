@@ -1,0 +1,355 @@
+"""Stage 5 (publish): curated signal shards + metadata -> the dataset folder, swapped into place.
+
+The per-source split files are the bulk of the bytes; each is one task for the build's executor
+(`ecg_instruct.executor`), so they are written in parallel, one file's rows in memory per worker.
+A file's rows are fixed before any is written (file `k` of a split holds its kept records
+`k * rows_per_file ...` in id order), so the bytes do not depend on the number of workers or on
+how the records were sharded. Everything else (rejects, card, instructions) is small and written
+here. The dataset is assembled in `<out>.tmp/` and swapped into place, so `<out>` always holds
+either the previous dataset or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ecg_instruct import __version__
+from ecg_instruct.accounting import AccountingError, account, stage_ledger
+from ecg_instruct.duplicates import find_duplicates_in_shards
+from ecg_instruct.errors import UserError
+from ecg_instruct.executor import map_ordered
+from ecg_instruct.instruct.templates import TemplateLibrary
+from ecg_instruct.options import BuildOptions, BuildSummary
+from ecg_instruct.paths import replace_dir
+from ecg_instruct.plot.card import write_card_figures
+from ecg_instruct.publish.card import card_yaml, render_card
+from ecg_instruct.publish.fidelity import build_fidelity
+from ecg_instruct.publish.instructions import add_instructions_config, publish_instructions
+from ecg_instruct.publish.parquet import plain_schema
+from ecg_instruct.recipe import SignalsConfig
+from ecg_instruct.reports.stage import translator_provenance
+from ecg_instruct.schema import MEASUREMENT_FIELDS, REJECT_SCHEMA
+from ecg_instruct.signals.leads import CANONICAL_LEADS
+from ecg_instruct.signals.quality import QualityConfig
+from ecg_instruct.signals.stage import read_work_shard, work_shard_ids
+from ecg_instruct.signals.storage import parquet_write_options
+from ecg_instruct.split import SPLITS
+from ecg_instruct.validate import PUBLISHED_NAMES
+from ecg_instruct.workio import atomic_parquet, atomic_write, writing
+
+#: The metadata columns a published row takes from the earlier stages.
+META_COLUMNS = ("source", "patient_id", "split", "report", "report_original", "report_language",
+                "translation_coverage", "messages", "task", "template_id", "labels", "scp_codes",
+                "measurements", "age", "sex")
+
+
+@dataclass(frozen=True)
+class SignalShard:
+    """One finished signals work shard of a (source, split), in publishing order."""
+
+    source: str
+    split: str
+    path: Path
+
+
+def read_rejects(path: Path) -> pa.Table:
+    return pq.read_table(path).cast(REJECT_SCHEMA)
+
+
+def _measurements_column(values: Sequence[object]) -> list[dict | None]:
+    out = []
+    for value in values:
+        data = json.loads(value) if isinstance(value, str) and value else None
+        out.append({name: data.get(name) for name in MEASUREMENT_FIELDS} if data else None)
+    return out
+
+
+def publish_table(
+    cfg: SignalsConfig, signals: pa.Table, meta_by_id: pd.DataFrame, schema: pa.Schema
+) -> pa.Table:
+    """Join curated signals with their metadata, reports and messages, in id order."""
+    order = signals.column("id").to_pylist()
+    rows = meta_by_id.loc[order]
+    columns = {
+        "id": order,
+        "source": rows["source"].tolist(),
+        "patient_id": rows["patient_id"].tolist(),
+        "split": rows["split"].tolist(),
+        "signal": signals.column("signal"),
+    }
+    if cfg.dtype == "int16":
+        columns["adc_gain"] = signals.column("adc_gain")
+    columns.update({
+        "fs": [cfg.fs] * len(order),
+        "leads": [list(CANONICAL_LEADS)] * len(order),
+        "report": rows["report"].tolist(),
+        "report_original": rows["report_original"].tolist(),
+        "report_language": rows["report_language"].tolist(),
+        "translation_coverage": rows["translation_coverage"].tolist(),
+        "messages": rows["messages"].tolist(),
+        "task": rows["task"].tolist(),
+        "template_id": rows["template_id"].tolist(),
+        "labels": [list(v) for v in rows["labels"]],
+        "scp_codes": rows["scp_codes"].tolist(),
+        "measurements": _measurements_column(rows["measurements"].tolist()),
+        "age": [None if pd.isna(v) else float(v) for v in rows["age"]],
+        "sex": [None if v is None or pd.isna(v) else v for v in rows["sex"]],
+        "signal_repairs": signals.column("repairs"),
+    })
+    arrays = []
+    for name in schema.names:
+        value = columns[name]
+        arrays.append(
+            value.cast(schema.field(name).type) if isinstance(value, pa.ChunkedArray)
+            else pa.array(value, schema.field(name).type)
+        )
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def write_split_file(
+    parts: list[tuple[str, int, int]], meta: pd.DataFrame, cfg: SignalsConfig, path: str,
+    row_group_rows: int, exclude: frozenset[str] = frozenset(),
+) -> int:
+    """One published file (a task of the executor): rows `start:stop` of each listed signals
+    shard, joined with their metadata (`meta`, indexed by id), written atomically. Returns
+    the file's size in bytes. Rows count after leaving out `exclude` (cross-source duplicates,
+    published under the other source's id).
+
+    Streamed row group by row group: a worker holds one decoded shard and one row group, not
+    the file's rows (1,000 records at 500 Hz are 240 MB of float32 before encoding). The bytes
+    are those of `pq.write_table` on the whole table, which writes the same row groups.
+    """
+    options = dict(parquet_write_options(cfg.dtype))
+    options.pop("row_group_size")
+    tmp = f"{path}.tmp-{os.getpid()}"
+    writer: pq.ParquetWriter | None = None
+    schema: pa.Schema | None = None
+    pending: list[pa.Table] = []
+    n_pending = 0
+
+    def write(signals: pa.Table) -> None:
+        table = publish_table(cfg, signals, meta, schema)
+        writer.write_table(table.combine_chunks(), row_group_size=row_group_rows)
+
+    with writing(path):
+        try:
+            for shard, start, stop in parts:
+                signals = read_work_shard(shard, cfg.dtype)
+                if exclude:
+                    signals = signals.filter(pc.invert(pc.is_in(
+                        signals.column("id"), value_set=pa.array(sorted(exclude), pa.string()))))
+                signals = signals.slice(start, stop - start)
+                if writer is None:
+                    schema = plain_schema(cfg.n_samples, cfg.dtype,
+                                          signals.schema.field("signal").type)
+                    writer = pq.ParquetWriter(tmp, schema, **options)
+                pending.append(signals)
+                n_pending += signals.num_rows
+                while n_pending >= row_group_rows:
+                    joined = pa.concat_tables(pending)
+                    write(joined.slice(0, row_group_rows))
+                    rest = joined.slice(row_group_rows)
+                    pending, n_pending = ([rest] if rest.num_rows else []), rest.num_rows
+            if n_pending:
+                write(pa.concat_tables(pending))
+        finally:
+            if writer is not None:
+                writer.close()
+        os.replace(tmp, path)
+    return Path(path).stat().st_size
+
+
+def _file_plan(kept: list[list[str]], rows_per_file: int) -> list[list[tuple[int, int, int]]]:
+    """For each output file of a split, the (shard number, start, stop) row ranges it takes."""
+    total = sum(len(ids) for ids in kept)
+    files: list[list[tuple[int, int, int]]] = []
+    if total == 0:
+        return files
+    current: list[tuple[int, int, int]] = []
+    room = rows_per_file
+    for number, ids in enumerate(kept):
+        start = 0
+        while start < len(ids):
+            take = min(room, len(ids) - start)
+            current.append((number, start, start + take))
+            start += take
+            room -= take
+            if room == 0:
+                files.append(current)
+                current, room = [], rows_per_file
+    if current:
+        files.append(current)
+    if len(files) != max(1, math.ceil(total / rows_per_file)):
+        raise AccountingError(f"planned {len(files)} files for {total} records")
+    return files
+
+
+@dataclass
+class _SplitPlan:
+    source: str
+    split: str
+    ids: list[str]
+    files: list[Path]
+
+
+def publish(
+    options: BuildOptions, index: pd.DataFrame, meta: pd.DataFrame, work: Path,
+    library: TemplateLibrary, signal_shards: Sequence[SignalShard],
+    before_swap: Callable[[], None] = lambda: None,
+) -> BuildSummary:
+    """Write the dataset into `<out>.tmp/`, check its accounting, swap it into `<out>`.
+
+    `before_swap` runs once the dataset is complete, right before it replaces `<out>` (the
+    pipeline records there what the new dataset was built from).
+    """
+    recipe, cfg = options.recipe, options.recipe.signals
+    staging = options.out.with_name(options.out.name + ".tmp")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    reject_tables = {"index": read_rejects(work / "index_rejects.parquet"),
+                     "reports": read_rejects(work / "reports_rejects.parquet"),
+                     "instruct": read_rejects(work / "instruct_rejects.parquet")}
+    signal_rejects: list[pa.Table] = []
+    signal_ids: list[str] = []
+    plans: list[_SplitPlan] = []
+    meta_by_id = meta.set_index("id")[list(META_COLUMNS)]
+
+    duplicates = find_duplicates_in_shards(sorted(s.path for s in signal_shards))
+    excluded = frozenset(duplicates.kept_for)
+    signal_rejects.append(duplicates.rejects())
+    kept_by_split: list[tuple[str, str, list[Path], list[list[str]]]] = []
+    for source in sorted(index["source"].unique()):
+        for split in SPLITS:
+            shards = [s.path for s in signal_shards if (s.source, s.split) == (source, split)]
+            if not shards:
+                continue
+            kept = []
+            for shard in shards:
+                signal_rejects.append(read_rejects(Path(f"{shard}.rejects")))
+                kept.append([i for i in work_shard_ids(shard) if i not in excluded])
+                signal_ids.extend(kept[-1])
+            kept_by_split.append((source, split, shards, kept))
+
+    def tasks():
+        """One task per published file; its metadata rows are taken only when it is queued."""
+        for source, split, shards, kept in kept_by_split:
+            files = _file_plan(kept, recipe.publish.rows_per_file)
+            plan = _SplitPlan(source, split, [i for ids in kept for i in ids], [])
+            plans.append(plan)
+            folder = staging / "data" / source
+            if files:
+                folder.mkdir(parents=True, exist_ok=True)
+            for number, parts in enumerate(files):
+                path = folder / f"{split}-{number:05d}-of-{len(files):05d}.parquet"
+                plan.files.append(path)
+                ids = [i for n, start, stop in parts for i in kept[n][start:stop]]
+                yield (([(str(shards[n]), start, stop) for n, start, stop in parts],
+                        meta_by_id.loc[ids], cfg, str(path), recipe.publish.row_group_rows,
+                        _excluded_of(shards, parts, excluded)),
+                       len(ids))
+
+    sizes = list(map_ordered(write_split_file, tasks(), options.workers, "publish",
+                             options.progress, total=len(signal_ids)))
+    split_counts: dict[str, dict[str, int]] = {}
+    split_bytes: dict[str, dict[str, int]] = {}
+    file_counts: dict[tuple[str, str], int] = {}
+    published_ids: list[str] = []
+    file_sizes = iter(sizes)
+    for plan in plans:
+        if not plan.files:
+            continue
+        split_bytes.setdefault(plan.source, {})[plan.split] = sum(
+            next(file_sizes) for _ in plan.files)
+        file_counts[(plan.source, plan.split)] = len(plan.files)
+        split_counts.setdefault(plan.source, {})[plan.split] = len(plan.ids)
+        published_ids.extend(plan.ids)
+    total_bytes = sum(sum(by_split.values()) for by_split in split_bytes.values())
+
+    reject_tables["signals"] = pa.concat_tables([REJECT_SCHEMA.empty_table(), *signal_rejects])
+    rejects = pa.concat_tables(list(reject_tables.values())).to_pandas()
+    rejects = rejects.sort_values(["id", "stage"], kind="stable").reset_index(drop=True)
+    stages = stage_ledger(  # first: it names the stage that lost or duplicated records
+        {stage: table.column("id").to_pylist() for stage, table in reject_tables.items()},
+        {"index": index["id"].tolist(), "reports": _ids_of(work / "reports.parquet"),
+         "instruct": _ids_of(work / "instruct.parquet"), "signals": signal_ids,
+         "publish": published_ids},
+    )
+    summary = BuildSummary(options.out, *account(index, rejects, published_ids))
+    summary.stages = stages
+    atomic_parquet(pa.Table.from_pandas(rejects, schema=REJECT_SCHEMA, preserve_index=False),
+                   staging / "rejects.parquet")
+    if not split_counts:  # the CLI prints no summary on an error: the reasons go in the line
+        reasons = ", ".join(f"{reason} {n}" for reason, n in
+                            rejects["reason"].value_counts().head(5).items()) or "none"
+        raise UserError(f"no record survived the build (rejected: {reasons}; every record with "
+                        f"its reason in {staging / 'rejects.parquet'})",
+                        path=options.raw_dir, fix="check the input mirror and the recipe")
+    header = card_yaml(split_counts, cfg.n_samples, cfg.dtype, split_bytes)
+    instructions = publish_instructions(staging, work, published_ids, recipe, library)
+    summary.fidelity = build_fidelity(meta, published_ids, options.raw_dir, options.sources)
+    add_instructions_config(header, instructions)
+    context = {
+        "recipe": recipe, "fingerprint": recipe.fingerprint(), "seed": options.seed,
+        # The folder name only: the card's bytes must not depend on where the dataset was built.
+        "version": __version__, "out_name": f"./{options.out.name}",
+        "n_leads": len(CANONICAL_LEADS), "n_samples": cfg.n_samples, "leads": CANONICAL_LEADS,
+        "quality_checks": QualityConfig.from_dict(cfg.quality, source="recipe").describe(),
+        "split_rows": [
+            {"source": s, "split": sp, "records": n, "files": file_counts[(s, sp)]}
+            for s in sorted(split_counts) for sp, n in split_counts[s].items()
+        ],
+        "reject_rows": summary.reasons.to_dict("records"),
+        "totals": summary.totals,
+        "bytes_per_record": round(total_bytes / max(1, len(published_ids))),
+        "translation": translator_provenance(recipe.reports),
+        "n_templates": len(library.for_task("report")),
+        "instructions": instructions.card_context(),
+        "fidelity": summary.fidelity.card_context() if summary.fidelity else None,
+        "sample": options.sample,
+        "figures": write_card_figures(staging, rejects),  # figures/: one ECG per source, rejects
+        "duplicate_pairs": duplicates.pair_counts(),
+        "unknown_codes": _unknown_codes(meta, published_ids),
+    }
+    atomic_write(render_card(options.out, context, header).encode("utf-8"), staging / "README.md")
+    unknown = {path.name for path in staging.iterdir()} - PUBLISHED_NAMES
+    if unknown:  # a developer guard: `validate._validate_locations` must recognise our own datasets
+        raise RuntimeError(f"publish wrote {sorted(unknown)} at the top of the dataset; add them "
+                           f"to validate.PUBLISHED_NAMES")
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    before_swap()
+    replace_dir(staging, options.out)  # `out` is never a mixture of the two (see paths.py)
+    summary.instructions = instructions
+    return summary
+
+
+def _excluded_of(shards: list[Path], parts: list[tuple[int, int, int]],
+                 excluded: frozenset[str]) -> frozenset[str]:
+    """The excluded ids a file's shards hold (a task carries only those, not the whole set)."""
+    if not excluded:
+        return frozenset()
+    return frozenset(i for n in sorted({n for n, _, _ in parts}) for i in work_shard_ids(shards[n])
+                     if i in excluded)
+
+
+def _unknown_codes(meta: pd.DataFrame, published_ids: list[str]) -> list[dict[str, object]]:
+    """Label codes of published Challenge 2021 / CODE-15% records that no packaged table names."""
+    from ecg_instruct.reports.code_reports import unknown_code_counts
+
+    rows = meta[meta["id"].isin(set(published_ids))]
+    return unknown_code_counts(rows["source"].tolist(), [list(v) for v in rows["labels"]])
+
+
+def _ids_of(path: Path) -> list[str]:
+    return pq.read_table(path, columns=["id"]).column("id").to_pylist()

@@ -1,0 +1,29 @@
+"""The publish stage: which rows go in which file, and a build that publishes nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from ecg_instruct.publish.stage import _file_plan
+
+
+def test_files_take_rows_across_shards_in_order():
+    kept = [["a", "b", "c"], [], ["d", "e"], ["f"]]
+    assert _file_plan(kept, 2) == [[(0, 0, 2)], [(0, 2, 3), (2, 0, 1)], [(2, 1, 2), (3, 0, 1)]]
+    assert _file_plan(kept, 10) == [[(0, 0, 3), (2, 0, 2), (3, 0, 1)]]
+    assert _file_plan([[], []], 10) == []
+
+
+@pytest.mark.slow
+def test_a_build_that_publishes_nothing_prints_the_rejects_summary(
+    tmp_path_factory, tmp_path, capsys,
+):
+    """"see the rejects summary above" used to point at nothing (issue 14): the one-line error
+    now carries the reasons itself (the CLI prints no summary table on an error)."""
+    from buildkit import quick_recipe, run_build, sample_mirror
+
+    from ecg_instruct.errors import UserError
+
+    recipe = quick_recipe(tmp_path, signals__duration_s=20)  # every 10 s record: wrong length
+    with pytest.raises(UserError, match=r"no record survived the build \(rejected: wrong_length \d+"):
+        run_build(sample_mirror(tmp_path_factory), tmp_path / "meit", recipe)
