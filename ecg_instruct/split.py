@@ -37,12 +37,7 @@ def mimic_split(
 ) -> str:
     """The split of a MIMIC-IV-ECG patient: a deterministic hash of subject_id into [0, 1)."""
     position = stable_hash("mimic-split-v1", seed, str(subject_id)) / 2**64
-    cumulative = 0.0
-    for split, fraction in zip(SPLITS, fractions, strict=True):
-        cumulative += fraction
-        if position < cumulative:
-            return split
-    return SPLITS[-1]
+    return _split_at(position, fractions)
 
 
 def hashed_split(
@@ -55,6 +50,11 @@ def hashed_split(
     hashes its patient key `HR<ecg_id>`; the duplicate check still names the PTB-XL record.
     """
     position = stable_hash(f"{source}-split-v1", seed, str(patient)) / 2**64
+    return _split_at(position, fractions)
+
+
+def _split_at(position: float, fractions: Sequence[float]) -> str:
+    """The split whose cumulative fraction first exceeds ``position`` (a hash in [0, 1))."""
     cumulative = 0.0
     for split, fraction in zip(SPLITS, fractions, strict=True):
         cumulative += fraction

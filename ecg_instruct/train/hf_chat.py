@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ecg_instruct.errors import UserError
-from ecg_instruct.train.text import ECG, PAD, SPECIAL_TOKENS, ChatEncoder
+from ecg_instruct.train.text import ECG, PAD, SPECIAL_TOKENS, ChatEncoder, report_ids
 
 HF_TOKENIZER_DIR = "hf_tokenizer"  # inside a run folder
 _MARK = "\u2063ECGREPORTEND\u2063"  # renders a turn to find the text the template puts after it
@@ -82,13 +82,8 @@ class TemplateChatEncoder:
         return [(list(x) + [self.eos_id])[:max_tokens] for x in ids]
 
     def decode(self, ids: Sequence[int]) -> str:
-        out: list[int] = []
-        for i in ids:
-            if i == self.eos_id:
-                break
-            if i not in self.special_ids:
-                out.append(i)
-        return self.tok.decode(out, skip_special_tokens=True).strip()
+        return self.tok.decode(report_ids(ids, self.eos_id, self.special_ids),
+                               skip_special_tokens=True).strip()
 
 
 def prepare_tokenizer(tok, out: Path) -> None:

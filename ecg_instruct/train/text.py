@@ -16,7 +16,7 @@ Loss is computed only on the report and ``</s>``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from pathlib import Path
 
 from ecg_instruct.errors import UserError
@@ -101,10 +101,17 @@ class ChatEncoder:
 
     def decode(self, ids: Sequence[int]) -> str:
         """Report text up to ``</s>``, with every special token removed."""
-        out: list[int] = []
-        for i in ids:
-            if i == self.eos_id:
-                break
-            if i not in self.special_ids:
-                out.append(i)
-        return self.tok.decode(out, skip_special_tokens=True).strip()
+        return self.tok.decode(report_ids(ids, self.eos_id, self.special_ids),
+                               skip_special_tokens=True).strip()
+
+
+def report_ids(ids: Sequence[int], eos_id: int, special_ids: Container[int]) -> list[int]:
+    """The generated report's token ids: up to the end-of-turn token, special tokens dropped
+    (shared by the built-in tokenizer and a Hugging Face LM's, so both decode alike)."""
+    out: list[int] = []
+    for i in ids:
+        if i == eos_id:
+            break
+        if i not in special_ids:
+            out.append(i)
+    return out
