@@ -52,6 +52,7 @@ from ecg_instruct.signals.stage import (
 )
 from ecg_instruct.sources import source_root
 from ecg_instruct.sources.code15 import ROW_SEPARATOR as CODE15_ROW_SEPARATOR
+from ecg_instruct.split import SPLITS
 from ecg_instruct.validate import validate_build
 from ecg_instruct.windows import split_window
 from ecg_instruct.workio import (
@@ -299,7 +300,15 @@ def _check_replacement(options: BuildOptions) -> None:
     try:
         previous = json.loads((_work_root(options.out) / PUBLISHED_MARKER).read_text())
     except (OSError, ValueError):
-        return  # built before the marker existed, or its work folder removed: cannot tell
+        # built before the marker existed, or its work folder removed: what the folder holds
+        previous = _published_selection(options.out)
+        if previous is None:
+            return
+        covered = {(source, split) for source in options.sources
+                   for split in (options.splits or SPLITS)}
+        held = {(source, split) for source in previous["sources"] for split in previous["splits"]}
+        if held <= covered:
+            return
     mine = _filter_of(options)
     if previous != mine:
         raise UserError(
@@ -307,6 +316,19 @@ def _check_replacement(options: BuildOptions) -> None:
             f"({_describe(mine)}) would replace it", path=options.out,
             fix="choose another --out (a filtered build's default is out/meit-<source>-<split>), "
                 "or pass --overwrite to replace it")
+
+
+def _published_selection(out: Path) -> dict | None:
+    """Sources and splits of a published dataset, read from its file names
+    (`data/<source>/<split>-NNNNN-of-NNNNN.parquet`); None when `out` holds none."""
+    held: dict[str, set[str]] = {}
+    for path in out.glob("data/*/*-*-of-*.parquet"):
+        split = path.name.split("-", 1)[0]
+        if path.parent.name != "instructions" and split in SPLITS:
+            held.setdefault(path.parent.name, set()).add(split)
+    if not held:
+        return None
+    return {"sources": sorted(held), "splits": sorted(set().union(*held.values()))}
 
 
 def _discard_work(root: Path) -> None:

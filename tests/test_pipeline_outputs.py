@@ -43,6 +43,31 @@ def test_a_filtered_build_next_to_a_full_one_leaves_it_intact(
     assert tree_digest(meit) == before and tree_digest(work) == work_before
 
 
+def test_a_full_build_without_its_work_folder_is_still_not_replaced_by_a_filtered_one(
+    tmp_path_factory, tmp_path,
+):
+    """A dataset whose `.work/` was deleted (or built before the marker existed) still tells
+    what it holds by its file names: a narrower build into it is refused."""
+    import shutil
+
+    from ecg_instruct.cli import app
+
+    mirror = sample_mirror(tmp_path_factory)
+    recipe = quick_recipe(tmp_path / "recipe")
+    meit = tmp_path / "out" / "meit"
+    common = ["--raw-dir", str(mirror), "--recipe", str(recipe), "--workers", "1",
+              "--no-progress", "--out", str(meit)]
+    runner = CliRunner()
+    assert runner.invoke(app, ["build", *common]).exit_code == 0
+    shutil.rmtree(tmp_path / "out" / "meit.work")
+    before = tree_digest(meit)
+    refused = runner.invoke(app, ["build", "--source", "mimic", "--split", "test", *common])
+    assert refused.exit_code == 2 and "would replace it" in refused.output, refused.output
+    assert tree_digest(meit) == before
+    # a build covering everything the folder holds replaces it as a rebuild does
+    assert runner.invoke(app, ["build", *common]).exit_code == 0
+
+
 def test_overwrite_replaces_a_wider_build_and_keeps_its_work(tmp_path_factory, tmp_path):
     from ecg_instruct.errors import UserError
 
