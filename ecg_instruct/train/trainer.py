@@ -336,7 +336,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
         print(
             f"{summary['total_params'] / 1e6:.1f}M params, {summary['trainable_params'] / 1e6:.2f}M "
             f"trainable, ~{summary['estimated_memory_gb']:.2f} GB for weights + training state "
-            f"(plus activations); fusion {cfg.model.fusion}",
+            f"(plus activations); fusion {cfg.model.fusion}"
+            + (f"; {dist.world} processes (data parallel)" if dist.active else ""),
             file=sys.stderr,
         )
     model = distributed.wrap(raw_model, dist, device)
