@@ -44,3 +44,20 @@ def difference_supported(a: np.ndarray, b: np.ndarray) -> tuple[list[float] | No
     """Paired interval of ``a - b`` over the same replicates, and whether it excludes 0."""
     ci = interval(np.asarray(a) - np.asarray(b))
     return ci, ci is not None and (ci[0] > 0 or ci[1] < 0)
+
+
+def metric_cell(row: dict, metric: str, reference: dict | None) -> str:
+    """``0.4123 [0.39, 0.43]``; against a reference row, ``(n.s.)`` marks a difference whose
+    paired 95 % interval includes 0 (the intervals do not support it)."""
+    value = row.get(metric)
+    if value is None:
+        return "-"
+    ci = (row.get("ci95") or {}).get(metric)
+    text = f"{value:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+    if reference is not None and reference is not row:
+        a = row.get("_replicates", {}).get(metric)
+        b = reference.get("_replicates", {}).get(metric)
+        if a is not None and b is not None:
+            _, supported = difference_supported(a, b)
+            text += "" if supported else " (n.s.)"
+    return text

@@ -74,19 +74,21 @@ def _thumbnail(record_id: str, signal: np.ndarray, fs: float, folder: Path) -> s
 
 
 def _metrics_table(rows: Sequence[dict], table_id: str) -> str:
+    from ecg_instruct.evaluate.bootstrap import metric_cell
     from ecg_instruct.evaluate.scoring import METRICS
 
     names = [m for m in METRICS if any(row.get(m) is not None for row in rows)]
     head = "".join(f"<th>{m}</th>" for m in names)
+    reference = rows[0] if rows else None
     body = []
-    for row in rows:
-        cells = "".join(
-            "<td>-</td>" if row.get(m) is None else f"<td>{row[m]:.4f}</td>" for m in names
-        )
+    for row in rows:  # value [95 % interval]; (n.s.): the paired interval from row 1 includes 0
+        cells = "".join(f"<td>{html.escape(metric_cell(row, m, reference))}</td>" for m in names)
         body.append(f"<tr><th>{html.escape(str(row['condition']))}</th>"
                     f"<td>{row['n_records']}</td>{cells}</tr>")
     return (f'<table id="{table_id}"><thead><tr><th>condition</th><th>n</th>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table>")
+            f"<tbody>{''.join(body)}</tbody></table>"
+            '<p class="label">Values with bootstrap 95 % intervals over records; (n.s.): the '
+            "paired 95 % interval of the difference from the first row includes 0.</p>")
 
 
 def _statements_html(codes: list[str], other: list[str]) -> str:

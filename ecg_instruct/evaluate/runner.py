@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_instruct.evaluate.bootstrap import difference_supported
+from ecg_instruct.evaluate.bootstrap import metric_cell
 from ecg_instruct.evaluate.html_report import signals_of_dataset, write_html_report
 from ecg_instruct.evaluate.noise import Noise, parse_noise
 from ecg_instruct.evaluate.scoring import METRICS, public, score
@@ -93,23 +93,6 @@ def generate(model, split, encoder, cfg, opts: EvalOptions, ecg: str, noise: Noi
     return out
 
 
-def _cell(row: dict, metric: str, reference: dict | None) -> str:
-    """``0.4123 [0.39, 0.43]``; against a reference row, ``(n.s.)`` marks a difference whose
-    paired 95 % interval includes 0 (the intervals do not support it)."""
-    value = row.get(metric)
-    if value is None:
-        return "-"
-    ci = (row.get("ci95") or {}).get(metric)
-    text = f"{value:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-    if reference is not None and reference is not row:
-        a = row.get("_replicates", {}).get(metric)
-        b = reference.get("_replicates", {}).get(metric)
-        if a is not None and b is not None:
-            _, supported = difference_supported(a, b)
-            text += "" if supported else " (n.s.)"
-    return text
-
-
 def _table(rows: list[dict], key: str) -> str:
     metrics = [m for m in METRICS if any(r.get(m) is not None for r in rows)]
     head = f"| {key} | n | " + " | ".join(metrics) + " |"
@@ -117,7 +100,7 @@ def _table(rows: list[dict], key: str) -> str:
     reference = rows[0] if rows else None
     body = [
         f"| {r[key]} | {r['n_records']} | "
-        + " | ".join(_cell(r, m, reference) for m in metrics)
+        + " | ".join(metric_cell(r, m, reference) for m in metrics)
         + " |"
         for r in rows
     ]
