@@ -13,10 +13,12 @@ different base model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,20 +123,33 @@ def loadable_folder(source: ModelSource) -> str:
     return str(_dequantised_folder(source) if source.gguf_file else source.folder)
 
 
+#: The fix of every "cannot load" error below.
+_LOAD_FIX = "pass a local Hugging Face folder, a .gguf file or 'smollm2'"
+
+
+@contextlib.contextmanager
+def _loading(model: str, what: str) -> Iterator[None]:
+    """``from_pretrained`` failures as one line naming the ``--model`` value."""
+    try:
+        yield
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load {what} from {model!r}: {str(exc).splitlines()[0]}",
+                        fix=_LOAD_FIX) from exc
+
+
+def _fast_only(tok, model: str):
+    if not getattr(tok, "is_fast", False):
+        raise UserError(f"{model}: only fast (tokenizers-backed) tokenizers are supported")
+    return tok
+
+
 def load_tokenizer(model: str):
     """The HF tokenizer of a ``--model`` value (chat template included); local files only."""
     transformers = transformers_module()
     folder = loadable_folder(resolve(model))
-    try:
+    with _loading(model, "a tokenizer"):
         tok = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise UserError(
-            f"cannot load a tokenizer from {model!r}: {str(exc).splitlines()[0]}",
-            fix="pass a local Hugging Face folder, a .gguf file or 'smollm2'",
-        ) from exc
-    if not getattr(tok, "is_fast", False):
-        raise UserError(f"{model}: only fast (tokenizers-backed) tokenizers are supported")
-    return tok
+    return _fast_only(tok, model)
 
 
 def load_lm(model: str, dtype: str = "fp32"):
@@ -146,19 +161,12 @@ def load_lm(model: str, dtype: str = "fp32"):
     torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
     # the one slow step (GGUF dequantising, above) keeps its bar; a ~1 s cached load needs none
     transformers.utils.logging.disable_progress_bar()
-    try:
+    with _loading(model, "a causal LM"):
         tok = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
         lm = transformers.AutoModelForCausalLM.from_pretrained(
             folder, local_files_only=True, dtype=torch_dtype
         )
-    except (OSError, ValueError) as exc:
-        raise UserError(
-            f"cannot load a causal LM from {model!r}: {str(exc).splitlines()[0]}",
-            fix="pass a local Hugging Face folder, a .gguf file or 'smollm2'",
-        ) from exc
-    if not getattr(tok, "is_fast", False):
-        raise UserError(f"{model}: only fast (tokenizers-backed) tokenizers are supported")
-    return lm, tok
+    return lm, _fast_only(tok, model)
 
 
 def base_identity(model: str, lm) -> dict:
