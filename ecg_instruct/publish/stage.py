@@ -229,22 +229,25 @@ def publish(
     duplicates = find_duplicates_in_shards(sorted(s.path for s in signal_shards))
     excluded = frozenset(duplicates.kept_for)
     signal_rejects.append(duplicates.rejects())
-    kept_by_split: list[tuple[str, str, list[Path], list[list[str]]]] = []
+    # per shard: the ids it publishes, and the duplicates it holds (left out when written)
+    kept_by_split: list[tuple[str, str, list[Path], list[list[str]], list[frozenset[str]]]] = []
     for source in sorted(index["source"].unique()):
         for split in SPLITS:
             shards = [s.path for s in signal_shards if (s.source, s.split) == (source, split)]
             if not shards:
                 continue
-            kept = []
+            kept, dropped = [], []
             for shard in shards:
                 signal_rejects.append(read_rejects(Path(f"{shard}.rejects")))
-                kept.append([i for i in work_shard_ids(shard) if i not in excluded])
+                ids = work_shard_ids(shard)
+                kept.append([i for i in ids if i not in excluded])
+                dropped.append(excluded.intersection(ids) if excluded else frozenset())
                 signal_ids.extend(kept[-1])
-            kept_by_split.append((source, split, shards, kept))
+            kept_by_split.append((source, split, shards, kept, dropped))
 
     def tasks():
         """One task per published file; its metadata rows are taken only when it is queued."""
-        for source, split, shards, kept in kept_by_split:
+        for source, split, shards, kept, dropped in kept_by_split:
             files = _file_plan(kept, recipe.publish.rows_per_file)
             plan = _SplitPlan(source, split, [i for ids in kept for i in ids], [])
             plans.append(plan)
@@ -257,7 +260,7 @@ def publish(
                 ids = [i for n, start, stop in parts for i in kept[n][start:stop]]
                 yield (([(str(shards[n]), start, stop) for n, start, stop in parts],
                         meta_by_id.loc[ids], cfg, str(path), recipe.publish.row_group_rows,
-                        _excluded_of(shards, parts, excluded)),
+                        frozenset().union(*(dropped[n] for n, _, _ in parts))),
                        len(ids))
 
     sizes = list(map_ordered(write_split_file, tasks(), options.workers, "publish",
@@ -332,15 +335,6 @@ def publish(
     replace_dir(staging, options.out)  # `out` is never a mixture of the two (see paths.py)
     summary.instructions = instructions
     return summary
-
-
-def _excluded_of(shards: list[Path], parts: list[tuple[int, int, int]],
-                 excluded: frozenset[str]) -> frozenset[str]:
-    """The excluded ids a file's shards hold (a task carries only those, not the whole set)."""
-    if not excluded:
-        return frozenset()
-    return frozenset(i for n in sorted({n for n, _, _ in parts}) for i in work_shard_ids(shards[n])
-                     if i in excluded)
 
 
 def _unknown_codes(meta: pd.DataFrame, published_ids: list[str]) -> list[dict[str, object]]:
