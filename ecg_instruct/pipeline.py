@@ -116,7 +116,7 @@ def inputs_digest(records: Sequence[dict], roots: dict[str, str]) -> str:
         if record["source"] == "code15":
             path, suffixes = path.partition(CODE15_ROW_SEPARATOR)[0], ("",)
         else:
-            suffixes = (".hea", ".dat", ".mat")
+            suffixes = (".hea", ".mat" if record["source"] == "cinc2021" else ".dat")
         try:
             base = safe_join_str(roots[record["source"]], path)
         except UnsafePath:
