@@ -30,7 +30,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -265,12 +264,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rates", type=int, nargs="+", default=[500, 100], choices=[500, 100],
                         help="output rates to build (default both)")
     args = parser.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-build-")) if args.keep is None else args.keep
-    try:
-        _run(args, tmp)
-    finally:
-        if args.keep is None:
-            shutil.rmtree(tmp, ignore_errors=True)
+    from bench_signals import run_in_scratch
+
+    run_in_scratch(_run, args, "bench-build-")
 
 
 def _run(args: argparse.Namespace, tmp: Path) -> None:

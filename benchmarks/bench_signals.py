@@ -360,9 +360,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--keep", type=Path, default=None, help="keep the corpus/output here")
     args = ap.parse_args(argv)
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-signals-")) if args.keep is None else args.keep
+    run_in_scratch(_run, args, "bench-signals-")
+
+
+def run_in_scratch(run, args: argparse.Namespace, prefix: str) -> None:
+    """``run(args, folder)`` in ``--keep`` if given, else in a temporary folder removed after."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix)) if args.keep is None else args.keep
     try:
-        _run(args, tmp)
+        run(args, tmp)
     finally:
         if args.keep is None:
             shutil.rmtree(tmp, ignore_errors=True)
