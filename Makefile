@@ -12,7 +12,7 @@ OUT ?= out/meit
 RECIPE ?= meit
 BENCH_BUILD_N ?= 20000
 
-.PHONY: venv dataset test lint bench download clean system-deps
+.PHONY: venv dataset test lint bench bench-llm download clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ bench: $(STAMP)
 	# lines: `end-to-end build speedup vs naive: X` and `signal-stage speedup vs naive: Y`
 	$(PY) benchmarks/bench_build.py --n $(BENCH_BUILD_N)
 	@tail -n 1 $(VENV)/bench-signals.log
+
+# SmolLM2 + kv fusion on CPU (~10 min, ~7 GB): the table in docs/training.md
+bench-llm: $(STAMP)
+	$(PY) benchmarks/bench_llm.py --work $(VENV)/bench-llm --write-docs
 
 download: $(STAMP)
 	$(CLI) download ptbxl --out $(RAW) --rate 500
