@@ -15,13 +15,13 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ecg_instruct import __version__
@@ -42,8 +42,8 @@ from ecg_instruct.reports.stage import translator_provenance
 from ecg_instruct.schema import MEASUREMENT_FIELDS, REJECT_SCHEMA
 from ecg_instruct.signals.leads import CANONICAL_LEADS
 from ecg_instruct.signals.quality import QualityConfig
-from ecg_instruct.signals.stage import read_work_shard, work_shard_ids
-from ecg_instruct.signals.storage import parquet_write_options
+from ecg_instruct.signals.stage import WorkRows, read_work_rows, work_shard_ids
+from ecg_instruct.signals.storage import parquet_write_options, signal_arrow_type
 from ecg_instruct.split import SPLITS
 from ecg_instruct.validate import PUBLISHED_NAMES
 from ecg_instruct.workio import atomic_parquet, atomic_write, writing
@@ -126,48 +126,52 @@ def write_split_file(
     the file's size in bytes. Rows count after leaving out `exclude` (cross-source duplicates,
     published under the other source's id).
 
-    Streamed row group by row group: a worker holds one decoded shard and one row group, not
-    the file's rows (1,000 records at 500 Hz are 240 MB of float32 before encoding). The bytes
-    are those of `pq.write_table` on the whole table, which writes the same row groups.
+    Streamed row group by row group from the memory-mapped work shards: a worker converts and
+    holds one row group's signals (1,000 records at 500 Hz are 240 MB of float32 before
+    encoding), and only the rows this file takes. The bytes are those of `pq.write_table` on
+    the whole table, which writes the same row groups.
     """
     options = dict(parquet_write_options(cfg.dtype))
     options.pop("row_group_size")
+    pieces = [_kept_rows(shard, start, stop, exclude) for shard, start, stop in parts]
+    schema = plain_schema(cfg.n_samples, cfg.dtype,
+                          signal_arrow_type(len(CANONICAL_LEADS), cfg.n_samples, cfg.dtype))
     tmp = f"{path}.tmp-{os.getpid()}"
-    writer: pq.ParquetWriter | None = None
-    schema: pa.Schema | None = None
-    pending: list[pa.Table] = []
-    n_pending = 0
-
-    def write(signals: pa.Table) -> None:
-        table = publish_table(cfg, signals, meta, schema)
-        writer.write_table(table.combine_chunks(), row_group_size=row_group_rows)
-
     with writing(path):
-        try:
-            for shard, start, stop in parts:
-                signals = read_work_shard(shard, cfg.dtype)
-                if exclude:
-                    signals = signals.filter(pc.invert(pc.is_in(
-                        signals.column("id"), value_set=pa.array(sorted(exclude), pa.string()))))
-                signals = signals.slice(start, stop - start)
-                if writer is None:
-                    schema = plain_schema(cfg.n_samples, cfg.dtype,
-                                          signals.schema.field("signal").type)
-                    writer = pq.ParquetWriter(tmp, schema, **options)
-                pending.append(signals)
-                n_pending += signals.num_rows
-                while n_pending >= row_group_rows:
-                    joined = pa.concat_tables(pending)
-                    write(joined.slice(0, row_group_rows))
-                    rest = joined.slice(row_group_rows)
-                    pending, n_pending = ([rest] if rest.num_rows else []), rest.num_rows
-            if n_pending:
-                write(pa.concat_tables(pending))
-        finally:
-            if writer is not None:
-                writer.close()
+        with pq.ParquetWriter(tmp, schema, **options) as writer:
+            for group in _row_groups(pieces, row_group_rows):
+                signals = group.columns.add_column(1, "signal", group.signal_column(cfg.dtype))
+                writer.write_table(publish_table(cfg, signals, meta, schema),
+                                   row_group_size=row_group_rows)
         os.replace(tmp, path)
     return Path(path).stat().st_size
+
+
+def _kept_rows(shard: str, start: int, stop: int, exclude: frozenset[str]) -> WorkRows:
+    """Rows `start:stop` of a shard's records once `exclude` is left out (memory-mapped)."""
+    rows = read_work_rows(shard)
+    if exclude:
+        ids = rows.columns.column("id").to_pylist()
+        rows = rows.take(np.array([i for i, id_ in enumerate(ids) if id_ not in exclude],
+                                  dtype=np.int64))
+    return rows.slice(start, stop)
+
+
+def _row_groups(pieces: list[WorkRows], row_group_rows: int) -> Iterator[WorkRows]:
+    """The rows of `pieces`, in order, regrouped `row_group_rows` at a time (the last short)."""
+    pending: list[WorkRows] = []
+    n_pending = 0
+    for piece in pieces:
+        at = 0
+        while at < piece.num_rows:
+            take = min(row_group_rows - n_pending, piece.num_rows - at)
+            pending.append(piece.slice(at, at + take))
+            n_pending, at = n_pending + take, at + take
+            if n_pending == row_group_rows:
+                yield WorkRows.concat(pending)
+                pending, n_pending = [], 0
+    if n_pending:
+        yield WorkRows.concat(pending)
 
 
 def _file_plan(kept: list[list[str]], rows_per_file: int) -> list[list[tuple[int, int, int]]]:
