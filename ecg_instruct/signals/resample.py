@@ -13,7 +13,6 @@ from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
-from scipy import signal as sps
 
 from ecg_instruct.errors import RecordReject
 from ecg_instruct.signals import kernels
@@ -47,6 +46,8 @@ def _fir(up: int, down: int) -> np.ndarray:
     """
     max_rate = max(up, down)
     half_len = 10 * max_rate
+    from scipy import signal as sps  # imported here: ~0.6 s that 500 Hz builds never need
+
     h = sps.firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0))
     h.setflags(write=False)
     return h
@@ -123,6 +124,8 @@ def resample(signal: np.ndarray, fs_in: float, fs_out: float,
         return x.astype(dtype, copy=True)
     if x.shape[-1] == 0:
         raise RecordReject("wrong_length", "cannot resample an empty signal")
+    from scipy import signal as sps
+
     y = sps.resample_poly(x, up, down, axis=-1, window=_fir(up, down), padtype="line")
     return y.astype(dtype, copy=False)
 

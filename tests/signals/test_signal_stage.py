@@ -156,6 +156,42 @@ def test_work_shard_stores_float32_when_counts_do_not_fit(tmp_path):
 
 
 
+def test_work_rows_convert_only_what_is_taken_with_the_same_bits(tmp_path):
+    """Publish slices, filters and regroups work rows before converting them (it converts one
+    row group, not the shard): the mV it gets are bit for bit those of the whole shard, for
+    rows of several steps and for a counts piece joined to a float32 one."""
+    from ecg_instruct.signals.stage import (
+        CuratedSignal,
+        WorkRows,
+        _work_table,
+        _write_work_shard,
+        read_work_rows,
+    )
+
+    rng = np.random.default_rng(3)
+    gains = [1000.0, 200.0, 1000.0, 4.88, 200.0]
+    curated = [CuratedSignal(None, g, 500.0, [], rng.integers(-3000, 3000, (12, 50), np.int16))
+               for g in gains]
+    counts_shard = tmp_path / "counts.arrow"
+    _write_work_shard(_work_table([f"r{i}" for i in range(5)], curated), str(counts_shard))
+    mv = rng.normal(0, 40, (12, 50)).astype(np.float32)  # counts would not fit: mV stored
+    mv_shard = tmp_path / "mv.arrow"
+    _write_work_shard(_work_table(["m0", "m1"], [curated[0], CuratedSignal(mv, 1000.0, 500.0,
+                                                                            [], None)]),
+                      str(mv_shard))
+    whole = arrow_to_signals(read_work_shard(counts_shard, "float32")["signal"])
+    rows = read_work_rows(counts_shard)
+    assert rows.steps is not None and rows.data.dtype == np.int16
+    taken = rows.take(np.array([0, 2, 3, 4])).slice(1, 3)  # ids r2, r3
+    assert taken.columns.column("id").to_pylist() == ["r2", "r3"]
+    assert arrow_to_signals(taken.signal_column("float32")).tobytes() == whole[2:4].tobytes()
+    joined = WorkRows.concat([taken, read_work_rows(mv_shard)])
+    assert joined.steps is None  # counts beside mV: all as mV
+    got = arrow_to_signals(joined.signal_column("float32"))
+    assert got[:2].tobytes() == whole[2:4].tobytes() and np.array_equal(got[3], mv)
+    assert joined.columns.column("id").to_pylist() == ["r2", "r3", "m0", "m1"]
+
+
 def _fast_path_folder(root, sig, ecg500) -> dict[str, str]:
     """10 s 500 Hz records in both sources' conventions, clean and with one defect each;
     name -> the reason it must get (``""``: kept). No corrupt file (see _corrupt_record)."""
