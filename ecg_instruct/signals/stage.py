@@ -547,8 +547,7 @@ def read_work_shard(path: str | Path, dtype: str) -> pa.Table:
         if dtype == "int16":
             column = _nested(data)
         else:
-            step = table.column("quant_step").to_numpy()[:, None, None]
-            column = _nested((data * step).astype(np.float32))
+            column = _nested(_scaled_float32(data, table.column("quant_step").to_numpy()))
     else:
         data = np.frombuffer(raw, dtype="<f4", count=n_rows * int(np.prod(shape)))
         data = data.reshape(n_rows, *shape)
@@ -557,6 +556,22 @@ def read_work_shard(path: str | Path, dtype: str) -> pa.Table:
         column = _nested(data)
     table = _drop_work_columns(table)
     return table.set_column(table.schema.get_field_index("signal"), "signal", column)
+
+
+#: Records scaled at a time by `_scaled_float32`: its float64 intermediate stays a few MB.
+_SCALE_ROWS = 8
+
+
+def _scaled_float32(counts: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """``(counts * step).astype(float32)`` per record, a few records at a time: the same values
+    (the product is still taken in float64, then rounded once), without a float64 copy of the
+    whole shard (256 records at 500 Hz: 123 MB beside the 61 MB result, the publish worker's
+    peak)."""
+    out = np.empty(counts.shape, dtype=np.float32)
+    for start in range(0, len(counts), _SCALE_ROWS):
+        stop = start + _SCALE_ROWS
+        out[start:stop] = counts[start:stop] * steps[start:stop, None, None]
+    return out
 
 
 def _drop_work_columns(table: pa.Table) -> pa.Table:
