@@ -9,6 +9,7 @@ own pool got none of that (the instruct stage's pool outlived a killed build, is
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import threading
@@ -33,6 +34,9 @@ def worker_init(parent: int, retain_heap: bool = False) -> None:
     ``signals/heap.py``).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The objects inherited from the build (the index, ...) are never garbage here: moved out
+    # of the collector's reach, its passes do not write to (and so copy) their shared pages.
+    gc.freeze()
     if retain_heap:
         retain_freed_memory()
 

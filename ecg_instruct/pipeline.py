@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from ecg_instruct import __version__
 from ecg_instruct.accounting import AccountingError
 from ecg_instruct.errors import UserError
-from ecg_instruct.executor import run_tasks
+from ecg_instruct.executor import map_ordered
 from ecg_instruct.index import build_index
 from ecg_instruct.instruct.fields import load_statement_tables
 from ecg_instruct.instruct.stage import write_instruct_stage
@@ -134,13 +134,16 @@ def inputs_digest(records: Sequence[dict], roots: dict[str, str]) -> str:
 
 def _shards(
     index: pd.DataFrame, shard_size: int, columns: Sequence[str] = ("id", "source", "path"),
-) -> list[tuple[str, list[dict]]]:
-    """Deterministic shards: per (source, split), in id order, `shard_size` records each."""
+) -> list[tuple[str, pd.DataFrame]]:
+    """Deterministic shards: per (source, split), in id order, `shard_size` records each.
+
+    Frames (a few columns), not dicts: a stage turns a shard into records only when its task is
+    queued, so this process never holds every record as a dict."""
     shards = []
     for (source, split), group in index.groupby(["source", "split"], sort=True):
-        records = group.sort_values("id")[list(columns)].to_dict("records")
-        for number, start in enumerate(range(0, len(records), shard_size)):
-            shards.append((f"{source}-{split}-{number:05d}", records[start:start + shard_size]))
+        group = group.sort_values("id")[list(columns)]
+        for number, start in enumerate(range(0, len(group), shard_size)):
+            shards.append((f"{source}-{split}-{number:05d}", group.iloc[start:start + shard_size]))
     return shards
 
 
@@ -156,18 +159,22 @@ def _run_signals(options: BuildOptions, index: pd.DataFrame, work: Path) -> list
     folder.mkdir(exist_ok=True)
     roots = {source: str(source_root(options.raw_dir, source)) for source in options.sources}
     cfg = options.recipe.signals
-    shards, tasks = [], []
-    for name, records in _shards(index, options.recipe.shard_size):
+    shards, todo = [], []
+    for name, frame in _shards(index, options.recipe.shard_size):
+        records = frame.to_dict("records")
         path = folder / f"{name}.{inputs_digest(records, roots)}{WORK_SHARD_SUFFIX}"
         source, split = records[0]["source"], name[len(records[0]["source"]) + 1:].split("-")[0]
         shards.append(SignalShard(source, split, path))
         if not _signal_shard_done(path):
-            tasks.append(((records, roots, cfg, str(path)), len(records)))
+            todo.append((frame, path))
     _remove_outdated_shards(folder, {shard.path.name for shard in shards})
-    if tasks:
+    if todo:
         _prepare_kernels(options)
-    run_tasks(signals_shard, tasks, options.workers, "signals", options.progress,
-              retain_heap=True)
+    tasks = (((frame.to_dict("records"), roots, cfg, str(path)), len(frame))
+             for frame, path in todo)
+    for _ in map_ordered(signals_shard, tasks, min(options.workers, len(todo)), "signals",
+                         options.progress, retain_heap=True, total=sum(len(f) for f, _ in todo)):
+        pass
     return shards
 
 
@@ -236,19 +243,53 @@ def _run_reports(
     folder = work / "reports"
     folder.mkdir(exist_ok=True)
     shards = _shards(index, options.recipe.shard_size, REPORT_INPUT_COLUMNS)
-    tasks = [((records, options.recipe.reports, statements, str(folder / f"{name}.parquet")),
-              len(records))
-             for name, records in shards if not (folder / f"{name}.parquet").exists()]
-    run_tasks(reports_shard, tasks, options.workers, "reports", options.progress)
+    todo = [(frame, str(folder / f"{name}.parquet")) for name, frame in shards
+            if not (folder / f"{name}.parquet").exists()]
+    tasks = (((frame.to_dict("records"), options.recipe.reports, statements, path), len(frame))
+             for frame, path in todo)
+    for _ in map_ordered(reports_shard, tasks, min(options.workers, len(todo)), "reports",
+                         options.progress, total=sum(len(frame) for frame, _ in todo)):
+        pass
     names = [folder / f"{name}.parquet" for name, _ in shards]
-    frames = [frame for frame in (pd.read_parquet(name) for name in names) if len(frame)]
-    reports = (pd.concat(frames, ignore_index=True) if frames
-               else pd.DataFrame(columns=list(REPORT_COLUMNS)))
-    reports = reports.sort_values("id", kind="stable").reset_index(drop=True)
+    del shards, todo
     rejects = pa.concat_tables([REJECT_SCHEMA.empty_table(),
                                 *(read_rejects(Path(f"{name}.rejects")) for name in names)])
     atomic_parquet(rejects, work / "reports_rejects.parquet")
-    atomic_parquet(reports, work / "reports.parquet")
+    atomic_write(_sorted_reports(names), work / "reports.parquet")
+
+
+#: Rows per row group of `reports.parquet` (in id order): a publish task reads the row groups
+#: of its own ids only.
+REPORT_ROW_GROUP_ROWS = 1024
+
+
+def _sorted_reports(shards: Sequence[Path]) -> bytes:
+    """`reports.parquet`: every shard's reports in id order, as Parquet bytes.
+
+    Concatenated and sorted in Arrow, not pandas: the texts stay in compact buffers (a few
+    hundred bytes a record), not a Python string each, and are freed when written."""
+    tables = [table.replace_schema_metadata(None) for table in map(pq.read_table, shards)
+              if table.num_rows]
+    if not tables:
+        return parquet_bytes(pd.DataFrame(columns=list(REPORT_COLUMNS)))
+    reports = pa.concat_tables(tables, promote_options="default").sort_by("id")
+    del tables
+    buffer = pa.BufferOutputStream()
+    pq.write_table(reports, buffer, compression="zstd", row_group_size=REPORT_ROW_GROUP_ROWS)
+    return buffer.getvalue().to_pybytes()
+
+
+def _with_reports(index: pd.DataFrame, reports: Path, batch_rows: int = 4096) -> Iterator[dict]:
+    """Index rows joined with their reports (the records that have one), in id order, as
+    dicts, one batch at a time: what `index.merge(reports).to_dict("records")` gives, without
+    either the merged frame or every record's dict in this process at once. Both files are in
+    id order, so a batch's index rows are found by binary search."""
+    ids = index["id"]
+    for batch in pq.ParquetFile(reports).iter_batches(batch_size=batch_rows):
+        rows = batch.to_pandas()
+        positions = ids.searchsorted(rows["id"])
+        yield from (index.iloc[positions].reset_index(drop=True)
+                    .merge(rows, on="id", how="inner").to_dict("records"))
 
 
 @contextlib.contextmanager
@@ -384,29 +425,32 @@ def _build(options: BuildOptions) -> BuildSummary:
         if not (work / "index.parquet").exists():
             atomic_write(rejects_bytes, work / "index_rejects.parquet")
             atomic_write(index_bytes, work / "index.parquet")
+        # the index stage's frames and bytes are on disk now: not held through the build
+        del stored_index, index_bytes, rejects_bytes, index_rejects
         index = pd.read_parquet(work / "index.parquet")
 
         with timer("reports"):
             if not (work / "reports.parquet").exists():
                 _run_reports(options, index, statements, work)
-            reports = pd.read_parquet(work / "reports.parquet")
 
         with timer("instruct"):
-            with_reports = index.merge(reports, on="id", how="inner")
             if not (work / "instruct.parquet").exists():
-                write_instruct_stage(with_reports.to_dict("records"), library, recipe.instruct,
+                reports = work / "reports.parquet"
+                write_instruct_stage(_with_reports(index, reports), library, recipe.instruct,
                                      options.seed,
                                      load_statement_tables(options.raw_dir, options.sources),
-                                     work, workers=options.workers, progress=options.progress)
-            instruct = pd.read_parquet(work / "instruct.parquet")
+                                     work, workers=options.workers, progress=options.progress,
+                                     total=pq.ParquetFile(reports).metadata.num_rows)
+            instructed = pq.read_table(work / "instruct.parquet", columns=["id"]).column("id")
 
         with timer("signals"):
-            shards = _run_signals(options, index[index["id"].isin(instruct["id"])], work)
+            shards = _run_signals(options, index[index["id"].isin(instructed.to_numpy(
+                zero_copy_only=False))], work)
+            del instructed
         with timer("publish"):
-            meta = with_reports.merge(instruct, on="id", how="inner")
             # the marker goes first: killed between the two, `<out>` still holds the old
             # dataset and a rerun of this build (same filter) goes ahead and replaces it
-            summary = publish(options, index, meta, work, library, shards, before_swap=lambda: (
+            summary = publish(options, index, work, library, shards, before_swap=lambda: (
                 atomic_write(json.dumps(_filter_of(options)).encode(), root / PUBLISHED_MARKER)))
         summary.timings = timer.seconds
         # informational, read by nothing in the build: a plain write, so that the swap stays

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,29 +226,57 @@ def _run_chunk(
     return run_instruct_tasks(records, _WORKER_LIBRARIES[folders], cfg, seed, statements)
 
 
+#: Rows per row group of `instruct.parquet`: publish tasks read the rows of their ids only
+#: (row groups pruned by their id statistics; the file is in id order).
+RECORD_ROW_GROUP_ROWS = 1024
+RECORDS_SCHEMA = pa.schema([("id", pa.string()), ("task", pa.string()),
+                            ("template_id", pa.string()), ("messages", MESSAGES_TYPE)])
+
+
+def _chunked(records: Iterable[Mapping], size: int) -> Iterator[list[Mapping]]:
+    chunk: list[Mapping] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def write_instruct_stage(
     records: Iterable[Mapping], library: TemplateLibrary, cfg: InstructConfig, seed: int,
     statements: Mapping[str, Mapping[str, Statement]] | None, work: Path, workers: int = 1,
-    chunk_size: int = 4096, progress: bool = False,
+    chunk_size: int = 4096, progress: bool = False, total: int | None = None,
 ) -> None:
     """Run the stage in chunks (in `workers` processes) and write its outputs, streaming the
-    examples to Parquet so memory stays bounded; `instruct.parquet` last, as the done marker.
+    examples and record rows to Parquet so memory stays bounded; `instruct.parquet` last, as
+    the done marker.
 
-    Chunks are written in input order and each example depends only on its own record, so the
-    files are byte-identical for any worker count.
+    `records` is consumed a chunk at a time, as chunks are queued (pass a generator and its
+    length as `total`: this process then never holds every record, nor every message). Chunks
+    are written in input order and each example depends only on its own record, so the files
+    are byte-identical for any worker count.
     """
-    records = list(records)
-    chunks = [records[i:i + chunk_size] for i in range(0, len(records), chunk_size)]
-    record_frames, skip_frames, rejects = [], [], []
+    if total is None:
+        records = list(records)
+        total = len(records)
+    skip_frames, rejects = [], []
     examples_path = work / "instruct_examples.parquet"
+    records_path = work / "instruct.parquet"
     tmp = examples_path.with_name(examples_path.name + f".tmp-{os.getpid()}")
+    records_tmp = records_path.with_name(records_path.name + f".tmp-{os.getpid()}")
     with writing(examples_path):
         writer = pq.ParquetWriter(tmp, EXAMPLE_SCHEMA, compression="zstd")
+    with writing(records_path):
+        records_writer = pq.ParquetWriter(records_tmp, RECORDS_SCHEMA, compression="zstd")
 
     def consume(result: InstructResult) -> None:
         writer.write_table(pa.Table.from_pandas(result.examples, schema=EXAMPLE_SCHEMA,
                                                 preserve_index=False))
-        record_frames.append(result.records)
+        records_writer.write_table(
+            pa.Table.from_pandas(result.records, schema=RECORDS_SCHEMA, preserve_index=False),
+            row_group_size=RECORD_ROW_GROUP_ROWS)
         skip_frames.append(result.skips)
         rejects.extend(result.rejects)
 
@@ -256,12 +284,15 @@ def write_instruct_stage(
         try:
             folders = tuple(str(f) for f in library.folders)
             _WORKER_LIBRARIES.setdefault(folders, library)  # this process: the one given
-            tasks = [((folders, chunk, cfg, seed, statements), len(chunk)) for chunk in chunks]
+            tasks = (((folders, chunk, cfg, seed, statements), len(chunk))
+                     for chunk in _chunked(records, chunk_size))
             # the build's one executor: workers die with the build (issue 14), the bar moves
-            for result in map_ordered(_run_chunk, tasks, workers, "instruct", progress):
+            for result in map_ordered(_run_chunk, tasks, workers, "instruct", progress,
+                                      total=total):
                 consume(result)
         finally:
             writer.close()
+            records_writer.close()
     os.replace(tmp, examples_path)
     skips = pd.concat(skip_frames, ignore_index=True) if skip_frames else \
         pd.DataFrame(columns=list(SKIP_COLUMNS))
@@ -270,10 +301,5 @@ def write_instruct_stage(
     _write(pa.Table.from_pandas(skips, preserve_index=False), work / "instruct_skips.parquet")
     _write(pa.Table.from_pandas(rejects_frame(rejects), preserve_index=False),
            work / "instruct_rejects.parquet")
-    frame = pd.concat(record_frames, ignore_index=True) if record_frames else \
-        pd.DataFrame(columns=list(INSTRUCT_COLUMNS))
-    records_table = pa.Table.from_pandas(
-        frame, preserve_index=False,
-        schema=pa.schema([("id", pa.string()), ("task", pa.string()),
-                          ("template_id", pa.string()), ("messages", MESSAGES_TYPE)]))
-    _write(records_table, work / "instruct.parquet")
+    with writing(records_path):
+        os.replace(records_tmp, records_path)

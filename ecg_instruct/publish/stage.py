@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ecg_instruct import __version__
@@ -174,6 +175,38 @@ def _row_groups(pieces: list[WorkRows], row_group_rows: int) -> Iterator[WorkRow
         yield WorkRows.concat(pending)
 
 
+#: Columns of the index a published row takes (the rest of `META_COLUMNS` come from the
+#: reports and instruct work files).
+INDEX_META_COLUMNS = ("id", "source", "patient_id", "split", "labels", "scp_codes",
+                      "measurements", "age", "sex")
+
+
+def file_metadata(index_rows: pd.DataFrame, work: Path) -> pd.DataFrame:
+    """`META_COLUMNS` of one published file's records, indexed by id.
+
+    The index rows come with the task (the build holds the index anyway); reports and messages
+    are read here from the work files (`reports.parquet`, `instruct.parquet`, both in id order
+    with small row groups), only the row groups that hold these ids. So the build's process
+    never joins every record's metadata, nor pickles a file's share of it to a worker."""
+    ids = pa.array(index_rows["id"].tolist(), pa.string())
+    wanted = pc.field("id").isin(ids)
+    frames = [index_rows.reset_index(drop=True)]
+    for name in ("reports.parquet", "instruct.parquet"):
+        frames.append(pq.read_table(work / name, filters=wanted).to_pandas())
+    meta = frames[0].merge(frames[1], on="id", how="inner").merge(frames[2], on="id", how="inner")
+    return meta.set_index("id")[list(META_COLUMNS)]
+
+
+def publish_file(
+    parts: list[tuple[str, int, int]], index_rows: pd.DataFrame, work: str, cfg: SignalsConfig,
+    path: str, row_group_rows: int, exclude: frozenset[str] = frozenset(),
+) -> int:
+    """One published file (a task of the executor): its metadata read here, then
+    `write_split_file`. Returns the file's size in bytes."""
+    return write_split_file(parts, file_metadata(index_rows, Path(work)), cfg, path,
+                            row_group_rows, exclude)
+
+
 def _file_plan(kept: list[list[str]], rows_per_file: int) -> list[list[tuple[int, int, int]]]:
     """For each output file of a split, the (shard number, start, stop) row ranges it takes."""
     total = sum(len(ids) for ids in kept)
@@ -208,7 +241,7 @@ class _SplitPlan:
 
 
 def publish(
-    options: BuildOptions, index: pd.DataFrame, meta: pd.DataFrame, work: Path,
+    options: BuildOptions, index: pd.DataFrame, work: Path,
     library: TemplateLibrary, signal_shards: Sequence[SignalShard],
     before_swap: Callable[[], None] = lambda: None,
 ) -> BuildSummary:
@@ -228,7 +261,7 @@ def publish(
     signal_rejects: list[pa.Table] = []
     signal_ids: list[str] = []
     plans: list[_SplitPlan] = []
-    meta_by_id = meta.set_index("id")[list(META_COLUMNS)]
+    index_ids = index["id"]  # in id order: a file's rows are found by binary search
 
     duplicates = find_duplicates_in_shards(sorted(s.path for s in signal_shards))
     excluded = frozenset(duplicates.kept_for)
@@ -262,12 +295,13 @@ def publish(
                 path = folder / f"{split}-{number:05d}-of-{len(files):05d}.parquet"
                 plan.files.append(path)
                 ids = [i for n, start, stop in parts for i in kept[n][start:stop]]
+                rows = index.iloc[index_ids.searchsorted(ids)][list(INDEX_META_COLUMNS)]
                 yield (([(str(shards[n]), start, stop) for n, start, stop in parts],
-                        meta_by_id.loc[ids], cfg, str(path), recipe.publish.row_group_rows,
+                        rows, str(work), cfg, str(path), recipe.publish.row_group_rows,
                         frozenset().union(*(dropped[n] for n, _, _ in parts))),
                        len(ids))
 
-    sizes = list(map_ordered(write_split_file, tasks(), options.workers, "publish",
+    sizes = list(map_ordered(publish_file, tasks(), options.workers, "publish",
                              options.progress, total=len(signal_ids)))
     split_counts: dict[str, dict[str, int]] = {}
     split_bytes: dict[str, dict[str, int]] = {}
@@ -305,7 +339,8 @@ def publish(
                         path=options.raw_dir, fix="check the input mirror and the recipe")
     header = card_yaml(split_counts, cfg.n_samples, cfg.dtype, split_bytes)
     instructions = publish_instructions(staging, work, published_ids, recipe, library)
-    summary.fidelity = build_fidelity(meta, published_ids, options.raw_dir, options.sources)
+    summary.fidelity = build_fidelity(_fidelity_rows(index, work, published_ids),
+                                      published_ids, options.raw_dir, options.sources)
     add_instructions_config(header, instructions)
     context = {
         "recipe": recipe, "fingerprint": recipe.fingerprint(), "seed": options.seed,
@@ -327,7 +362,7 @@ def publish(
         "sample": options.sample,
         "figures": write_card_figures(staging, rejects),  # figures/: one ECG per source, rejects
         "duplicate_pairs": duplicates.pair_counts(),
-        "unknown_codes": _unknown_codes(meta, published_ids),
+        "unknown_codes": _unknown_codes(index, published_ids),
     }
     atomic_write(render_card(options.out, context, header).encode("utf-8"), staging / "README.md")
     unknown = {path.name for path in staging.iterdir()} - PUBLISHED_NAMES
@@ -339,6 +374,17 @@ def publish(
     replace_dir(staging, options.out)  # `out` is never a mixture of the two (see paths.py)
     summary.instructions = instructions
     return summary
+
+
+def _fidelity_rows(index: pd.DataFrame, work: Path, published_ids: list[str]) -> pd.DataFrame:
+    """id, source, scp_codes and report of the published PTB-XL records (what
+    `build_fidelity` reads), rather than every record's joined metadata."""
+    rows = index.loc[(index["source"] == "ptbxl") & index["id"].isin(set(published_ids)),
+                     ["id", "source", "scp_codes"]]
+    reports = pq.read_table(work / "reports.parquet", columns=["id", "report"],
+                            filters=pc.field("id").isin(pa.array(rows["id"].tolist(),
+                                                                 pa.string()))).to_pandas()
+    return rows.merge(reports, on="id", how="inner")
 
 
 def _unknown_codes(meta: pd.DataFrame, published_ids: list[str]) -> list[dict[str, object]]:

@@ -613,6 +613,7 @@ def read_work_shard(path: str | Path, dtype: str) -> pa.Table:
     return rows.columns.add_column(1, "signal", column)
 
 
+
 def _drop_work_columns(table: pa.Table) -> pa.Table:
     """What publish does not take from a work shard: the quantisation step (already applied)
     and the fingerprint (read by ``ecg_instruct.duplicates`` via :func:`work_shard_fingerprints`)."""
