@@ -15,7 +15,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,7 +134,8 @@ def write_split_file(
     """
     options = dict(parquet_write_options(cfg.dtype))
     options.pop("row_group_size")
-    pieces = [_kept_rows(shard, start, stop, exclude) for shard, start, stop in parts]
+    # opened as the row groups reach them: a shard's mapped pages are let go once written
+    pieces = (_kept_rows(shard, start, stop, exclude) for shard, start, stop in parts)
     schema = plain_schema(cfg.n_samples, cfg.dtype,
                           signal_arrow_type(len(CANONICAL_LEADS), cfg.n_samples, cfg.dtype))
     tmp = f"{path}.tmp-{os.getpid()}"
@@ -158,7 +159,7 @@ def _kept_rows(shard: str, start: int, stop: int, exclude: frozenset[str]) -> Wo
     return rows.slice(start, stop)
 
 
-def _row_groups(pieces: list[WorkRows], row_group_rows: int) -> Iterator[WorkRows]:
+def _row_groups(pieces: Iterable[WorkRows], row_group_rows: int) -> Iterator[WorkRows]:
     """The rows of `pieces`, in order, regrouped `row_group_rows` at a time (the last short)."""
     pending: list[WorkRows] = []
     n_pending = 0
