@@ -190,12 +190,31 @@ def file_metadata(index_rows: pd.DataFrame, work: Path) -> pd.DataFrame:
     with small row groups), only the row groups that hold these ids. So the build's process
     never joins every record's metadata, nor pickles a file's share of it to a worker."""
     ids = pa.array(index_rows["id"].tolist(), pa.string())
-    wanted = pc.field("id").isin(ids)
     frames = [index_rows.reset_index(drop=True)]
     for name in ("reports.parquet", "instruct.parquet"):
-        frames.append(pq.read_table(work / name, filters=wanted).to_pandas())
+        frames.append(rows_with_ids(work / name, ids).to_pandas())
     meta = frames[0].merge(frames[1], on="id", how="inner").merge(frames[2], on="id", how="inner")
     return meta.set_index("id")[list(META_COLUMNS)]
+
+
+def rows_with_ids(path: Path, ids: pa.Array) -> pa.Table:
+    """The rows of an id-sorted work file whose id is in `ids`, reading only the row groups
+    whose id range meets theirs. (A `filters=` read evaluated its expression against every
+    row group's statistics: ~0.2 s per task for MIMIC-IV-ECG's 800k records, against ~7 ms.)
+    Row groups without statistics are read and filtered like the others."""
+    if len(ids) == 0:
+        return pq.read_schema(path).empty_table()
+    parquet = pq.ParquetFile(path)
+    meta = parquet.metadata
+    column = meta.schema.names.index("id")
+    low, high = pc.min(ids).as_py(), pc.max(ids).as_py()
+    groups = []
+    for number in range(meta.num_row_groups):
+        stats = meta.row_group(number).column(column).statistics
+        if stats is None or not stats.has_min_max or (stats.max >= low and stats.min <= high):
+            groups.append(number)
+    table = parquet.read_row_groups(groups)
+    return table.filter(pc.is_in(table.column("id"), value_set=ids))
 
 
 def publish_file(
@@ -382,9 +401,8 @@ def _fidelity_rows(index: pd.DataFrame, work: Path, published_ids: list[str]) ->
     `build_fidelity` reads), rather than every record's joined metadata."""
     rows = index.loc[(index["source"] == "ptbxl") & index["id"].isin(set(published_ids)),
                      ["id", "source", "scp_codes"]]
-    reports = pq.read_table(work / "reports.parquet", columns=["id", "report"],
-                            filters=pc.field("id").isin(pa.array(rows["id"].tolist(),
-                                                                 pa.string()))).to_pandas()
+    reports = rows_with_ids(work / "reports.parquet", pa.array(rows["id"].tolist(), pa.string()))
+    reports = reports.select(["id", "report"]).to_pandas()
     return rows.merge(reports, on="id", how="inner")
 
 

@@ -27,3 +27,25 @@ def test_a_build_that_publishes_nothing_prints_the_rejects_summary(
     recipe = quick_recipe(tmp_path, signals__duration_s=20)  # every 10 s record: wrong length
     with pytest.raises(UserError, match=r"no record survived the build \(rejected: wrong_length \d+"):
         run_build(sample_mirror(tmp_path_factory), tmp_path / "meit", recipe)
+
+
+@pytest.mark.parametrize("statistics", [True, False])
+def test_rows_with_ids_reads_the_rows_of_those_ids(tmp_path, statistics):
+    """A publish task reads its records' reports and messages from the id-sorted work files:
+    exactly the rows of its ids, in file order, whether or not the file has row-group
+    statistics to skip the others with (work files of older versions have none)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ecg_instruct.publish.stage import rows_with_ids
+
+    ids = [f"mimic/{40000000 + i}" for i in range(5000)]
+    path = tmp_path / "reports.parquet"
+    pq.write_table(pa.table({"id": ids, "report": [f"r{i}" for i in range(5000)]}), path,
+                   row_group_size=256, write_statistics=statistics)
+    wanted = [ids[i] for i in (4999, 17, 18, 2600, 255, 256)]
+    got = rows_with_ids(path, pa.array(wanted, pa.string()))
+    assert got.column("id").to_pylist() == sorted(wanted)
+    assert got.column("report").to_pylist() == [f"r{ids.index(i)}" for i in sorted(wanted)]
+    assert rows_with_ids(path, pa.array(["ptbxl/1"], pa.string())).num_rows == 0
+    assert rows_with_ids(path, pa.array([], pa.string())).column_names == ["id", "report"]
