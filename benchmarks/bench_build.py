@@ -15,6 +15,10 @@ column sets, ~2 % defective signals), then measures in one run:
   limit    the I/O + compression limit: read every ``.hea``/``.dat`` byte of the mirror and
            write the build's own published tables again with the same pyarrow/zstd options, no
            processing, one process
+  estimate the full MIMIC-IV-ECG + PTB-XL build on 2 and 16 cores, on paper, from the 500 Hz
+           run's per-record costs (its assumptions printed with it)
+  memory   a second 500 Hz build on a mirror of ``--memory-n`` records (default N / 2): peak
+           memory at both sizes and its growth per 100,000 records
 
 The mirror sits in the page cache (it was just written), so rows compare CPU cost, not disk
 speed. The last line is ``end-to-end build speedup vs naive: X`` (500 Hz, records/s of the
@@ -289,6 +293,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep", type=Path, default=None, help="keep the mirror/outputs here")
     parser.add_argument("--rates", type=int, nargs="+", default=[500, 100], choices=[500, 100],
                         help="output rates to build (default both)")
+    parser.add_argument("--memory-n", type=int, default=None,
+                        help="also build a mirror of this many records at 500 Hz and print how "
+                             "peak memory grows between the two sizes (default: N / 2; 0: skip)")
     args = parser.parse_args(argv)
     from bench_signals import run_in_scratch
 
@@ -311,7 +318,7 @@ def _run(args: argparse.Namespace, tmp: Path) -> None:
     print(f"mirror: {args.n} records ({args.n // 2} PTB-XL, {args.n - args.n // 2} MIMIC-IV-ECG; "
           f"500 Hz x 10 s, PTB-XL also 100 Hz), ready in {time.perf_counter() - started:.0f} s; "
           f"{args.workers} workers, {os.cpu_count()} cores", flush=True)
-    speedup = None
+    speedup = first_500 = None
     for label, recipe, fs_out, lr in (("500 Hz (meit.yaml, float32)", "meit.yaml", 500, False),
                                       ("100 Hz (meit-100hz.yaml)", "meit-100hz.yaml", 100, True)):
         if fs_out not in args.rates:
@@ -320,6 +327,8 @@ def _run(args: argparse.Namespace, tmp: Path) -> None:
         from ecg_instruct.recipe import recipe_path
 
         result = run_build(raw, out, recipe_path(recipe), args.workers)
+        if fs_out == 500:
+            first_500 = result
         records = _record_paths(raw, lr)
         rate = args.n / result["wall"]
         print(f"\n{label}: {args.n} records in, {result['published']} published")
@@ -347,8 +356,31 @@ def _run(args: argparse.Namespace, tmp: Path) -> None:
             speedup = rate / naive
             for line in full_release_estimate(result, args.n, args.workers):
                 print(line)
+    memory_n = args.n // 2 if args.memory_n is None else args.memory_n
+    if first_500 is not None and memory_n:
+        print_memory_growth(tmp, memory_n, args.n, first_500, args.workers)
     if speedup is not None:
         print(f"\nend-to-end build speedup vs naive: {speedup:.1f}")
+
+
+def print_memory_growth(tmp: Path, small_n: int, n: int, at_n: dict, workers: int) -> None:
+    """Peak memory of the 500 Hz build at a second size: whether it grows with N, per 100k."""
+    from ecg_instruct.recipe import recipe_path
+
+    raw = tmp / f"raw-{small_n}"
+    if not (raw / ".done").exists():
+        shutil.rmtree(raw, ignore_errors=True)
+        make_mirror(raw, small_n)
+        (raw / ".done").write_text("")
+    small = run_build(raw, tmp / f"out-{small_n}" / "meit", recipe_path("meit.yaml"), workers)
+    print(f"\npeak memory vs N (500 Hz, {workers} workers):")
+    for size, result in ((small_n, small), (n, at_n)):
+        print(f"  {size:>7,} records: {result['peak_tree_mb']:6.0f} MB process tree (PSS), "
+              f"{result['peak_main_mb']:5.0f} MB main process (RSS)")
+    scale = 100_000 / (n - small_n)
+    print(f"  growth per 100,000 records: process tree "
+          f"{(at_n['peak_tree_mb'] - small['peak_tree_mb']) * scale:+.0f} MB, main process "
+          f"{(at_n['peak_main_mb'] - small['peak_main_mb']) * scale:+.0f} MB")
 
 
 if __name__ == "__main__":
