@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from itertools import chain
-from operator import countOf
+from operator import countOf, itemgetter
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ _ENCODER = json.JSONEncoder(sort_keys=True)  # what json.dumps(value, sort_keys=
 
 def stored_index_bytes(index: pd.DataFrame, rejects: pd.DataFrame) -> tuple[bytes, bytes]:
     """The index and its rejects as Parquet, as the work folder holds them."""
-    stored_index = index.copy()
+    stored_index = index.copy(deep=False)  # shares the other columns; `index` is not changed
     stored_index["measurements"] = measurements_json(index["measurements"])
     return parquet_bytes(stored_index), parquet_bytes(rejects.astype(str))
 
@@ -47,26 +47,28 @@ def measurements_json(column: pd.Series) -> np.ndarray:
 
 
 def _uniform_dicts_json(dicts: np.ndarray) -> np.ndarray | None:
-    """The JSON texts of dicts with one key order, string keys and float/None values only;
-    None if they are not (or hold a NaN, which would be confused with None below)."""
-    orders = set(map(tuple, dicts))
-    if len(orders) != 1:
+    """The JSON texts of dicts with one set of string keys and float/None values only; None
+    if they are not (or hold a NaN, which would be confused with None below)."""
+    if set(map(type, dicts)) != {dict}:
+        return None  # a subclass (a defaultdict) could answer a key it does not hold
+    keys = sorted(dicts[0]) if all(isinstance(key, str) for key in dicts[0]) else []
+    if len(keys) < 2 or set(map(len, dicts)) != {len(keys)}:
+        return None  # (with one key, itemgetter below would not give tuples)
+    try:  # the values of each dict in sorted-key order; a KeyError: another key set
+        cells = np.fromiter(chain.from_iterable(map(itemgetter(*keys), dicts)), dtype=object,
+                            count=len(dicts) * len(keys))
+    except KeyError:
         return None
-    keys = orders.pop()
-    if not keys or not all(isinstance(key, str) for key in keys):
-        return None
-    if not set(map(type, chain.from_iterable(map(dict.values, dicts)))) <= {float, type(None)}:
+    listed = cells.tolist()
+    if not set(map(type, listed)) <= {float, type(None)}:
         return None  # an int or a bool is written differently from the float of its value
-    cells = np.fromiter(chain.from_iterable(map(dict.values, dicts)), dtype=object,
-                        count=len(dicts) * len(keys)).reshape(len(dicts), len(keys))
-    numbers = cells.astype(np.float64)  # None -> NaN
+    numbers = cells.astype(np.float64).reshape(len(dicts), len(keys))  # None -> NaN
     missing = np.isnan(numbers)
-    if int(missing.sum()) != countOf(cells.ravel(), None):
+    if int(missing.sum()) != countOf(listed, None):
         return None  # a real NaN somewhere
     parts: list[pa.Array | str] = ["{"]
-    for number, key in enumerate(sorted(keys)):
-        column = keys.index(key)
-        prefix = f"{', ' if number else ''}{_ENCODER.encode(key)}: "
+    for column, key in enumerate(keys):
+        prefix = f"{', ' if column else ''}{_ENCODER.encode(key)}: "
         parts.append(_floats_json(numbers[:, column], missing[:, column], prefix))
     parts.append("}")
     return pc.binary_join_element_wise(*parts, "").to_numpy(zero_copy_only=False)

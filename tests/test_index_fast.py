@@ -7,6 +7,7 @@ import json
 import math
 import posixpath
 import shutil
+from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
@@ -44,6 +45,7 @@ def assert_same_index(raw: Path, sources: list[str], recipe: str = "meit") -> No
     assert_same_frames(old, new)
     assert_same_frames(old_rejects, new_rejects)
     assert stored_index_bytes(new, new_rejects) == stored_index_bytes(old, old_rejects)
+    assert_same_frames(old, new)  # storing it changed nothing in the index
 
 
 @pytest.fixture(scope="module")
@@ -236,8 +238,11 @@ def test_sorting_by_id_is_pandas_stable_sort() -> None:
     [{}, {}],
     [{"é": 1.0, "z": [1, 2]}],
     [None, float("nan"), ""],
+    [{1: 1.0, 2: None}, {1: 2.0, 2: 3.0}],  # keys of another type
+    [{"a": 1.0, "b": None}, {"a": 2.0, "b": "x"}],
 ])
 def test_measurements_json_is_json_dumps(values: list) -> None:
+    values = [*values, *values]  # twice, so that each case is a column of several dicts
     expected = [json.dumps(v, sort_keys=True) if isinstance(v, dict) else "" for v in values]
     assert list(measurements_json(pd.Series(values, dtype=object))) == expected
 
@@ -256,3 +261,10 @@ def test_real_ptbxl_excerpt_indexes_as_before(real_ptbxl_dir: Path, tmp_path: Pa
         assert_same_frames(old, new)
         assert_same_frames(old_rejects, new_rejects)
     assert_same_index(tmp_path / "raw", ["ptbxl"])
+
+
+def test_measurements_json_of_a_dict_subclass_adds_no_key() -> None:
+    values = [defaultdict(float, a=1.0, b=2.0), {"a": 1.0, "c": 2.0}]
+    texts = measurements_json(pd.Series(values, dtype=object))
+    assert list(texts) == ['{"a": 1.0, "b": 2.0}', '{"a": 1.0, "c": 2.0}']
+    assert dict(values[0]) == {"a": 1.0, "b": 2.0}
