@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import mmap
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -80,10 +81,11 @@ def _read_wellformed(path: Path, columns: set[str] | None) -> tuple[pa.Table, li
     """(the file by pyarrow, its header), or None where pandas' reading could differ (see
     :func:`read_metadata_table`) or pyarrow fails; strings, one chunk per column."""
     try:
-        data = path.read_bytes()
-    except OSError:
+        with path.open("rb") as handle:
+            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):  # ValueError: an empty file cannot be mapped
         return None
-    if b"\x00" in data:  # pandas ends a cell at a NUL byte, pyarrow keeps it
+    if data.find(b"\x00") >= 0:  # pandas ends a cell at a NUL byte, pyarrow keeps it
         return None
     newline = data.find(b"\n")
     first = data[: newline if newline >= 0 else len(data)].split(b"\r", 1)[0].decode(
@@ -94,7 +96,7 @@ def _read_wellformed(path: Path, columns: set[str] | None) -> tuple[pa.Table, li
     wanted = [name for name in header if columns is None or name in columns]
     try:
         table = pcsv.read_csv(
-            pa.BufferReader(data),
+            pa.BufferReader(pa.py_buffer(data)),
             read_options=pcsv.ReadOptions(use_threads=False, block_size=max(1 << 20, len(data))),
             parse_options=pcsv.ParseOptions(newlines_in_values=True),
             convert_options=pcsv.ConvertOptions(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -87,10 +88,14 @@ def _heart_rate(rr_cell: str | None) -> float | None:
 def _join_statements(table: pa.Table, columns: list[str]) -> np.ndarray:
     """Each row's non-empty report cells, stripped, joined by newlines (object array of str).
 
-    Stripping runs once per distinct statement, joining in Arrow. A leading "" joins every
-    row: without it pyarrow 26 drops rows whose cells are all null (empty) from the result.
+    Stripping runs once per distinct statement, joining in Arrow (columns empty in every row,
+    most of report_7 ... report_17, left out). A leading "" joins every row: without it
+    pyarrow 26 drops rows whose cells are all null (empty) from the result.
     """
     statements = [map_distinct_strings(table.column(name), _statement) for name in columns]
+    statements = [cells for cells in statements if cells.null_count < len(cells)]
+    if not statements:
+        return np.full(table.num_rows, "", dtype=object)
     joined = pc.binary_join_element_wise("", *statements, "\n", null_handling="skip")
     return pc.utf8_slice_codeunits(joined, 1).to_numpy(zero_copy_only=False)
 
@@ -208,4 +213,4 @@ def _rows(ids: np.ndarray, studies: np.ndarray, subjects: np.ndarray, paths: np.
 
 def _empty_lists(count: int) -> np.ndarray:
     """An object array of `count` distinct empty lists (one per record, as rows had)."""
-    return np.fromiter(([] for _ in range(count)), dtype=object, count=count)
+    return np.fromiter(map(list, repeat((), count)), dtype=object, count=count)
