@@ -73,7 +73,7 @@ def write_mirror(root: Path, n: int, seed: int = 0) -> int:
                   "ecg_time": ecg_time, "path": path})[MIMIC_RECORD_COLUMNS].to_csv(
         folder / "record_list.csv", index=False)
 
-    vocabulary = np.append(_statement_vocabulary(rng), "")
+    vocabulary = np.append(_statement_vocabulary(rng), "").astype(object)  # pointers, not U100
     n_statements = rng.integers(1, 8, size=n)
     columns: dict[str, np.ndarray] = {"subject_id": subject_s, "study_id": study_s,
                                       "cart_id": rng.integers(6_000_000, 7_000_000, n).astype(str),
