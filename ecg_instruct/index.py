@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import posixpath
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ecg_instruct.errors import UserError
 from ecg_instruct.recipe import Recipe
@@ -44,22 +47,38 @@ def read_source(raw_dir: Path, source: str, recipe: Recipe) -> tuple[pd.DataFram
     rows, shared = _drop_shared_files(rows, source)
     if len(shared):
         rejects = pd.concat([rejects, shared], ignore_index=True)
-    if source == "ptbxl":
-        folds = recipe.split.ptbxl_folds
-        rows["split"] = [ptbxl_split(int(fold), folds) for fold in rows["fold"]]
-    elif source in ("cinc2021", "code15"):
-        rows["split"] = [
-            ptbxl_split(int(fold), recipe.split.ptbxl_folds) if int(fold) > 0
-            else hashed_split(source, patient, recipe.split.mimic_seed,
-                              recipe.split.mimic_fractions)
-            for fold, patient in zip(rows["fold"], rows["patient_id"], strict=True)
-        ]
-    else:
-        rows["split"] = [
-            mimic_split(patient, recipe.split.mimic_seed, recipe.split.mimic_fractions)
-            for patient in rows["patient_id"]
-        ]
+    rows["split"] = _splits(rows, source, recipe)
     return rows, rejects_frame(rejects.to_dict("records"))
+
+
+def _splits(rows: pd.DataFrame, source: str, recipe: Recipe) -> np.ndarray:
+    """The split of each row: PTB-XL's fold, a hash of the patient where there is no fold.
+
+    Computed once per distinct (fold, patient): a full MIMIC-IV-ECG release is 800k records of
+    ~160k patients, and every record of a patient gets the patient's split anyway.
+    """
+    folds, seed, fractions = (recipe.split.ptbxl_folds, recipe.split.mimic_seed,
+                              recipe.split.mimic_fractions)
+    if source == "ptbxl":
+        return _per_distinct(lambda fold: ptbxl_split(int(fold), folds), rows["fold"])
+    if source in ("cinc2021", "code15"):
+        return _per_distinct(
+            lambda fold, patient: ptbxl_split(int(fold), folds) if int(fold) > 0
+            else hashed_split(source, patient, seed, fractions),
+            rows["fold"], rows["patient_id"])
+    return _per_distinct(lambda patient: mimic_split(patient, seed, fractions),
+                         rows["patient_id"])
+
+
+def _per_distinct(function: Callable[..., str], *columns: pd.Series) -> np.ndarray:
+    """`function(*cells)` of every row (an object array), called once per distinct cells, in
+    order of first appearance (an error names the first row's value, as a loop would)."""
+    keys = columns[0].to_numpy() if len(columns) == 1 else np.fromiter(
+        zip(*columns, strict=True), dtype=object, count=len(columns[0]))
+    codes, distinct = pd.factorize(keys, use_na_sentinel=False)
+    results = np.empty(len(distinct), dtype=object)
+    results[:] = [function(*(key if len(columns) > 1 else (key,))) for key in distinct]
+    return results[codes]
 
 
 def _drop_shared_files(rows: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -70,7 +89,7 @@ def _drop_shared_files(rows: pd.DataFrame, source: str) -> tuple[pd.DataFrame, p
     """
     if rows.empty:
         return rows, pd.DataFrame()
-    paths = rows["path"].map(lambda p: posixpath.normpath(str(p).replace("\\", "/")))
+    paths = _normalised_paths(rows["path"])
     repeated = paths.duplicated(keep="first")
     if not repeated.any():
         return rows, pd.DataFrame()
@@ -82,6 +101,42 @@ def _drop_shared_files(rows: pd.DataFrame, source: str) -> tuple[pd.DataFrame, p
                    for p in paths[repeated]],
     })
     return rows[~repeated].reset_index(drop=True), shared
+
+
+#: A path `posixpath.normpath` leaves as it is: no backslash, no empty, `.` or `..` component,
+#: no leading or trailing slash (every path of the releases).
+_NORMAL_PATH = r"^[^/\\]+(/[^/\\]+)*$"
+_DOT_COMPONENT = r"(^|/)\.\.?(/|$)"
+
+
+def _normalised_paths(paths: pd.Series) -> pd.Series:
+    """`posixpath.normpath` of each path with backslashes as slashes, where two spellings of
+    one file (`a/./b`, `a//b`) must compare equal; only paths not already normal are
+    normalised one by one."""
+    def normalise(path: object) -> str:
+        return posixpath.normpath(str(path).replace("\\", "/"))
+
+    try:
+        column = pa.array(paths, type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all strings: str() each, as ever
+        return paths.map(normalise)
+    normal = pc.and_(pc.match_substring_regex(column, _NORMAL_PATH),
+                     pc.invert(pc.match_substring_regex(column, _DOT_COMPONENT)))
+    normal = pc.fill_null(normal, False).to_numpy(zero_copy_only=False)
+    out = paths.to_numpy(dtype=object, copy=True)
+    others = np.flatnonzero(~normal)
+    out[others] = [normalise(out[i]) for i in others]
+    return pd.Series(out, index=paths.index)
+
+
+def _sorted_by_id(index: pd.DataFrame) -> pd.DataFrame:
+    """`index.sort_values("id", kind="stable")` with a fresh RangeIndex, sorted by Arrow: the
+    same order (UTF-8 bytes sort as code points; the sort is stable) at a fraction of the cost
+    of comparing 800k Python strings."""
+    order = pc.sort_indices(pa.array(index["id"], type=pa.string()))
+    index = index.take(order.to_numpy())
+    index.index = pd.RangeIndex(len(index))  # reset_index(drop=True), without a copy
+    return index
 
 
 def build_index(
@@ -109,6 +164,6 @@ def build_index(
         index = index[index["split"].isin(list(splits))]
     if recipe.signals.length_policy == "window":  # long records -> one row per window
         index = expand_windows(index, recipe.signals.duration_s)
-    index = index.sort_values("id", kind="stable").reset_index(drop=True)
+    index = _sorted_by_id(index)
     rejects = pd.concat(reject_frames, ignore_index=True)
     return index[columns], rejects.sort_values(["id", "stage"], kind="stable")

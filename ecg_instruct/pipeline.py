@@ -53,6 +53,7 @@ from ecg_instruct.signals.stage import (
 from ecg_instruct.sources import source_root
 from ecg_instruct.sources.code15 import ROW_SEPARATOR as CODE15_ROW_SEPARATOR
 from ecg_instruct.split import SPLITS
+from ecg_instruct.stored_index import stored_index_bytes
 from ecg_instruct.validate import validate_build
 from ecg_instruct.windows import split_window
 from ecg_instruct.workio import (
@@ -60,7 +61,6 @@ from ecg_instruct.workio import (
     atomic_write,
     disk_full,
     is_disk_full,
-    parquet_bytes,
     writing,
 )
 
@@ -404,13 +404,7 @@ def _build(options: BuildOptions) -> BuildSummary:
     with timer("index"):
         index, index_rejects = build_index(options.raw_dir, recipe, options.sources,
                                            options.splits)
-        stored_index = index.copy()
-        stored_index["measurements"] = [
-            json.dumps(v, sort_keys=True) if isinstance(v, dict) else ""
-            for v in index["measurements"]
-        ]
-        index_bytes = parquet_bytes(stored_index)
-        rejects_bytes = parquet_bytes(index_rejects.astype(str))
+        index_bytes, rejects_bytes = stored_index_bytes(index, index_rejects)
     content = hashlib.sha256(index_bytes + b"\0" + rejects_bytes).hexdigest()[:16]
     key = work_key(options, library, content)
     root = _work_root(options.out)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import mmap
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pcsv
 
 from ecg_instruct.errors import UserError
 
@@ -49,6 +52,62 @@ def read_metadata_csv(path: Path, required: Iterable[str], fix: str) -> pd.DataF
             fix=f"expected the original PhysioNet columns; {fix}",
         )
     return frame
+
+
+def read_metadata_table(
+    path: Path, required: Iterable[str], fix: str, columns: Iterable[str] | None = None,
+) -> pa.Table:
+    """:func:`read_metadata_csv` as an Arrow table of strings, read ~4x faster.
+
+    The pyarrow parser reads a well-formed file (every row as long as the header, valid UTF-8,
+    no NUL byte, distinct non-empty column names); there it gives pandas' cells exactly. Any
+    other file is read by :func:`read_metadata_csv` (with its ragged-row and error handling)
+    and converted, so what a reader sees never depends on which parser ran. A cell missing in
+    the pandas frame (NaN) is null here. With `columns`, only those of them in the file (and
+    `ROW_ERROR`, when there) are kept: the others are not converted at all.
+    """
+    read = _read_wellformed(path, None if columns is None else set(columns))
+    if read is None or any(column not in read[1] for column in required):
+        # pandas then reads it, or says what is wrong with it, in its words
+        frame = read_metadata_csv(path, required, fix)
+        if columns is not None:
+            wanted = set(columns) | {ROW_ERROR}
+            frame = frame[[name for name in frame.columns if name in wanted]]
+        return pa.Table.from_pandas(frame.astype(object), preserve_index=False)
+    return read[0]
+
+
+def _read_wellformed(path: Path, columns: set[str] | None) -> tuple[pa.Table, list[str]] | None:
+    """(the file by pyarrow, its header), or None where pandas' reading could differ (see
+    :func:`read_metadata_table`) or pyarrow fails; strings, one chunk per column."""
+    try:
+        with path.open("rb") as handle:
+            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):  # ValueError: an empty file cannot be mapped
+        return None
+    if data.find(b"\x00") >= 0:  # pandas ends a cell at a NUL byte, pyarrow keeps it
+        return None
+    newline = data.find(b"\n")
+    first = data[: newline if newline >= 0 else len(data)].split(b"\r", 1)[0].decode(
+        "utf-8", "replace")
+    header = next(csv.reader([first.removeprefix("\ufeff")]), [])
+    if not header or "" in header or len(set(header)) != len(header):
+        return None  # pandas renames such columns (`Unnamed: 0`, `a.1`)
+    wanted = [name for name in header if columns is None or name in columns]
+    try:
+        table = pcsv.read_csv(
+            pa.BufferReader(pa.py_buffer(data)),
+            read_options=pcsv.ReadOptions(use_threads=False, block_size=max(1 << 20, len(data))),
+            parse_options=pcsv.ParseOptions(newlines_in_values=True),
+            convert_options=pcsv.ConvertOptions(
+                column_types={name: pa.string() for name in header}, include_columns=wanted,
+                strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except pa.ArrowException:
+        return None  # a ragged row, bad UTF-8, ...: pandas reads it (or says why not)
+    if table.column_names != wanted or any(t != pa.string() for t in table.schema.types):
+        return None
+    return table.combine_chunks(), header
 
 
 def _read_ragged(path: Path) -> pd.DataFrame | None:

@@ -9,20 +9,30 @@ measurements row keeps an empty report and is rejected later with a reason.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ecg_instruct.errors import UserError
 from ecg_instruct.paths import UnsafePath, safe_parts
 from ecg_instruct.schema import MEASUREMENT_FIELDS
-from ecg_instruct.sources._csv import (
-    ROW_ERROR,
-    IndexRejects,
-    read_metadata_csv,
-    to_float,
-    to_int_string,
+from ecg_instruct.sources._columns import (
+    RejectList,
+    as_strings,
+    first_occurrences,
+    int_strings,
+    map_distinct,
+    map_distinct_strings,
+    row_errors,
+    take_or,
 )
+from ecg_instruct.sources._csv import read_metadata_table, to_float
 
 RECORD_LIST_CSV = "record_list.csv"
 MEASUREMENTS_CSV = "machine_measurements.csv"
@@ -50,96 +60,157 @@ def clean_measurement(name: str, value: str) -> float | None:
     return number if low <= number <= high else None
 
 
-def read_measurements(root: Path) -> dict[str, dict]:
-    """Measurements and statements keyed by study_id."""
-    frame = read_metadata_csv(root / MEASUREMENTS_CSV, ("study_id",), FIX)
-    present_reports = [column for column in REPORT_COLUMNS if column in frame.columns]
+@dataclass
+class Measurements:
+    """`machine_measurements.csv`, one entry per study (its first row), column-wise.
+
+    `rows` maps a normalised study_id to its position in the other fields; `row_error` is the
+    reason a row cannot be trusted ("" when it can), `report` its statements joined by newlines
+    and `values` one object array (float or None) per measurement, heart_rate last.
+    """
+
+    rows: pd.Index
+    row_error: np.ndarray
+    report: np.ndarray
+    values: dict[str, np.ndarray]
+
+
+def _clean_cell(name: str) -> Callable[[str | None], float | None]:
+    return lambda value: clean_measurement(name, value or "")
+
+
+def _heart_rate(rr_cell: str | None) -> float | None:
+    """Heart rate from the rr_interval cell, as published: 60000 / rr, one decimal."""
+    rr = clean_measurement("rr_interval", rr_cell or "")
+    return round(60000.0 / rr, 1) if rr else None
+
+
+def _join_statements(table: pa.Table, columns: list[str]) -> np.ndarray:
+    """Each row's non-empty report cells, stripped, joined by newlines (object array of str).
+
+    Stripping runs once per distinct statement, joining in Arrow (columns empty in every row,
+    most of report_7 ... report_17, left out). A leading "" joins every row: without it
+    pyarrow 26 drops rows whose cells are all null (empty) from the result.
+    """
+    statements = [map_distinct_strings(table.column(name), _statement) for name in columns]
+    statements = [cells for cells in statements if cells.null_count < len(cells)]
+    if not statements:
+        return np.full(table.num_rows, "", dtype=object)
+    joined = pc.binary_join_element_wise("", *statements, "\n", null_handling="skip")
+    return pc.utf8_slice_codeunits(joined, 1).to_numpy(zero_copy_only=False)
+
+
+def _statement(cell: str | None) -> str | None:
+    """A report cell as a statement: stripped, None when empty."""
+    return (cell or "").strip() or None
+
+
+def read_measurements(root: Path) -> Measurements:
+    """Measurements and statements of each study (the first row of a repeated study_id)."""
+    table = read_metadata_table(root / MEASUREMENTS_CSV, ("study_id",), FIX,
+                                columns=("study_id", *REPORT_COLUMNS, *RAW_MEASUREMENTS))
+    present_reports = [column for column in REPORT_COLUMNS if column in table.column_names]
     if not present_reports:
         raise UserError(
             "no report_0 ... report_17 columns", path=root / MEASUREMENTS_CSV, fix=FIX
         )
-    by_study: dict[str, dict] = {}
-    # columns as plain lists, zipped: `to_dict("records")` boxed every cell of 800k rows and
-    # cost more than everything else here; cleaned values are cached (they repeat a lot)
-    empty = [""] * len(frame)
-    measured = [frame[name].tolist() if name in frame.columns else empty
-                for name in RAW_MEASUREMENTS]
-    cleaned: dict[tuple[str, str], float | None] = {}
-    row_errors = (frame[ROW_ERROR].fillna("").tolist() if ROW_ERROR in frame.columns else empty)
-    for position, (study_value, report_cells, measured_cells) in enumerate(zip(
-        frame["study_id"].tolist(),
-        zip(*(frame[c].tolist() for c in present_reports), strict=True),
-        zip(*measured, strict=True), strict=True,
-    )):
-        study = to_int_string(study_value)
-        if study is None or study in by_study:
-            continue
-        if row_errors[position]:  # its cells may be shifted: none of them can be trusted
-            by_study[study] = {"row_error": f"{MEASUREMENTS_CSV}: {row_errors[position]}"}
-            continue
-        statements = [cell.strip() for cell in report_cells]
-        measurements = {}
-        for name, value in zip(RAW_MEASUREMENTS, measured_cells, strict=True):
-            key = (name, value)
-            if key not in cleaned:
-                cleaned[key] = clean_measurement(name, value)
-            measurements[name] = cleaned[key]
-        rr = measurements["rr_interval"]
-        measurements["heart_rate"] = round(60000.0 / rr, 1) if rr else None
-        by_study[study] = {
-            "statements": [s for s in statements if s],
-            "measurements": measurements,
-        }
-    return by_study
+    studies = int_strings(table.column("study_id"))
+    first = np.flatnonzero(first_occurrences(studies, studies != None))  # noqa: E711
+    table = table.take(first)
+    missing = np.full(table.num_rows, None, dtype=object)
+    values = {name: map_distinct(table.column(name), _clean_cell(name))
+              if name in table.column_names else missing for name in RAW_MEASUREMENTS}
+    values["heart_rate"] = (map_distinct(table.column("rr_interval"), _heart_rate)
+                            if "rr_interval" in table.column_names else missing)
+    return Measurements(
+        rows=pd.Index(studies[first]),
+        row_error=row_errors(table, f"{MEASUREMENTS_CSV}: "),
+        report=_join_statements(table, present_reports),
+        values=values,
+    )
 
 
 def read_index(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Canonical index rows and index-stage rejects for one MIMIC-IV-ECG mirror."""
-    records = read_metadata_csv(root / RECORD_LIST_CSV, ("subject_id", "study_id", "path"), FIX)
+    """Canonical index rows and index-stage rejects for one MIMIC-IV-ECG mirror.
+
+    Column-wise over the whole record list: a release has 800,035 records. Each row still
+    meets the checks in the order they always ran (ids, repeated study, CSV row, path), and
+    rejects come out in file order.
+    """
+    required = ("subject_id", "study_id", "path")
+    records = read_metadata_table(root / RECORD_LIST_CSV, required, FIX, columns=required)
     measurements = read_measurements(root)
-    rows: list[dict] = []
-    rejects = IndexRejects("mimic")
-    row_errors = (records[ROW_ERROR].fillna("").tolist() if ROW_ERROR in records.columns
-                  else [""] * len(records))
-    columns = zip(records["subject_id"].tolist(), records["study_id"].tolist(),
-                  records["path"].tolist(), row_errors, strict=True)
-    for position, (subject_value, study_value, path, row_problem) in enumerate(columns):
-        line = position + 2
-        study = to_int_string(study_value)
-        record_id = f"mimic/{study}" if study else f"mimic/row-{line}"
-        subject = to_int_string(subject_value)
-        if study is None or subject is None:
-            rejects.add(record_id if study is None else f"{record_id}#line-{line}",
-                        "bad_metadata", f"subject_id/study_id not integers (CSV line {line})")
-            continue
-        if rejects.is_duplicate(record_id, line, f"study_id {study}"):
-            continue
-        info = measurements.get(study, {"statements": [], "measurements": None})
-        problem = f"{RECORD_LIST_CSV}: {row_problem}" if row_problem else info.get("row_error")
-        if problem:
-            rejects.add(record_id, "bad_csv_row", problem)
-            continue
+    rejects = RejectList("mimic")
+    lines = np.arange(records.num_rows) + 2
+    studies = int_strings(records.column("study_id"))
+    subjects = int_strings(records.column("subject_id"))
+    has_study = studies != None  # noqa: E711
+    ids = np.empty(records.num_rows, dtype=object)
+    ids[has_study] = "mimic/" + studies[has_study]
+    for i in np.flatnonzero(~has_study):
+        ids[i] = f"mimic/row-{lines[i]}"
+    valid = has_study & (subjects != None)  # noqa: E711
+    for i in np.flatnonzero(~valid):
+        rejects.add(i, ids[i] if not has_study[i] else f"{ids[i]}#line-{lines[i]}",
+                    "bad_metadata", f"subject_id/study_id not integers (CSV line {lines[i]})")
+    kept = first_occurrences(studies, valid)
+    for i in np.flatnonzero(valid & ~kept):
+        rejects.add(i, f"{ids[i]}#line-{lines[i]}", "duplicate_id",
+                    f"study_id {studies[i]} appears more than once (CSV line {lines[i]}); "
+                    f"kept the first")
+    match = np.full(records.num_rows, -1)
+    match[kept] = measurements.rows.get_indexer(studies[kept])
+    own = row_errors(records, f"{RECORD_LIST_CSV}: ")
+    problems = np.where(own != "", own, take_or(measurements.row_error, match, ""))
+    bad_row = kept & (problems != "")
+    for i in np.flatnonzero(bad_row):
+        rejects.add(i, ids[i], "bad_csv_row", problems[i])
+    paths = as_strings(records.column("path"))
+    candidates = kept & ~bad_row
+    unsafe = candidates & ~_plainly_safe(paths)
+    path_values = np.asarray(paths.to_numpy(zero_copy_only=False), dtype=object)
+    for i in np.flatnonzero(unsafe):
         try:
-            safe_parts(path)  # the check of safe_join, without building a Path per record
+            safe_parts(path_values[i] or "")
+            unsafe[i] = False
         except UnsafePath as exc:
-            rejects.add(record_id, "unsafe_path", str(exc))
-            continue
-        rows.append(
-            {
-                "id": record_id,
-                "source": "mimic",
-                "native_id": study,
-                "patient_id": subject,
-                "path": path,
-                "fs": 500,
-                "n_samples": 5000,
-                "report_raw": "\n".join(info["statements"]),
-                "labels": [],
-                "scp_codes": "{}",
-                "measurements": info["measurements"],
-                "age": None,
-                "sex": None,
-                "fold": -1,
-            }
-        )
-    return pd.DataFrame(rows), rejects.frame()
+            rejects.add(i, ids[i], "unsafe_path", str(exc))
+    keep = np.flatnonzero(candidates & ~unsafe)
+    return _rows(ids[keep], studies[keep], subjects[keep], path_values[keep], match[keep],
+                 measurements), rejects.frame()
+
+
+def _plainly_safe(paths: pa.Array) -> np.ndarray:
+    """Paths that `safe_parts` accepts at a glance (letters, digits, `_ - . /`, no `..`,
+    not starting with `/` or `.`): only the others are checked one by one."""
+    plain = pc.and_(pc.match_substring_regex(paths, r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$"),
+                    pc.invert(pc.match_substring(paths, "..")))
+    return pc.fill_null(plain, False).to_numpy(zero_copy_only=False)
+
+
+def _rows(ids: np.ndarray, studies: np.ndarray, subjects: np.ndarray, paths: np.ndarray,
+          match: np.ndarray, measurements: Measurements) -> pd.DataFrame:
+    """The canonical index rows of the kept records (a record without a measurements row has
+    an empty report and no measurements)."""
+    if not len(ids):
+        return pd.DataFrame()
+    found = match >= 0
+    report = take_or(measurements.report, match, "")
+    values = np.full(len(ids), None, dtype=object)
+    names = list(measurements.values)
+    columns = [measurements.values[name][match[found]] for name in names]
+    values[found] = [dict(zip(names, cells, strict=True)) for cells in zip(*columns, strict=True)]
+    count = len(ids)
+    return pd.DataFrame({
+        "id": ids, "source": np.full(count, "mimic", dtype=object), "native_id": studies,
+        "patient_id": subjects, "path": paths, "fs": np.full(count, 500, dtype=np.int64),
+        "n_samples": np.full(count, 5000, dtype=np.int64), "report_raw": report,
+        "labels": _empty_lists(count), "scp_codes": np.full(count, "{}", dtype=object),
+        "measurements": values, "age": np.full(count, None, dtype=object),
+        "sex": np.full(count, None, dtype=object), "fold": np.full(count, -1, dtype=np.int64),
+    })
+
+
+def _empty_lists(count: int) -> np.ndarray:
+    """An object array of `count` distinct empty lists (one per record, as rows had)."""
+    return np.fromiter(map(list, repeat((), count)), dtype=object, count=count)
