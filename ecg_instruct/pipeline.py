@@ -61,6 +61,7 @@ from ecg_instruct.workio import (
     atomic_write,
     disk_full,
     is_disk_full,
+    parquet_bytes,
     writing,
 )
 
@@ -420,7 +421,7 @@ def _build(options: BuildOptions) -> BuildSummary:
             atomic_write(rejects_bytes, work / "index_rejects.parquet")
             atomic_write(index_bytes, work / "index.parquet")
         # the index stage's frames and bytes are on disk now: not held through the build
-        del stored_index, index_bytes, rejects_bytes, index_rejects
+        del index_bytes, rejects_bytes, index_rejects
         index = pd.read_parquet(work / "index.parquet")
 
         with timer("reports"):
