@@ -13,6 +13,7 @@ examples with it), in (id, task order of the recipe, example number) order.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datasets import DatasetInfo, Features, List, Value
 
+from ecg_instruct.accounting import AccountingError
 from ecg_instruct.instruct.templates import TemplateLibrary
 from ecg_instruct.publish.features import published_features
 from ecg_instruct.publish.parquet import write_parquet
@@ -125,73 +127,175 @@ class _SignalLookup:
 def publish_instructions(
     staging: Path, work: Path, published_ids: list[str], recipe: Recipe, library: TemplateLibrary,
 ) -> InstructionsInfo:
-    """Write `data/instructions/` into the staging folder; return its accounting."""
+    """Write `data/instructions/` into the staging folder; return its accounting.
+
+    Streamed: the examples are read a row group at a time (`instruct_examples.parquet` is in
+    id order, written a chunk of records at a time), so the build's process holds one batch and
+    at most one output file per split, not every example's messages (~1.5 kB each; a few GB
+    for MIMIC-IV-ECG). A first pass over the id, split and task columns counts each split's
+    examples, which fixes the file names (`-of-NNNNN`) before any is written."""
     cfg = recipe.instruct
     tasks = list(cfg.tasks)
     info = InstructionsInfo(layout=cfg.layout, ecg_token=cfg.ecg_token, tasks=tasks,
                             n_templates={t: len(library.for_task(t)) for t in tasks})
-    examples = pq.read_table(work / "instruct_examples.parquet")
-    keep = pc.is_in(examples.column("id"), value_set=pa.array(sorted(set(published_ids)),
-                                                              pa.string()))
-    table_all = _order(examples.filter(keep), tasks)
+    examples_path = work / "instruct_examples.parquet"
+    published = pa.array(sorted(set(published_ids)), pa.string())
+    _count_examples(examples_path, published, info)
     signal_dtype = recipe.signals.dtype
     info.features = instruction_features(cfg.layout, recipe.signals.n_samples, signal_dtype)
     base = instruction_features("records", recipe.signals.n_samples, signal_dtype)
-    table_all = table_all.cast(base.arrow_schema.remove_metadata())
+    schema = base.arrow_schema.remove_metadata()
     signal_columns = ["signal"] + (["adc_gain"] if signal_dtype == "int16" else [])
-    folder = staging / "data" / CONFIG_NAME
-    for split in SPLITS:
-        table = table_all.filter(pc.equal(table_all.column("split"), split))
-        if table.num_rows == 0:
-            continue
-        folder.mkdir(parents=True, exist_ok=True)
-        lookup = _SignalLookup(staging, split, ["id", *signal_columns]) \
-            if cfg.layout == "flat" else None
-        rows_per_file = recipe.publish.rows_per_file
-        n_files = max(1, math.ceil(table.num_rows / rows_per_file))
-        n_bytes = 0
-        for number in range(n_files):
-            chunk = table.slice(number * rows_per_file, rows_per_file)
-            if lookup is not None:
-                signals = lookup.take(chunk.column("id").to_pylist())
-                for name in signal_columns:
-                    chunk = chunk.append_column(name, signals.column(name))
-            path = folder / f"{split}-{number:05d}-of-{n_files:05d}.parquet"
-            write_parquet(chunk, path, signal_dtype, recipe.publish.row_group_rows)
-            n_bytes += path.stat().st_size
-        info.split_bytes[split] = n_bytes
-        info.files[split] = n_files
-        counts = pc.value_counts(table.column("task")).to_pylist()
-        info.counts[split] = {c["values"]: int(c["counts"]) for c in counts}
-        info.records[split] = len(pc.unique(table.column("id")))
+    writers = {split: _SplitFiles(staging / "data" / CONFIG_NAME, split, info, recipe,
+                                  _SignalLookup(staging, split, ["id", *signal_columns])
+                                  if cfg.layout == "flat" else None, signal_columns)
+               for split in SPLITS if split in info.counts}
+    card = _CardExamples(tasks)
+    for batch in _ordered_batches(examples_path, published, tasks):
+        batch = batch.cast(schema)
+        card.add(batch)
+        for split, writer in writers.items():
+            writer.add(batch.filter(pc.equal(batch.column("split"), split)))
+    for writer in writers.values():
+        writer.close()
     skips = pd.read_parquet(work / "instruct_skips.parquet")
     if len(skips):
         skips = skips.assign(missing=skips["missing"].where(
             skips["template_id"] != "(none applicable)", "(no applicable template)"))
         grouped = skips.groupby(["task", "missing"], sort=True)["count"].sum()
         info.skips = [{"task": t, "missing": m, "count": int(c)} for (t, m), c in grouped.items()]
-    info.examples = _card_examples(table_all, tasks)
+    info.examples = card.examples()
     return info
 
 
-def _card_examples(table: pa.Table, tasks: list[str]) -> list[dict[str, Any]]:
-    """Three examples for the card: the first of as many different tasks as there are."""
-    chosen: list[int] = []
-    task_column = table.column("task")
-    for task in tasks:
-        positions = pc.indices_nonzero(pc.equal(task_column, task))
-        if len(positions):
-            chosen.append(positions[0].as_py())
-        if len(chosen) == N_CARD_EXAMPLES:
-            break
-    for row in range(min(table.num_rows, 2 * N_CARD_EXAMPLES)):
-        if len(chosen) >= N_CARD_EXAMPLES:
-            break
-        if row not in chosen:
-            chosen.append(row)
-    rows = table.take(pa.array(chosen, pa.int64())).to_pylist() if chosen else []
-    return [{"example_id": r["example_id"], "task": r["task"], "template_id": r["template_id"],
-             "messages": r["messages"]} for r in rows]
+def _count_examples(path: Path, published: pa.Array, info: InstructionsInfo) -> None:
+    """Per split: examples by task and records with examples (the published ones only)."""
+    table = pq.read_table(path, columns=["id", "split", "task"])
+    table = table.filter(pc.is_in(table.column("id"), value_set=published))
+    for split in SPLITS:
+        part = table.filter(pc.equal(table.column("split"), split))
+        if part.num_rows == 0:
+            continue
+        counts = pc.value_counts(part.column("task")).to_pylist()
+        info.counts[split] = {c["values"]: int(c["counts"]) for c in counts}
+        info.records[split] = len(pc.unique(part.column("id")))
+
+
+def _ordered_batches(path: Path, published: pa.Array, tasks: list[str]) -> Iterator[pa.Table]:
+    """The published records' examples in (id, task order, example number) order, a batch at
+    a time. A batch ends at a record boundary (the last record's rows wait for the next row
+    group), so sorting each batch orders the whole file, which is in id order."""
+    parquet = pq.ParquetFile(path)
+    held: pa.Table | None = None
+    last_id: str | None = None
+    for number in range(parquet.metadata.num_row_groups):
+        table = parquet.read_row_group(number)
+        table = table.filter(pc.is_in(table.column("id"), value_set=published))
+        if table.num_rows == 0:
+            continue
+        if held is not None:
+            table = pa.concat_tables([held, table])
+        ids = table.column("id")
+        if last_id is not None and pc.min(ids).as_py() < last_id:
+            raise AccountingError(f"{path}: examples out of id order at {pc.min(ids).as_py()}")
+        last_id = ids[table.num_rows - 1].as_py()
+        tail = pc.equal(ids, last_id)
+        held = table.filter(tail)
+        ready = table.filter(pc.invert(tail))
+        if ready.num_rows:
+            yield _order(ready, tasks)
+    if held is not None and held.num_rows:
+        yield _order(held, tasks)
+
+
+class _SplitFiles:
+    """One split's `<split>-NNNNN-of-NNNNN.parquet` files, written `rows_per_file` rows at a
+    time as ordered rows arrive (the number of files is known from the counts)."""
+
+    def __init__(self, folder: Path, split: str, info: InstructionsInfo, recipe: Recipe,
+                 lookup: _SignalLookup | None, signal_columns: list[str]):
+        self.folder, self.split, self.info, self.lookup = folder, split, info, lookup
+        self.signal_columns = signal_columns
+        self.rows_per_file = recipe.publish.rows_per_file
+        self.row_group_rows = recipe.publish.row_group_rows
+        self.signal_dtype = recipe.signals.dtype
+        total = sum(info.counts[split].values())
+        self.n_files = max(1, math.ceil(total / self.rows_per_file))
+        self.pending: list[pa.Table] = []
+        self.n_pending = 0
+        self.number = 0
+        self.n_bytes = 0
+
+    def add(self, rows: pa.Table) -> None:
+        if rows.num_rows:
+            self.pending.append(rows)
+            self.n_pending += rows.num_rows
+        while self.n_pending >= self.rows_per_file:
+            table = pa.concat_tables(self.pending)
+            self._write(table.slice(0, self.rows_per_file))
+            rest = table.slice(self.rows_per_file)
+            self.pending, self.n_pending = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def close(self) -> None:
+        if self.n_pending:
+            self._write(pa.concat_tables(self.pending))
+        if self.number != self.n_files:
+            raise AccountingError(f"instructions {self.split}: wrote {self.number} of "
+                                  f"{self.n_files} files")
+        self.info.split_bytes[self.split] = self.n_bytes
+        self.info.files[self.split] = self.n_files
+
+    def _write(self, chunk: pa.Table) -> None:
+        chunk = chunk.combine_chunks()
+        if self.lookup is not None:
+            signals = self.lookup.take(chunk.column("id").to_pylist())
+            for name in self.signal_columns:
+                chunk = chunk.append_column(name, signals.column(name))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{self.split}-{self.number:05d}-of-{self.n_files:05d}.parquet"
+        write_parquet(chunk, path, self.signal_dtype, self.row_group_rows)
+        self.n_bytes += path.stat().st_size
+        self.number += 1
+
+
+class _CardExamples:
+    """The card's examples from the ordered stream: the first example of as many different
+    tasks as there are (recipe order), then the first rows, up to `N_CARD_EXAMPLES`."""
+
+    def __init__(self, tasks: list[str]):
+        self.tasks = tasks
+        self.first: dict[str, tuple[int, dict]] = {}  # task -> (position, row)
+        self.head: list[dict] = []  # the first 2 * N_CARD_EXAMPLES rows
+        self.seen = 0
+
+    def add(self, batch: pa.Table) -> None:
+        columns = ["example_id", "task", "template_id", "messages"]
+        if len(self.head) < 2 * N_CARD_EXAMPLES:
+            self.head.extend(batch.slice(0, 2 * N_CARD_EXAMPLES - len(self.head))
+                             .select(columns).to_pylist())
+        for task in self.tasks:
+            if task in self.first:
+                continue
+            positions = pc.indices_nonzero(pc.equal(batch.column("task"), task))
+            if len(positions):
+                at = positions[0].as_py()
+                self.first[task] = (self.seen + at, batch.slice(at, 1).select(columns)
+                                    .to_pylist()[0])
+        self.seen += batch.num_rows
+
+    def examples(self) -> list[dict[str, Any]]:
+        chosen: list[tuple[int, dict]] = []
+        for task in self.tasks:
+            if task in self.first:
+                chosen.append(self.first[task])
+            if len(chosen) == N_CARD_EXAMPLES:
+                break
+        for row, values in enumerate(self.head):
+            if len(chosen) >= N_CARD_EXAMPLES:
+                break
+            if row not in {position for position, _ in chosen}:
+                chosen.append((row, values))
+        return [dict(values) for _, values in chosen]
 
 
 def add_instructions_config(header: dict[str, Any], info: InstructionsInfo) -> None:

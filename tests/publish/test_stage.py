@@ -49,3 +49,34 @@ def test_rows_with_ids_reads_the_rows_of_those_ids(tmp_path, statistics):
     assert got.column("report").to_pylist() == [f"r{ids.index(i)}" for i in sorted(wanted)]
     assert rows_with_ids(path, pa.array(["ptbxl/1"], pa.string())).num_rows == 0
     assert rows_with_ids(path, pa.array([], pa.string())).column_names == ["id", "report"]
+
+
+def test_instruction_examples_are_ordered_a_row_group_at_a_time(tmp_path):
+    """`data/instructions/` is written from one row group of examples at a time: the batches,
+    one after the other, are the published records' examples in (id, task order, example
+    number) order, also when a record's examples straddle row groups."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from ecg_instruct.publish.instructions import _order, _ordered_batches
+
+    tasks = ["report", "diagnosis", "rhythm"]
+    rows = []
+    for record in range(40):
+        for k, task in enumerate(reversed(tasks)):  # written in another order than the recipe's
+            for n in (1, 0):
+                rows.append({"example_id": f"ptbxl/{record:05d}/{task}/{n}",
+                             "id": f"ptbxl/{record:05d}", "task": task, "k": k})
+    table = pa.Table.from_pylist(rows)
+    path = tmp_path / "instruct_examples.parquet"
+    pq.write_table(table, path, row_group_size=7)  # 7 rows: groups end inside records
+    published = pa.array([f"ptbxl/{r:05d}" for r in range(40) if r % 3], pa.string())
+    batches = list(_ordered_batches(path, published, tasks))
+    assert len(batches) > 5
+    got = pa.concat_tables(batches)
+    expected = _order(table.filter(pc.is_in(table.column("id"), value_set=published)),
+                      tasks)
+    assert got.to_pylist() == expected.to_pylist()
+    assert got.column("example_id").to_pylist()[:3] == [
+        "ptbxl/00001/report/0", "ptbxl/00001/report/1", "ptbxl/00001/diagnosis/0"]
