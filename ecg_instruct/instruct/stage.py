@@ -33,7 +33,7 @@ from ecg_instruct.executor import map_ordered
 from ecg_instruct.instruct.fields import RecordFacts, Statement, record_facts
 from ecg_instruct.instruct.templates import PromptTemplate, TemplateLibrary
 from ecg_instruct.recipe import InstructConfig
-from ecg_instruct.rng import stable_hash
+from ecg_instruct.rng import stable_hash, stable_hashes
 from ecg_instruct.schema import rejects_frame
 from ecg_instruct.workio import writing
 
@@ -137,8 +137,9 @@ def choose_templates(
             applicable.append(template)
     if not applicable or n == 0:
         return [], skipped
-    ranked = sorted(applicable, key=lambda t: stable_hash(seed, record_id, task, t.id))
-    return ranked[:n], skipped
+    keys = stable_hashes((seed, record_id, task), [t.id for t in applicable])
+    order = sorted(range(len(applicable)), key=keys.__getitem__)  # stable, as before
+    return [applicable[i] for i in order[:n]], skipped
 
 
 def run_instruct(
