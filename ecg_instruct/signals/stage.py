@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from ecg_instruct.signals import kernels
 from ecg_instruct.signals.fingerprint import fingerprint_counts, fingerprint_mv, fingerprint_record
 from ecg_instruct.signals.kernels import STAT_MIN, STAT_SUM
 from ecg_instruct.signals.leads import CANONICAL_LEADS, canonical_lead_index
+from ecg_instruct.signals.prefetch import PREFETCH_AHEAD, prefetch
 from ecg_instruct.signals.quality import (
     QualityConfig,
     block_sum_dtype,
@@ -295,7 +297,9 @@ def process_shard(
 
     parts = None  # CODE-15% part files, opened on first use and closed with the shard
     last_read: dict[str, tuple] = {}  # the record whose windows are being curated
+    ahead = _prefetcher(records, raw_roots)
     for i, record in enumerate(records):
+        ahead(i)
         if record["source"] == "code15":
             if parts is None:
                 from ecg_instruct.sources.code15 import PartFiles
@@ -380,6 +384,28 @@ class _Scratch:
         if self.buffer.size < n_values:
             self.buffer = np.empty(n_values, dtype="<i2")
         return self.buffer
+
+
+def _prefetcher(records: list[dict], raw_roots: dict[str, str]) -> Callable[[int], None]:
+    """`ahead(i)`: before record `i` is read, queue the reads of record `i + PREFETCH_AHEAD`
+    (and, at the start, of the records up to it). WFDB records of PTB-XL and MIMIC-IV-ECG
+    only: Challenge 2021 `.mat` and CODE-15% HDF5 files are read as they were."""
+    def files(j: int) -> str | None:
+        record = records[j]
+        if record["source"] not in ("ptbxl", "mimic") or split_window(record["path"])[1] is not None:
+            return None
+        try:
+            return safe_join_str(raw_roots[record["source"]], record["path"])
+        except (UnsafePath, KeyError):
+            return None
+
+    def ahead(i: int) -> None:
+        for j in (range(min(PREFETCH_AHEAD + 1, len(records))) if i == 0
+                  else (i + PREFETCH_AHEAD,)):
+            if j < len(records) and (path := files(j)) is not None:
+                prefetch(path)
+
+    return ahead
 
 
 def _read_counts(path: str,
