@@ -448,8 +448,9 @@ def read_header(record_path: str | Path) -> WfdbHeader:
 
 def _read_bytes(path: str) -> bytes:
     """A whole small file with ``os.open``/``os.read``: a third of what ``open()`` costs (its
-    buffered text layers), which matters once per record."""
-    fd = os.open(path, os.O_RDONLY)
+    buffered text layers), which matters once per record. Non-blocking: a FIFO named like a
+    header must not hang the worker (it reads empty, and is rejected as a bad header)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
         chunks = [os.read(fd, 1 << 16)]
         if len(chunks[0]) < 1 << 16:  # a regular file reads short only at its end
@@ -518,7 +519,7 @@ def read_digital(record_path: str, header: WfdbHeader,
     n_sig = header.n_sig
     factors = _mv_factors(header, dat)
     try:
-        fd = os.open(dat, os.O_RDONLY)
+        fd = os.open(dat, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO: no hang
     except FileNotFoundError:
         raise RecordReject("missing_file", f"{dat} does not exist") from None
     except OSError as exc:  # no permission

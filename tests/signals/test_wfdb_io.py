@@ -239,3 +239,32 @@ def test_multi_file_record_falls_back_to_wfdb(tmp_path, ecg500):
     assert rec.digital is None
     _assert_same_as_rdsamp(tmp_path / "m", rec)
     assert np.allclose(rec.signal, np.round(ecg500[:2] * 200) / 200)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+@pytest.mark.parametrize("which", [".hea", ".dat"])
+def test_a_fifo_named_like_a_record_file_is_rejected_not_waited_on(tmp_path, sig, ecg500, which):
+    """A plain `open` of a FIFO waits for a writer: one odd file in a mirror hung the worker,
+    and so the build. It is a reject with the file's name instead."""
+    import threading
+
+    path = sig.write_ptbxl(tmp_path, 1, ecg500)
+    target = f"{path}{which}"
+    os.remove(target)
+    os.mkfifo(target)
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            read_record(path)
+            outcome.append("read")
+        except RecordReject as exc:
+            outcome.append(exc)
+
+    threading.Thread(target=run, daemon=True).start()
+    for _ in range(50):
+        if outcome:
+            break
+        threading.Event().wait(0.1)
+    assert outcome, "the reader blocked on a FIFO"
+    assert isinstance(outcome[0], RecordReject) and target in outcome[0].detail
