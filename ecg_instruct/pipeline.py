@@ -61,7 +61,6 @@ from ecg_instruct.workio import (
     atomic_write,
     disk_full,
     is_disk_full,
-    parquet_bytes,
     writing,
 )
 
@@ -256,7 +255,8 @@ def _run_reports(
     rejects = pa.concat_tables([REJECT_SCHEMA.empty_table(),
                                 *(read_rejects(Path(f"{name}.rejects")) for name in names)])
     atomic_parquet(rejects, work / "reports_rejects.parquet")
-    atomic_write(_sorted_reports(names), work / "reports.parquet")
+    atomic_parquet(_sorted_reports(names), work / "reports.parquet",
+                   row_group_size=REPORT_ROW_GROUP_ROWS)
 
 
 #: Rows per row group of `reports.parquet` (in id order): a publish task reads the row groups
@@ -264,20 +264,16 @@ def _run_reports(
 REPORT_ROW_GROUP_ROWS = 1024
 
 
-def _sorted_reports(shards: Sequence[Path]) -> bytes:
-    """`reports.parquet`: every shard's reports in id order, as Parquet bytes.
+def _sorted_reports(shards: Sequence[Path]) -> pa.Table | pd.DataFrame:
+    """`reports.parquet`'s rows: every shard's reports, in id order.
 
     Concatenated and sorted in Arrow, not pandas: the texts stay in compact buffers (a few
     hundred bytes a record), not a Python string each, and are freed when written."""
     tables = [table.replace_schema_metadata(None) for table in map(pq.read_table, shards)
               if table.num_rows]
     if not tables:
-        return parquet_bytes(pd.DataFrame(columns=list(REPORT_COLUMNS)))
-    reports = pa.concat_tables(tables, promote_options="default").sort_by("id")
-    del tables
-    buffer = pa.BufferOutputStream()
-    pq.write_table(reports, buffer, compression="zstd", row_group_size=REPORT_ROW_GROUP_ROWS)
-    return buffer.getvalue().to_pybytes()
+        return pd.DataFrame(columns=list(REPORT_COLUMNS))
+    return pa.concat_tables(tables, promote_options="default").sort_by("id")
 
 
 def _with_reports(index: pd.DataFrame, reports: Path, batch_rows: int = 4096) -> Iterator[dict]:

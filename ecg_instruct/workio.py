@@ -40,14 +40,17 @@ def disk_full(path: str | Path) -> OSError:
     return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
-def parquet_bytes(frame_or_table: pd.DataFrame | pa.Table) -> bytes:
+def parquet_bytes(frame_or_table: pd.DataFrame | pa.Table,
+                  row_group_size: int | None = None) -> bytes:
+    """zstd Parquet of a frame or table; `row_group_size` for files that readers skip through
+    by row group (pyarrow's default otherwise)."""
     table = (
         frame_or_table
         if isinstance(frame_or_table, pa.Table)
         else pa.Table.from_pandas(frame_or_table, preserve_index=False)
     )
     buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
+    pq.write_table(table, buffer, compression="zstd", row_group_size=row_group_size)
     return buffer.getvalue()
 
 
@@ -61,5 +64,6 @@ def atomic_write(data: bytes, path: Path) -> None:
         os.replace(tmp, path)
 
 
-def atomic_parquet(frame_or_table: pd.DataFrame | pa.Table, path: Path) -> None:
-    atomic_write(parquet_bytes(frame_or_table), path)
+def atomic_parquet(frame_or_table: pd.DataFrame | pa.Table, path: Path,
+                   row_group_size: int | None = None) -> None:
+    atomic_write(parquet_bytes(frame_or_table, row_group_size), path)
