@@ -48,6 +48,15 @@ STAGES = ("index", "reports", "instruct", "signals", "publish")
 # mirror
 
 
+def varied_ecg(rng: np.random.Generator, base: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """One record from a base simulation: shifted in time, each lead scaled, 10 uV of noise
+    and a slow baseline wander, so records differ as real ones do (mV, 12 x len(t))."""
+    x = np.roll(base, int(rng.integers(base.shape[1])), axis=1)
+    x = x * rng.uniform(0.7, 1.3, (12, 1)) + rng.normal(0, 0.01, x.shape)
+    x += rng.uniform(0.05, 0.3) * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t)
+    return x
+
+
 def make_mirror(root: Path, n: int, seed: int = 0) -> tuple[int, int]:
     """Write `n` records (half per source) under `root`; returns (n_ptbxl, n_mimic)."""
     from bench_signals import MIMIC_NAMES, PTBXL_NAMES, _base_waveforms, _write_wfdb
@@ -60,9 +69,7 @@ def make_mirror(root: Path, n: int, seed: int = 0) -> tuple[int, int]:
     t = np.arange(5000) / 500
 
     def signal(i: int) -> np.ndarray:
-        x = np.roll(bases[i % 3], int(rng.integers(5000)), axis=1)
-        x = x * rng.uniform(0.7, 1.3, (12, 1)) + rng.normal(0, 0.01, x.shape)
-        x += rng.uniform(0.05, 0.3) * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t)
+        x = varied_ecg(rng, bases[i % 3], t)
         if rng.random() < 0.02:
             x[int(rng.integers(12))] = 0.0  # a flat lead: a reject
         return x

@@ -28,16 +28,14 @@ LEAF = "signal.list.element.list.element"
 
 def records(n: int, seed: int = 0) -> tuple[np.ndarray, float]:
     """(int16 counts (n, 12, 5000), mV per count): bench_build's signals at PTB-XL's gain."""
+    from bench_build import varied_ecg
     from bench_signals import _base_waveforms
 
     rng = np.random.default_rng(seed)
     bases, t = _base_waveforms(3, 500, 10.0), np.arange(5000) / 500
     out = np.empty((n, 12, 5000), np.int16)
     for i in range(n):
-        x = np.roll(bases[i % 3], int(rng.integers(5000)), axis=1)
-        x = x * rng.uniform(0.7, 1.3, (12, 1)) + rng.normal(0, 0.01, x.shape)
-        x += rng.uniform(0.05, 0.3) * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t)
-        out[i] = np.rint(x * 1000)
+        out[i] = np.rint(varied_ecg(rng, bases[i % 3], t) * 1000)
     return out, 0.001
 
 
