@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
@@ -77,16 +77,18 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
 
 
 def run_tasks(
-    function: Callable[..., Any], tasks: Sequence[tuple[tuple, int]], workers: int, desc: str,
-    progress: bool = True, retain_heap: bool = False,
+    function: Callable[..., Any], tasks: Iterable[tuple[tuple, int]], workers: int, desc: str,
+    progress: bool = True, retain_heap: bool = False, total: int | None = None,
 ) -> None:
     """Run `function(*args)` for every (args, n_records) task, in `workers` processes if > 1.
 
     Each task writes its own outputs atomically; on any error (or Ctrl-C) queued tasks are
     cancelled and running ones stopped, so what is on disk is only ever whole shards. The bar
-    advances by a task's records as soon as that task finishes.
+    advances by a task's records as soon as that task finishes. `tasks` may be a lazy iterable
+    (its arguments built only as tasks are queued) when `total` gives the records for the bar;
+    see `map_ordered`.
     """
-    for _ in map_ordered(function, tasks, workers, desc, progress, retain_heap):
+    for _ in map_ordered(function, tasks, workers, desc, progress, retain_heap, total=total):
         pass
 
 

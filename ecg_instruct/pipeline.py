@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from ecg_instruct import __version__
 from ecg_instruct.accounting import AccountingError
 from ecg_instruct.errors import UserError
-from ecg_instruct.executor import map_ordered
+from ecg_instruct.executor import run_tasks
 from ecg_instruct.index import build_index
 from ecg_instruct.instruct.fields import load_statement_tables
 from ecg_instruct.instruct.stage import write_instruct_stage
@@ -172,9 +172,8 @@ def _run_signals(options: BuildOptions, index: pd.DataFrame, work: Path) -> list
         _prepare_kernels(options)
     tasks = (((frame.to_dict("records"), roots, cfg, str(path)), len(frame))
              for frame, path in todo)
-    for _ in map_ordered(signals_shard, tasks, min(options.workers, len(todo)), "signals",
-                         options.progress, retain_heap=True, total=sum(len(f) for f, _ in todo)):
-        pass
+    run_tasks(signals_shard, tasks, min(options.workers, len(todo)), "signals", options.progress,
+              retain_heap=True, total=sum(len(frame) for frame, _ in todo))
     return shards
 
 
@@ -247,9 +246,8 @@ def _run_reports(
             if not (folder / f"{name}.parquet").exists()]
     tasks = (((frame.to_dict("records"), options.recipe.reports, statements, path), len(frame))
              for frame, path in todo)
-    for _ in map_ordered(reports_shard, tasks, min(options.workers, len(todo)), "reports",
-                         options.progress, total=sum(len(frame) for frame, _ in todo)):
-        pass
+    run_tasks(reports_shard, tasks, min(options.workers, len(todo)), "reports", options.progress,
+              total=sum(len(frame) for frame, _ in todo))
     names = [folder / f"{name}.parquet" for name, _ in shards]
     del shards, todo
     rejects = pa.concat_tables([REJECT_SCHEMA.empty_table(),
