@@ -618,8 +618,9 @@ def read_work_rows(path: str | Path) -> WorkRows:
     n_rows, shape = table.num_rows, tuple(info["shape"])
     counts = info["encoding"] == "counts_int16"
     if n_rows:
-        chunks = table.column("signal").chunks  # one per file (one batch); combine_chunks
-        blob = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)  # would copy it
+        # a work file holds one batch: use its chunk where it is mapped (combine_chunks copies)
+        chunks = table.column("signal").chunks
+        blob = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
         size = int(np.prod(shape)) * (2 if counts else 4)
         raw = memoryview(blob.buffers()[1])[blob.offset * size:]
         data = np.frombuffer(raw, dtype="<i2" if counts else "<f4",
