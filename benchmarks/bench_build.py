@@ -61,7 +61,7 @@ def make_mirror(root: Path, n: int, seed: int = 0) -> tuple[int, int]:
     """Write `n` records (half per source) under `root`; returns (n_ptbxl, n_mimic)."""
     from bench_signals import MIMIC_NAMES, PTBXL_NAMES, _base_waveforms, _write_wfdb
 
-    from ecg_instruct import sample
+    from ecg_instruct.sample import mirror as sample
 
     rng = np.random.default_rng(seed)
     bases = _base_waveforms(3, 500, 10.0)

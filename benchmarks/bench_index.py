@@ -30,7 +30,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_signals import run_in_scratch  # noqa: E402
 
-from ecg_instruct.sample import MIMIC_MEASUREMENT_COLUMNS, MIMIC_RECORD_COLUMNS  # noqa: E402
+from ecg_instruct.sample.mirror import MIMIC_MEASUREMENT_COLUMNS, MIMIC_RECORD_COLUMNS  # noqa: E402
 
 #: Records in MIMIC-IV-ECG 1.0 (and ~161k patients).
 RELEASE_RECORDS = 800_035

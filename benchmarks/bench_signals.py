@@ -50,7 +50,7 @@ def _base_waveforms(k: int, fs: int, seconds: float) -> list[np.ndarray]:
     """k neurokit2 12-lead simulations (canonical order, Einthoven-consistent limb leads)."""
     import neurokit2 as nk
 
-    from ecg_instruct.sample import derive_limb_leads
+    from ecg_instruct.sample.simulator import derive_limb_leads
 
     out = []
     for i in range(k):

@@ -107,7 +107,7 @@ _ENVIRONMENT_ERRNOS = {
 def write_sample_collections(folder: Path) -> None:
     """The sample's Challenge 2021 folder (with PTB-XL's records re-issued, as the real one
     does) and, when h5py is installed (the `code15` extra), its CODE-15% folder."""
-    from ecg_instruct.sample_cinc2021 import write_cinc2021
+    from ecg_instruct.sample.cinc2021 import write_cinc2021
 
     write_cinc2021(folder, ptbxl_root=folder / "ptb-xl")
     try:
@@ -116,7 +116,7 @@ def write_sample_collections(folder: Path) -> None:
         console.print("Sample: no code-15/ folder (CODE-15% needs h5py: pip install "
                       "\"ecg-instruct[code15]\").", highlight=False)
         return
-    from ecg_instruct.sample_code15 import write_code15
+    from ecg_instruct.sample.code15 import write_code15
 
     write_code15(folder)
 
@@ -317,7 +317,7 @@ def sample(
     """Write the synthetic sample mirror (PTB-XL, MIMIC-IV-ECG, Challenge 2021, CODE-15% layouts)."""
     def run():
         if records is not None:
-            from ecg_instruct.sample_physiology import write_learnable_mirror
+            from ecg_instruct.sample import write_learnable_mirror
 
             write_learnable_mirror(out, records, mimic_records or records, SAMPLE_MARKER)
             return

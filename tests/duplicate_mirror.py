@@ -14,15 +14,16 @@ ECG_IDS = tuple(range(6000, 6010))
 def shared_simulator():
     """One sample simulator for this session's collection tests: its few neurokit2 bases
     (~1 s each) are then simulated once, not once per test module."""
-    from ecg_instruct.sample import _Simulator
+    from ecg_instruct.sample.simulator import Simulator
 
-    return _Simulator(0)
+    return Simulator(0)
 
 
 def write_duplicate_mirror(raw: Path, seed: int = 0) -> Path:
     """`raw/ptb-xl/records500/06000/06000_hr..06009_hr` (+ metadata, strat_fold 1..10) and
     `raw/challenge-2021/training/ptb-xl/g7/HR06000..HR06009` with the same ADC counts."""
-    from ecg_instruct.sample import (
+    from ecg_instruct.sample.cinc2021 import copy_ptbxl_records
+    from ecg_instruct.sample.mirror import (
         PTBXL_COLUMNS,
         PTBXL_LEADS,
         STATEMENT_COLUMNS,
@@ -30,7 +31,6 @@ def write_duplicate_mirror(raw: Path, seed: int = 0) -> Path:
         _write_csv,
         _write_wfdb,
     )
-    from ecg_instruct.sample_cinc2021 import copy_ptbxl_records
 
     simulator = shared_simulator()
     rng = np.random.default_rng(seed)

@@ -19,7 +19,7 @@ from legacy_index import legacy_build_index, ptbxl_read_index
 
 from ecg_instruct.index import _normalised_paths, _sorted_by_id, build_index
 from ecg_instruct.recipe import load_recipe
-from ecg_instruct.sample import MIMIC_MEASUREMENT_COLUMNS, MIMIC_RECORD_COLUMNS
+from ecg_instruct.sample.mirror import MIMIC_MEASUREMENT_COLUMNS, MIMIC_RECORD_COLUMNS
 from ecg_instruct.sources._columns import int_strings
 from ecg_instruct.sources._csv import read_metadata_csv, read_metadata_table, to_int_string
 from ecg_instruct.sources.ptbxl import read_index as ptbxl_read_index_now
@@ -62,8 +62,8 @@ def test_bad_input_corpus_indexes_as_before(damaged_mirror: Path) -> None:
 
 def test_every_source_of_the_sample_indexes_as_before(tmp_path: Path) -> None:
     from ecg_instruct.sample import write_sample_mirror
-    from ecg_instruct.sample_cinc2021 import write_cinc2021
-    from ecg_instruct.sample_code15 import write_code15
+    from ecg_instruct.sample.cinc2021 import write_cinc2021
+    from ecg_instruct.sample.code15 import write_code15
 
     raw = write_sample_mirror(tmp_path / "raw", n_ptbxl=30, n_mimic=30)
     write_cinc2021(raw, ptbxl_root=raw / "ptb-xl")

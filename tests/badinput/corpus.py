@@ -24,7 +24,7 @@ CLEAN_ENGLISH = "sinus rhythm. normal ecg."
 
 
 def study(index: int) -> int:
-    """The MIMIC study_id of the sample mirror's index-th record (see ecg_instruct.sample)."""
+    """The MIMIC study_id of the sample mirror's index-th record (see ecg_instruct.sample.mirror)."""
     return 40000000 + index * 1013
 
 

@@ -61,7 +61,7 @@ def test_sample_layout_builds_every_rate_to_the_recipe(tmp_path):
     """Georgia 500 Hz, PTB 1000 Hz, INCART 257 Hz x 15 s -> 500 Hz x 10 s (policy `crop`)."""
     from ecg_instruct.pipeline import BuildOptions, build
     from ecg_instruct.recipe import load_recipe
-    from ecg_instruct.sample_cinc2021 import write_cinc2021
+    from ecg_instruct.sample.cinc2021 import write_cinc2021
 
     raw = tmp_path / "raw"
     write_cinc2021(raw, n_per_database=2, simulator=shared_simulator())

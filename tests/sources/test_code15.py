@@ -14,7 +14,7 @@ pytest.importorskip("h5py")
 
 from ecg_instruct.errors import RecordReject  # noqa: E402
 from ecg_instruct.recipe import recipe_path
-from ecg_instruct.sample_code15 import padded_tracing, write_code15  # noqa: E402
+from ecg_instruct.sample.code15 import padded_tracing, write_code15  # noqa: E402
 from ecg_instruct.sources.code15 import read_index, strip_padding  # noqa: E402
 from tests.duplicate_mirror import shared_simulator  # noqa: E402
 

@@ -16,7 +16,7 @@ the report written from it:
 
 Reports are written in each source's style (PTB-XL German machine text or English, MIMIC-IV-ECG
 machine statements) with matching SCP codes, ``heart_axis`` and MIMIC ``rr_interval``/``qrs_axis``.
-Used by ``ecg-instruct sample --records N``.
+Used by ``ecg-instruct sample --records N`` (``sample.mirror.write_learnable_mirror``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecg_instruct.sample import Finding, derive_limb_leads
+from ecg_instruct.sample.simulator import Finding, derive_limb_leads
 
 FS = 500
 N_SAMPLES = 5000
@@ -61,7 +61,7 @@ def draw_picture(rng: np.random.Generator) -> Picture:
 
 
 def render(picture: Picture, simulator, rng: np.random.Generator) -> np.ndarray:
-    """The (12, 5000) 500 Hz signal in mV for ``picture`` (``simulator``: sample._Simulator)."""
+    """The (12, 5000) 500 Hz signal in mV for ``picture`` (``simulator``: sample.simulator.Simulator)."""
     base = _cached_base(simulator, picture.heart_rate) * rng.uniform(0.85, 1.15, size=(12, 1))
     looped = np.tile(base, (1, 3))  # room for a time warp that runs ahead
     if picture.atrial_fibrillation:
@@ -167,21 +167,3 @@ class PhysiologicalDraw:
         extra = {"heart_axis": heart_axis(picture), "qrs_axis": qrs_axis_degrees(picture, rng),
                  "qrs_end": 200 + (150 if picture.wide_qrs else 92)}  # fmt: skip
         return finding_for(picture), signal, extra
-
-
-def write_learnable_mirror(out, n_ptbxl: int, n_mimic: int, marker: str, seed: int = 0):
-    """``ecg-instruct sample --records N``: a fresh mirror of physiological records with progress."""
-    import shutil
-    from pathlib import Path
-
-    from ecg_instruct.sample import write_sample_mirror
-
-    out = Path(out)
-    wanted = f"written by `ecg-instruct sample --records {n_ptbxl}` (mimic {n_mimic}, seed {seed})\n"
-    if (out / marker).is_file() and (out / marker).read_text() == wanted:
-        return out
-    if out.exists():
-        shutil.rmtree(out)
-    write_sample_mirror(out, n_ptbxl, n_mimic, seed, physiological=True)
-    (out / marker).write_text(wanted)
-    return out

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg_instruct.sample.simulator import Simulator, write_checksums
 from ecg_instruct.signals.leads import canonical_lead_index
 from ecg_instruct.signals.wfdb_io import read_digital, read_header
 from ecg_instruct.sources.cinc2021_layout import write_challenge_record
@@ -80,11 +81,9 @@ def write_cinc2021(out: Path, n_per_database: int = 4, seed: int = 0,
     """Write `out/challenge-2021/` (the Challenge 2021 v1.0.3 layout); returns that folder."""
     from scipy.signal import resample_poly
 
-    from ecg_instruct.sample import _Simulator, _write_checksums
-
     root = Path(out) / CHALLENGE_DIR
     training = root / "training"
-    simulator = simulator or _Simulator(seed)
+    simulator = simulator or Simulator(seed)
     rng = np.random.default_rng(seed + 2021)
     for database, prefix, fs, seconds in SIMULATED:
         for k in range(n_per_database):
@@ -100,5 +99,5 @@ def write_cinc2021(out: Path, n_per_database: int = 4, seed: int = 0,
                                    age=int(rng.integers(20, 90)), sex=sex, dx=dx)
     if ptbxl_root is not None and (ptbxl_root / "records500").is_dir():
         copy_ptbxl_records(ptbxl_root, training)
-    _write_checksums(root)
+    write_checksums(root)
     return root

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg_instruct.sample.simulator import Simulator
 from ecg_instruct.sources.code15 import LABEL_COLUMNS, PADDED
 
 CODE15_DIR = "code-15"
@@ -35,11 +36,9 @@ def write_code15(out: Path, n_exams: int = 12, seed: int = 0, n_parts: int = 2,
     import h5py
     from scipy.signal import resample_poly
 
-    from ecg_instruct.sample import _Simulator
-
     root = Path(out) / CODE15_DIR
     root.mkdir(parents=True, exist_ok=True)
-    simulator = simulator or _Simulator(seed)
+    simulator = simulator or Simulator(seed)
     rng = np.random.default_rng(seed + 15)
     rows, parts = [], {k: ([], []) for k in range(n_parts)}
     for k in range(n_exams):

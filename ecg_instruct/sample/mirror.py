@@ -10,13 +10,13 @@ report, a metadata row whose files are missing.
 from __future__ import annotations
 
 import csv
-import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ecg_instruct.sample.physiology import PhysiologicalDraw
+from ecg_instruct.sample.simulator import Finding, Simulator, write_checksums
 from ecg_instruct.split import SPLITS, mimic_split
 
 PTBXL_COLUMNS = (
@@ -58,18 +58,6 @@ STATEMENTS = {
 }
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One synthetic clinical picture with its report in each source's style."""
-
-    heart_rate: int
-    scp_codes: dict[str, float]
-    german: str
-    english: str
-    mimic: tuple[str, ...]
-    p_axis: str = "60"
-
-
 FINDINGS = (
     Finding(72, {"NORM": 100.0, "SR": 0.0}, "sinusrhythmus normales ekg",
             "sinus rhythm. normal ecg.", ("Sinus rhythm", "Normal ECG")),
@@ -107,57 +95,6 @@ MIMIC_ARTEFACTS = (
 )
 
 
-def derive_limb_leads(signal: np.ndarray) -> np.ndarray:
-    """Set III, aVR, aVL, aVF (rows 2-5, canonical order) from I and II, in place.
-
-    neurokit2 simulates the 12 leads independently; real limb leads obey Einthoven's and
-    Goldberger's laws (III = II - I, aVR = -(I + II)/2, ...), which checks and models may rely on.
-    """
-    lead_i, lead_ii = signal[0], signal[1]
-    signal[2] = lead_ii - lead_i
-    signal[3] = -(lead_i + lead_ii) / 2
-    signal[4] = lead_i - lead_ii / 2
-    signal[5] = lead_ii - lead_i / 2
-    return signal
-
-
-class _Simulator:
-    """Simulated 12-lead ECGs at 500 Hz, a few neurokit2 bases reused with perturbations.
-
-    neurokit2 simulates each lead independently, so the limb leads III, aVR, aVL, aVF are
-    re-derived from I and II (Einthoven/Goldberger) to make the records physiologically coherent.
-    """
-
-    def __init__(self, seed: int):
-        self.seed = seed
-        self.bases: dict[int, np.ndarray] = {}
-
-    #: Heart rates simulated by neurokit2 (~1 s each); others are made by time-scaling the
-    #: nearest base, which keeps generating the mirror to a few seconds.
-    BASE_RATES = (55, 75, 105)
-
-    def base(self, heart_rate: int) -> np.ndarray:
-        nearest = min(self.BASE_RATES, key=lambda rate: abs(rate - heart_rate))
-        if nearest != heart_rate:
-            from scipy.signal import resample
-
-            stretched = resample(self.base(nearest), int(5000 * nearest / heart_rate), axis=1)
-            return np.tile(stretched, (1, 2))[:, :5000]
-        if heart_rate not in self.bases:
-            import neurokit2 as nk  # slow import (~2 s): only when generating
-
-            frame = nk.ecg_simulate(duration=10, sampling_rate=500, method="multileads",
-                                    heart_rate=heart_rate, random_state=self.seed + heart_rate)
-            self.bases[heart_rate] = np.asarray(frame, dtype=np.float64).T  # (12, 5000)
-        return self.bases[heart_rate]
-
-    def record(self, heart_rate: int, rng: np.random.Generator) -> np.ndarray:
-        signal = self.base(heart_rate) * rng.uniform(0.8, 1.25, size=(12, 1))
-        signal = np.roll(signal, int(rng.integers(0, 500)), axis=1)
-        signal = signal + rng.normal(0.0, 0.008, size=signal.shape)
-        return derive_limb_leads(signal)
-
-
 def _write_wfdb(directory: Path, name: str, signal: np.ndarray, fs: int, gain: float,
                 leads: list[str]) -> None:
     import wfdb
@@ -178,14 +115,6 @@ def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
             writer.writerow({column: row.get(column, "") for column in columns})
 
 
-def _write_checksums(root: Path) -> None:
-    lines = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != "SHA256SUMS.txt"):
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        lines.append(f"{digest}  {path.relative_to(root).as_posix()}\n")
-    (root / "SHA256SUMS.txt").write_text("".join(lines), encoding="utf-8")
-
-
 def _damage(signal: np.ndarray, kind: str) -> np.ndarray:
     signal = signal.copy()
     if kind == "nan_run":
@@ -197,7 +126,7 @@ def _damage(signal: np.ndarray, kind: str) -> np.ndarray:
     return signal
 
 
-def write_ptbxl(root: Path, n_records: int, seed: int, simulator: _Simulator, draw=None) -> None:
+def write_ptbxl(root: Path, n_records: int, seed: int, simulator: Simulator, draw=None) -> None:
     """``draw(rng) -> (finding, signal, extra columns)`` replaces the fixed findings (see
     ``sample_physiology``)."""
     from scipy.signal import resample_poly
@@ -245,7 +174,7 @@ def write_ptbxl(root: Path, n_records: int, seed: int, simulator: _Simulator, dr
             "diagnostic_subclass": subclass, "SCP-ECG Statement Description": description,
         })
     _write_csv(root / "scp_statements.csv", STATEMENT_COLUMNS, statements)
-    _write_checksums(root)
+    write_checksums(root)
 
 
 def _mimic_subjects(n_subjects: int, seed: int) -> Iterator[int]:
@@ -261,7 +190,7 @@ def _mimic_subjects(n_subjects: int, seed: int) -> Iterator[int]:
         candidate += 7 + seed
 
 
-def _draw(draw, rng: np.random.Generator, simulator: _Simulator):
+def _draw(draw, rng: np.random.Generator, simulator: Simulator):
     """(finding, signal maker, extra columns): the fixed findings, or ``draw``'s when given.
 
     The fixed findings' signal is simulated only when asked for, at the point of the record's
@@ -274,7 +203,7 @@ def _draw(draw, rng: np.random.Generator, simulator: _Simulator):
     return finding, lambda: simulator.record(finding.heart_rate, rng), {}
 
 
-def write_mimic(root: Path, n_records: int, seed: int, simulator: _Simulator, draw=None) -> None:
+def write_mimic(root: Path, n_records: int, seed: int, simulator: Simulator, draw=None) -> None:
     rng = np.random.default_rng(seed + 1)
     subjects = list(_mimic_subjects(max(len(SPLITS) * 4, int(n_records * 0.75)), seed))
     damage = {4: "flat_lead", 11: "short_nan"}
@@ -310,7 +239,7 @@ def write_mimic(root: Path, n_records: int, seed: int, simulator: _Simulator, dr
         measurements.append(row)
     _write_csv(root / "record_list.csv", MIMIC_RECORD_COLUMNS, records)
     _write_csv(root / "machine_measurements.csv", MIMIC_MEASUREMENT_COLUMNS, measurements)
-    _write_checksums(root)
+    write_checksums(root)
 
 
 def write_sample_mirror(
@@ -318,16 +247,29 @@ def write_sample_mirror(
 ) -> Path:
     """Write `out/ptb-xl/` and `out/mimic-iv-ecg/` in the PhysioNet layouts; returns `out`.
 
-    ``physiological``: reports follow from the signals (``sample_physiology``), for a sample a
+    ``physiological``: reports follow from the signals (``sample.physiology``), for a sample a
     model can learn from; the default keeps the small fixed-findings mirror.
     """
     out = Path(out)
-    simulator = _Simulator(seed)
+    simulator = Simulator(seed)
     draw = None
     if physiological:
-        from ecg_instruct.sample_physiology import PhysiologicalDraw
-
         draw = PhysiologicalDraw(simulator)
     write_ptbxl(out / "ptb-xl", n_ptbxl, seed, simulator, draw)
     write_mimic(out / "mimic-iv-ecg", n_mimic, seed, simulator, draw)
+    return out
+
+
+def write_learnable_mirror(out, n_ptbxl: int, n_mimic: int, marker: str, seed: int = 0):
+    """``ecg-instruct sample --records N``: a fresh mirror of physiological records with progress."""
+    import shutil
+
+    out = Path(out)
+    wanted = f"written by `ecg-instruct sample --records {n_ptbxl}` (mimic {n_mimic}, seed {seed})\n"
+    if (out / marker).is_file() and (out / marker).read_text() == wanted:
+        return out
+    if out.exists():
+        shutil.rmtree(out)
+    write_sample_mirror(out, n_ptbxl, n_mimic, seed, physiological=True)
+    (out / marker).write_text(wanted)
     return out

@@ -9,7 +9,7 @@ import pytest
 from scipy.signal import find_peaks
 
 from ecg_instruct.evaluate.clinical import statements_of
-from ecg_instruct.sample_physiology import (
+from ecg_instruct.sample.physiology import (
     FS,
     Picture,
     draw_picture,
