@@ -331,7 +331,7 @@ def _run(args: argparse.Namespace, tmp: Path) -> None:
         if fs_out not in args.rates:
             continue
         out = tmp / f"out-{fs_out}" / "meit"
-        from ecg_instruct.recipe import recipe_path
+        from ecg_instruct.build.recipe import recipe_path
 
         result = run_build(raw, out, recipe_path(recipe), args.workers)
         if fs_out == 500:
@@ -372,7 +372,7 @@ def _run(args: argparse.Namespace, tmp: Path) -> None:
 
 def print_memory_growth(tmp: Path, small_n: int, n: int, at_n: dict, workers: int) -> None:
     """Peak memory of the 500 Hz build at a second size: whether it grows with N, per 100k."""
-    from ecg_instruct.recipe import recipe_path
+    from ecg_instruct.build.recipe import recipe_path
 
     raw = tmp / f"raw-{small_n}"
     if not (raw / ".done").exists():

@@ -99,11 +99,11 @@ def _stored_index_bytes():
     """`stored_index.stored_index_bytes`, or its inline code in commits before it was a function
     (so that `PYTHONPATH=<older checkout>` times the same step)."""
     try:
-        from ecg_instruct.stored_index import stored_index_bytes
+        from ecg_instruct.index.stored import stored_index_bytes
     except ImportError:
         import json
 
-        from ecg_instruct.workio import parquet_bytes
+        from ecg_instruct.build.workio import parquet_bytes
 
         def stored_index_bytes(index: pd.DataFrame, rejects: pd.DataFrame) -> tuple[bytes, bytes]:
             stored = index.copy()
@@ -114,8 +114,8 @@ def _stored_index_bytes():
 
 
 def _run(args: argparse.Namespace, tmp: Path) -> None:
-    from ecg_instruct.index import build_index
-    from ecg_instruct.recipe import load_recipe
+    from ecg_instruct.build.recipe import load_recipe
+    from ecg_instruct.index.table import build_index
 
     raw = tmp / "raw"
     started = time.perf_counter()

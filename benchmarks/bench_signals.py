@@ -251,7 +251,7 @@ def _cpu_s() -> float:
 
 def _shard_job(args: tuple) -> tuple[int, int, float, int]:
     """Worker: one shard through the real stage; (kept, rejected, CPU s, peak RSS KiB)."""
-    from ecg_instruct.recipe import SignalsConfig
+    from ecg_instruct.build.recipe import SignalsConfig
     from ecg_instruct.signals.stage import process_shard
 
     records, root, cfg_kwargs, out = args

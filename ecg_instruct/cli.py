@@ -242,10 +242,10 @@ def build(
                                    "another --source/--split filter."),
 ) -> None:
     """Build (or resume) the instruction dataset from a PhysioNet mirror."""
+    from ecg_instruct.build.pipeline import BuildOptions
+    from ecg_instruct.build.pipeline import build as run_build
+    from ecg_instruct.build.recipe import load_recipe
     from ecg_instruct.instruct.templates import BUNDLED_TEMPLATES
-    from ecg_instruct.pipeline import BuildOptions
-    from ecg_instruct.pipeline import build as run_build
-    from ecg_instruct.recipe import load_recipe
     from ecg_instruct.sources import source_root
 
     if out is None:
@@ -342,8 +342,8 @@ class ExportFormat(str, Enum):
 
 
 def _template_setup(templates: list[Path] | None, recipe: str | None):
+    from ecg_instruct.build.recipe import InstructConfig, load_recipe
     from ecg_instruct.instruct.templates import BUNDLED_TEMPLATES, TemplateLibrary
-    from ecg_instruct.recipe import InstructConfig, load_recipe
 
     library = TemplateLibrary([BUNDLED_TEMPLATES, *templates] if templates else None)
     cfg = load_recipe(recipe).instruct if recipe else InstructConfig()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from ecg_instruct.recipe import recipe_path
+from ecg_instruct.build.recipe import recipe_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RECIPE_100HZ = recipe_path("meit-100hz")  # package data: ecg_instruct/recipes/
@@ -56,8 +56,8 @@ def quick_recipe(folder: Path, shard_size: int = 4, rows_per_file: int = 6, **ch
 
 
 def options(raw: Path, out: Path, recipe: Path, workers: int = 1, seed: int = 0, **kwargs):
-    from ecg_instruct.pipeline import BuildOptions
-    from ecg_instruct.recipe import load_recipe
+    from ecg_instruct.build.pipeline import BuildOptions
+    from ecg_instruct.build.recipe import load_recipe
 
     return BuildOptions(raw_dir=raw, out=out, recipe=load_recipe(recipe),
                         sources=["ptbxl", "mimic"], workers=workers, seed=seed, progress=False,
@@ -65,7 +65,7 @@ def options(raw: Path, out: Path, recipe: Path, workers: int = 1, seed: int = 0,
 
 
 def run_build(raw: Path, out: Path, recipe: Path, workers: int = 1, seed: int = 0, **kwargs):
-    from ecg_instruct.pipeline import build
+    from ecg_instruct.build.pipeline import build
 
     return build(options(raw, out, recipe, workers, seed, **kwargs))
 

@@ -9,7 +9,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_DIR = REPO_ROOT.parent / "shared" / "data" / "real"
 # The bundled recipes are package data (ecg_instruct/recipes/): ask for them by name, e.g.
-# `load_recipe("meit")` or `ecg_instruct.recipe.recipe_path("meit-100hz")` for the file.
+# `load_recipe("meit")` or `ecg_instruct.build.recipe.recipe_path("meit-100hz")` for the file.
 
 
 @pytest.fixture(autouse=True)
@@ -41,8 +41,8 @@ def sample_mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def built_dataset(sample_mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample mirror built with the default MEIT recipe (500 Hz), as a user gets it."""
-    from ecg_instruct.pipeline import BuildOptions, build
-    from ecg_instruct.recipe import load_recipe
+    from ecg_instruct.build.pipeline import BuildOptions, build
+    from ecg_instruct.build.recipe import load_recipe
 
     out = tmp_path_factory.mktemp("built") / "meit"
     build(BuildOptions(raw_dir=sample_mirror, out=out,

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ecg_instruct.build.recipe import Recipe
 from ecg_instruct.errors import UserError
+from ecg_instruct.index.split import hashed_split, mimic_split, ptbxl_split
+from ecg_instruct.index.windows import expand_windows
 from ecg_instruct.paths import UnsafePath, safe_join, safe_parts
-from ecg_instruct.recipe import Recipe
 from ecg_instruct.schema import INDEX_COLUMNS, rejects_frame
 from ecg_instruct.sources import SOURCE_DIRS, reader_for, source_root
 from ecg_instruct.sources._csv import (
@@ -41,8 +43,6 @@ from ecg_instruct.sources.mimic import (
 from ecg_instruct.sources.ptbxl import DATABASE_CSV, RATES, REQUIRED_COLUMNS, parse_scp_codes
 from ecg_instruct.sources.ptbxl import FIX as PTBXL_FIX
 from ecg_instruct.sources.subset import read_subset
-from ecg_instruct.split import hashed_split, mimic_split, ptbxl_split
-from ecg_instruct.windows import expand_windows
 
 # --- MIMIC-IV-ECG -----------------------------------------------------------------------------
 

@@ -134,7 +134,7 @@ def test_a_kill_between_the_two_renames_is_recovered(tmp_path, monkeypatch):
 # --- accounting ------------------------------------------------------------------------------
 
 def _ledger(**changes):
-    from ecg_instruct.accounting import stage_ledger as _stage_ledger
+    from ecg_instruct.build.accounting import stage_ledger as _stage_ledger
 
     passed = {"index": ["ptbxl/1", "ptbxl/2", "ptbxl/3", "mimic/9"],
               "reports": ["ptbxl/1", "ptbxl/2", "mimic/9"], "instruct": ["ptbxl/1", "ptbxl/2",
@@ -161,7 +161,7 @@ def test_stage_ledger_balances_per_source_and_stage():
     ({"passed__publish": ["ptbxl/1", "mimic/9", "ptbxl/5"]}, "out of nowhere"),
 ])
 def test_stage_ledger_catches_lost_duplicated_and_invented_records(change, message):
-    from ecg_instruct.pipeline import AccountingError
+    from ecg_instruct.build.pipeline import AccountingError
 
     with pytest.raises(AccountingError, match=message):
         _ledger(**change)
@@ -207,7 +207,7 @@ def test_a_full_disk_is_one_line_saying_what_to_do(tmp_path, tmp_path_factory, m
     from buildkit import quick_recipe, sample_mirror
     from typer.testing import CliRunner
 
-    import ecg_instruct.pipeline as pipeline
+    import ecg_instruct.build.pipeline as pipeline
     from ecg_instruct.cli import app
 
     def full(data, path, *args, **kwargs):

@@ -13,10 +13,10 @@ from typing import Annotated
 
 import typer
 
+from ecg_instruct.build.recipe import load_recipe
 from ecg_instruct.download.fetch import FetchConfig, Interrupted
 from ecg_instruct.download.run import Summary, download_release
 from ecg_instruct.errors import UserError
-from ecg_instruct.recipe import load_recipe
 
 
 class Dataset(str, Enum):

@@ -18,6 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ecg_instruct.build.recipe import SplitConfig
 from ecg_instruct.download.fetch import (
     FetchConfig,
     Fetcher,
@@ -37,7 +38,6 @@ from ecg_instruct.download.selection import (
 )
 from ecg_instruct.download.splits import SPLITS, Splitter
 from ecg_instruct.errors import UserError
-from ecg_instruct.recipe import SplitConfig
 from ecg_instruct.sources.subset import add_to_subset, clear_subset
 
 CHECKSUMS = "SHA256SUMS.txt"

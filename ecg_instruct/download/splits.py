@@ -1,14 +1,14 @@
 """Which split a record belongs to, so `--split test` fetches exactly the build's test records.
 
-The build assigns splits in `ecg_instruct.index` with `ecg_instruct.split` and the recipe's
+The build assigns splits in `ecg_instruct.index.table` with `ecg_instruct.index.split` and the recipe's
 `split:` settings; this module makes the very same calls. Pass the recipe the build will use
 (`--recipe`), or rely on the defaults, which are those of the bundled `meit` recipe.
 """
 
 from __future__ import annotations
 
-from ecg_instruct.recipe import SplitConfig
-from ecg_instruct.split import SPLITS, hashed_split, mimic_split, ptbxl_split
+from ecg_instruct.build.recipe import SplitConfig
+from ecg_instruct.index.split import SPLITS, hashed_split, mimic_split, ptbxl_split
 
 __all__ = ["SPLITS", "Splitter"]
 

@@ -48,8 +48,8 @@ import pyarrow.parquet as pq
 import yaml
 
 from ecg_instruct.errors import UserError
+from ecg_instruct.index.split import SPLITS
 from ecg_instruct.paths import is_within, replace_dir
-from ecg_instruct.split import SPLITS
 
 FORMATS = ("llava", "sharegpt", "openai-jsonl", "meit")
 INSTRUCTIONS = "instructions"

@@ -16,11 +16,11 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from ecg_instruct.build.recipe import InstructConfig
 from ecg_instruct.errors import UserError
 from ecg_instruct.instruct.fields import RecordFacts, Statement, record_facts
 from ecg_instruct.instruct.stage import check_messages
 from ecg_instruct.instruct.templates import PromptTemplate, TemplateLibrary
-from ecg_instruct.recipe import InstructConfig
 
 RECORD_COLUMNS = ("id", "source", "split", "report", "labels", "scp_codes", "measurements", "age",
                   "sex")
@@ -54,8 +54,8 @@ def records_from_dataset(data: Path) -> list[dict[str, Any]]:
 
 def records_from_mirror(raw_dir: Path) -> list[dict[str, Any]]:
     """Index + reports of a PhysioNet-shaped mirror (the sample mirror by default)."""
-    from ecg_instruct.index import build_index
-    from ecg_instruct.recipe import Recipe
+    from ecg_instruct.build.recipe import Recipe
+    from ecg_instruct.index.table import build_index
     from ecg_instruct.reports.stage import run_reports
     from ecg_instruct.sources import source_root
 

@@ -28,14 +28,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ecg_instruct.build.executor import map_ordered
+from ecg_instruct.build.recipe import InstructConfig
+from ecg_instruct.build.workio import writing
 from ecg_instruct.errors import UserError
-from ecg_instruct.executor import map_ordered
 from ecg_instruct.instruct.fields import RecordFacts, Statement, record_facts
 from ecg_instruct.instruct.templates import PromptTemplate, TemplateLibrary
-from ecg_instruct.recipe import InstructConfig
 from ecg_instruct.rng import stable_hash, stable_hashes
 from ecg_instruct.schema import rejects_frame
-from ecg_instruct.workio import writing
 
 INSTRUCT_COLUMNS = ("id", "task", "template_id", "messages")
 EXAMPLE_COLUMNS = ("example_id", "id", "source", "split", "task", "template_id", "messages")

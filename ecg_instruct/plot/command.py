@@ -110,7 +110,7 @@ def _recipe_settings(recipe: Path | None):
 
     if recipe is None:
         return QualityConfig(), "hr"
-    from ecg_instruct.recipe import load_recipe
+    from ecg_instruct.build.recipe import load_recipe
 
     parsed = load_recipe(recipe)
     quality = QualityConfig.from_dict(parsed.signals.quality, source=str(recipe))

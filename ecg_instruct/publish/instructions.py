@@ -24,12 +24,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datasets import DatasetInfo, Features, List, Value
 
-from ecg_instruct.accounting import AccountingError
+from ecg_instruct.build.accounting import AccountingError
+from ecg_instruct.build.recipe import Recipe
+from ecg_instruct.index.split import SPLITS
 from ecg_instruct.instruct.templates import TemplateLibrary
 from ecg_instruct.publish.features import published_features
 from ecg_instruct.publish.parquet import write_parquet
-from ecg_instruct.recipe import Recipe
-from ecg_instruct.split import SPLITS
 
 CONFIG_NAME = "instructions"
 N_CARD_EXAMPLES = 3

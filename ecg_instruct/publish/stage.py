@@ -1,7 +1,7 @@
 """Stage 5 (publish): curated signal shards + metadata -> the dataset folder, swapped into place.
 
 The per-source split files are the bulk of the bytes; each is one task for the build's executor
-(`ecg_instruct.executor`), so they are written in parallel, one file's rows in memory per worker.
+(`ecg_instruct.build.executor`), so they are written in parallel, one file's rows in memory per worker.
 A file's rows are fixed before any is written (file `k` of a split holds its kept records
 `k * rows_per_file ...` in id order), so the bytes do not depend on the number of workers or on
 how the records were sharded. Everything else (rejects, card, instructions) is small and written
@@ -26,28 +26,28 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ecg_instruct import __version__
-from ecg_instruct.accounting import AccountingError, account, stage_ledger
-from ecg_instruct.duplicates import find_duplicates_in_shards
+from ecg_instruct.build.accounting import AccountingError, account, stage_ledger
+from ecg_instruct.build.executor import map_ordered
+from ecg_instruct.build.options import BuildOptions, BuildSummary
+from ecg_instruct.build.recipe import SignalsConfig
+from ecg_instruct.build.validate import PUBLISHED_NAMES
+from ecg_instruct.build.workio import atomic_parquet, atomic_write, writing
 from ecg_instruct.errors import UserError
-from ecg_instruct.executor import map_ordered
+from ecg_instruct.index.split import SPLITS
 from ecg_instruct.instruct.templates import TemplateLibrary
-from ecg_instruct.options import BuildOptions, BuildSummary
 from ecg_instruct.paths import replace_dir
 from ecg_instruct.plot.card import write_card_figures
 from ecg_instruct.publish.card import card_yaml, render_card
+from ecg_instruct.publish.duplicates import find_duplicates_in_shards
 from ecg_instruct.publish.fidelity import build_fidelity
 from ecg_instruct.publish.instructions import add_instructions_config, publish_instructions
 from ecg_instruct.publish.parquet import plain_schema
-from ecg_instruct.recipe import SignalsConfig
 from ecg_instruct.reports.stage import translator_provenance
 from ecg_instruct.schema import MEASUREMENT_FIELDS, REJECT_SCHEMA
 from ecg_instruct.signals.leads import CANONICAL_LEADS
 from ecg_instruct.signals.quality import QualityConfig
 from ecg_instruct.signals.stage import WorkRows, read_work_rows, work_shard_ids
 from ecg_instruct.signals.storage import parquet_write_options, signal_arrow_type
-from ecg_instruct.split import SPLITS
-from ecg_instruct.validate import PUBLISHED_NAMES
-from ecg_instruct.workio import atomic_parquet, atomic_write, writing
 
 #: The metadata columns a published row takes from the earlier stages.
 META_COLUMNS = ("source", "patient_id", "split", "report", "report_original", "report_language",

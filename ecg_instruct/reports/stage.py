@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from ecg_instruct.recipe import ReportsConfig
+from ecg_instruct.build.recipe import ReportsConfig
 from ecg_instruct.reports.clean import clean_mimic_statements, clean_text, strip_ptbxl_edit
 from ecg_instruct.reports.language import detect_language
 from ecg_instruct.reports.translate import Translator, get_translator

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg_instruct.index.split import SPLITS, mimic_split
 from ecg_instruct.sample.physiology import PhysiologicalDraw
 from ecg_instruct.sample.simulator import Finding, Simulator, write_checksums
-from ecg_instruct.split import SPLITS, mimic_split
 
 PTBXL_COLUMNS = (
     "ecg_id,patient_id,age,sex,height,weight,nurse,site,device,recording_date,report,scp_codes,"

@@ -6,7 +6,8 @@ source can land in another source's train split. The fingerprint is a 128-bit ha
 source stored, before any curation: sampling rate, gain, per-lead baselines and every ADC count,
 leads in canonical order (so a re-issue that reorders or renames leads still matches). It is
 computed in the signal stage, where the counts are in memory anyway (~6 us per 12 x 5000
-record, 2 us of it the xxh3 hash itself), and compared across the whole build by `ecg_instruct.duplicates`.
+record, 2 us of it the xxh3 hash itself), and compared across the whole build by
+`ecg_instruct.publish.duplicates`.
 """
 
 from __future__ import annotations

@@ -139,7 +139,7 @@ def fit_length(signal: np.ndarray, n_target: int, policy: str, tolerance: int = 
     - ``crop``: longer records keep their first ``n_target`` samples; shorter ones are rejected
       beyond ``tolerance``.
     - ``window``: as ``crop`` here; the index has already cut longer records into windows
-      (``ecg_instruct/windows.py``), so this sees one window or a record of at most one.
+      (``ecg_instruct/index/windows.py``), so this sees one window or a record of at most one.
     - ``crop_pad``: longer records are cropped at the end; shorter ones are padded at the end
       by repeating the last sample (edge padding: no step, no invented waveform). Use only if a
       flat tail is acceptable for your model.

@@ -18,9 +18,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ecg_instruct.build.recipe import SignalsConfig
 from ecg_instruct.errors import RecordReject
+from ecg_instruct.index.windows import split_window
 from ecg_instruct.paths import UnsafePath, safe_join_str
-from ecg_instruct.recipe import SignalsConfig
 from ecg_instruct.schema import REJECT_SCHEMA
 from ecg_instruct.signals import kernels
 from ecg_instruct.signals.fingerprint import fingerprint_counts, fingerprint_mv, fingerprint_record
@@ -48,7 +49,6 @@ from ecg_instruct.signals.wfdb_io import (
     read_header,
     read_record,
 )
-from ecg_instruct.windows import split_window
 
 N_LEADS = len(CANONICAL_LEADS)
 
@@ -142,7 +142,7 @@ def curate_code15(tracing: np.ndarray, cfg: SignalsConfig, quality: QualityConfi
 
 def curate_window(path: str, window: int, cfg: SignalsConfig, quality: QualityConfig,
                   last_read: dict[str, tuple] | None = None) -> CuratedSignal:
-    """Window `window` of a record (``ecg_instruct/windows.py``): source samples
+    """Window `window` of a record (``ecg_instruct/index/windows.py``): source samples
     ``[window * L, (window + 1) * L)`` with ``L = round(duration_s * fs)``, curated like a
     record of their own. ``last_read`` keeps the last record read (its windows are consecutive
     in id order, so a 30-minute record is read once, not once per window)."""
@@ -644,7 +644,7 @@ def read_work_shard(path: str | Path, dtype: str) -> pa.Table:
 
 def _drop_work_columns(table: pa.Table) -> pa.Table:
     """What publish does not take from a work shard: the quantisation step (already applied)
-    and the fingerprint (read by ``ecg_instruct.duplicates`` via :func:`work_shard_fingerprints`)."""
+    and the fingerprint (read by ``ecg_instruct.publish.duplicates`` via :func:`work_shard_fingerprints`)."""
     names = [n for n in ("quant_step", "fingerprint") if n in table.column_names]
     return table.drop_columns(names).replace_schema_metadata(None)
 

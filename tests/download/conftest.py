@@ -13,7 +13,7 @@ import pytest
 import wfdb
 
 from ecg_instruct.download.fetch import FetchConfig
-from ecg_instruct.split import mimic_split
+from ecg_instruct.index.split import mimic_split
 
 from .physionet_server import PhysioNetServer
 

@@ -112,7 +112,7 @@ def test_ptbxl_split_test_uses_strat_fold_10(ptbxl_url: str, out: Path) -> None:
 def test_mimic_test_split_is_patient_level_and_the_builds(
     pristine: dict, mimic_url: str, out: Path
 ) -> None:
-    from ecg_instruct.split import mimic_split  # what ecg_instruct.index assigns
+    from ecg_instruct.index.split import mimic_split  # what ecg_instruct.index.table assigns
 
     subjects: dict[int, list[str]] = pristine["mimic_subjects"]
     summary = _get(out, mimic_url, name="mimic", split="test")
@@ -126,7 +126,7 @@ def test_mimic_test_split_is_patient_level_and_the_builds(
 
 def test_split_follows_the_recipe(pristine: dict, ptbxl_url: str, mimic_url: str,
                                   out: Path) -> None:
-    from ecg_instruct.recipe import SplitConfig
+    from ecg_instruct.build.recipe import SplitConfig
 
     everyone_test = SplitConfig(mimic_fractions=[0.0, 0.0, 1.0])
     summary = _get(out, mimic_url, name="mimic", split="test", split_config=everyone_test)
@@ -366,8 +366,8 @@ def test_subset_needs_a_verified_index_csv(
 def test_subset_download_builds_only_what_was_fetched(pristine: dict, mimic_url: str, out: Path,
                                                       tmp_path: Path) -> None:
     """A subset mirror indexes its subset: records never fetched are not build inputs."""
-    from ecg_instruct.index import build_index
-    from ecg_instruct.recipe import Recipe
+    from ecg_instruct.build.recipe import Recipe
+    from ecg_instruct.index.table import build_index
     from ecg_instruct.sources.subset import read_subset
 
     _get(out, mimic_url, name="mimic", limit=3)

@@ -99,8 +99,8 @@ def test_real_ptbxl_metadata_excerpt(real_ptbxl_dir: Path, tmp_path: Path) -> No
 
 
 def test_splitter_defaults_match_the_meit_recipe() -> None:
-    from ecg_instruct.recipe import load_recipe
-    from ecg_instruct.split import mimic_split
+    from ecg_instruct.build.recipe import load_recipe
+    from ecg_instruct.index.split import mimic_split
 
     meit = Splitter(load_recipe("meit").split)
     default = Splitter()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ecg_instruct.recipe import recipe_path
+from ecg_instruct.build.recipe import recipe_path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE = recipe_path("meit-instruct")
@@ -16,8 +16,8 @@ RECIPE = recipe_path("meit-instruct")
 def run_build(mirror: Path, out: Path, workers: int, **instruct):
     import dataclasses
 
-    from ecg_instruct.pipeline import BuildOptions, build
-    from ecg_instruct.recipe import load_recipe
+    from ecg_instruct.build.pipeline import BuildOptions, build
+    from ecg_instruct.build.recipe import load_recipe
 
     recipe = load_recipe(RECIPE)
     if instruct:

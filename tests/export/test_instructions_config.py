@@ -74,9 +74,9 @@ def test_instructions_are_identical_whatever_the_worker_count(
 
 
 def test_flat_layout_repeats_the_signal_and_costs_more_bytes(built, tmp_path: Path) -> None:
+    from ecg_instruct.build.recipe import load_recipe
     from ecg_instruct.instruct.templates import TemplateLibrary
     from ecg_instruct.publish.instructions import publish_instructions
-    from ecg_instruct.recipe import load_recipe
     from tests.export.conftest import RECIPE
 
     out, summary = built
@@ -108,8 +108,8 @@ def test_flat_layout_repeats_the_signal_and_costs_more_bytes(built, tmp_path: Pa
 
 @pytest.mark.parametrize("bad", [{"min_likelihood": 150.0}, {"tasks": {"report": -1}}])
 def test_bad_instruct_settings_are_recipe_errors(tmp_path: Path, bad: dict) -> None:
+    from ecg_instruct.build.recipe import load_recipe
     from ecg_instruct.errors import UserError
-    from ecg_instruct.recipe import load_recipe
     from tests.export.conftest import RECIPE
 
     data = yaml.safe_load(RECIPE.read_text())

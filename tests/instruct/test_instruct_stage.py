@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ecg_instruct.build.recipe import InstructConfig
 from ecg_instruct.instruct.fields import statements_from_frame
 from ecg_instruct.instruct.stage import run_instruct, run_instruct_tasks
 from ecg_instruct.instruct.templates import TemplateLibrary
-from ecg_instruct.recipe import InstructConfig
 from ecg_instruct.sources.ptbxl import parse_scp_codes, read_statements
 
 TASKS = {"report": 2, "diagnosis": 2, "rhythm": 1, "measurement": 2, "multi-turn": 1}

@@ -9,7 +9,7 @@ import unicodedata
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ecg_instruct.recipe import ReportsConfig
+from ecg_instruct.build.recipe import ReportsConfig
 from ecg_instruct.reports.clean import artefact_kind, clean_mimic_statements, clean_text
 from ecg_instruct.reports.stage import process_report
 from ecg_instruct.reports.translate import get_translator

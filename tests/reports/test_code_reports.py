@@ -24,7 +24,7 @@ def test_rhythm_first_unknown_codes_left_out_and_returned():
 def test_reports_stage_rejects_a_record_with_only_unknown_codes():
     record = {"id": "cinc2021/A0001", "source": "cinc2021", "report_raw": "Dx: 55827005",
               "scp_codes": "{}"}
-    from ecg_instruct.recipe import ReportsConfig
+    from ecg_instruct.build.recipe import ReportsConfig
     from ecg_instruct.reports.translate import get_translator
 
     cfg = ReportsConfig()

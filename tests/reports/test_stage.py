@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ecg_instruct.recipe import ReportsConfig
+from ecg_instruct.build.recipe import ReportsConfig
 from ecg_instruct.reports.clean import artefact_kind, clean_mimic_statements, clean_text
 from ecg_instruct.reports.stage import run_reports
 from ecg_instruct.sources.ptbxl import read_index
@@ -79,10 +79,10 @@ def test_clean_text_removes_controls_and_runs_of_spaces() -> None:
 
 def test_every_real_report_becomes_chat_examples(real_records: list[dict], real_ptbxl_dir: Path) -> None:
     """Every real record gets its report example, and every task family renders on real data."""
+    from ecg_instruct.build.recipe import InstructConfig
     from ecg_instruct.instruct.fields import statements_from_frame
     from ecg_instruct.instruct.stage import run_instruct_tasks
     from ecg_instruct.instruct.templates import TemplateLibrary
-    from ecg_instruct.recipe import InstructConfig
     from ecg_instruct.sources.ptbxl import read_statements
 
     reports, _ = run_reports(real_records, ReportsConfig())

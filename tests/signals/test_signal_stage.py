@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ecg_instruct.build.recipe import SignalsConfig
 from ecg_instruct.errors import RecordReject
-from ecg_instruct.recipe import SignalsConfig
 from ecg_instruct.signals.quality import QualityConfig, check_and_repair, check_batch
 from ecg_instruct.signals.resample import decimate, fit_length, quantise, resample
 from ecg_instruct.signals.stage import (

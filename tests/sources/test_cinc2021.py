@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ecg_instruct.recipe import recipe_path
+from ecg_instruct.build.recipe import recipe_path
 from ecg_instruct.sources.cinc2021 import ptbxl_id_of, read_index
 from ecg_instruct.sources.cinc2021_layout import write_challenge_record
 from tests.duplicate_mirror import shared_simulator
@@ -42,8 +42,8 @@ def test_index_reads_age_sex_and_codes_from_header_comments(tmp_path):
 
 
 def test_ptbxl_part_follows_strat_fold_only_with_the_ptbxl_csv(tmp_path):
-    from ecg_instruct.index import read_source
-    from ecg_instruct.recipe import load_recipe
+    from ecg_instruct.build.recipe import load_recipe
+    from ecg_instruct.index.table import read_source
 
     recipe = load_recipe(recipe_path("meit"))
     write_challenge_record(tmp_path / "challenge-2021" / "training" / "ptb-xl" / "g7", "HR06000",
@@ -59,8 +59,8 @@ def test_ptbxl_part_follows_strat_fold_only_with_the_ptbxl_csv(tmp_path):
 
 def test_sample_layout_builds_every_rate_to_the_recipe(tmp_path):
     """Georgia 500 Hz, PTB 1000 Hz, INCART 257 Hz x 15 s -> 500 Hz x 10 s (policy `crop`)."""
-    from ecg_instruct.pipeline import BuildOptions, build
-    from ecg_instruct.recipe import load_recipe
+    from ecg_instruct.build.pipeline import BuildOptions, build
+    from ecg_instruct.build.recipe import load_recipe
     from ecg_instruct.sample.cinc2021 import write_cinc2021
 
     raw = tmp_path / "raw"
@@ -82,7 +82,7 @@ def test_sample_layout_builds_every_rate_to_the_recipe(tmp_path):
 
 
 def test_multisource_recipe_enables_the_four_sources():
-    from ecg_instruct.recipe import load_recipe
+    from ecg_instruct.build.recipe import load_recipe
 
     recipe = load_recipe(recipe_path("meit-multisource"))
     assert recipe.sources.enabled == ["ptbxl", "mimic", "cinc2021", "code15"]

@@ -12,8 +12,8 @@ import yaml
 
 pytest.importorskip("h5py")
 
+from ecg_instruct.build.recipe import recipe_path
 from ecg_instruct.errors import RecordReject  # noqa: E402
-from ecg_instruct.recipe import recipe_path
 from ecg_instruct.sample.code15 import padded_tracing, write_code15  # noqa: E402
 from ecg_instruct.sources.code15 import read_index, strip_padding  # noqa: E402
 from tests.duplicate_mirror import shared_simulator  # noqa: E402
@@ -48,8 +48,8 @@ def mirror(tmp_path_factory) -> Path:
 
 
 def test_index_keeps_each_patient_in_one_split_and_rejects_missing_exams(mirror, tmp_path):
-    from ecg_instruct.index import read_source
-    from ecg_instruct.recipe import load_recipe
+    from ecg_instruct.build.recipe import load_recipe
+    from ecg_instruct.index.table import read_source
 
     root = mirror / "code-15"
     exams = pd.read_csv(root / "exams.csv", dtype=str, keep_default_na=False)
@@ -79,8 +79,8 @@ def test_index_keeps_each_patient_in_one_split_and_rejects_missing_exams(mirror,
 def test_build_publishes_the_stripped_samples_with_label_reports(mirror, tmp_path):
     import h5py
 
-    from ecg_instruct.pipeline import BuildOptions, build
-    from ecg_instruct.recipe import load_recipe
+    from ecg_instruct.build.pipeline import BuildOptions, build
+    from ecg_instruct.build.recipe import load_recipe
 
     data = yaml.safe_load((recipe_path("meit")).read_text(encoding="utf-8"))
     data["sources"]["enabled"] = ["code15"]

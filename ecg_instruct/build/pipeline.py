@@ -2,7 +2,7 @@
 
 This module only orders the stages and decides what work is done; the stages live in their
 packages (`reports/`, `instruct/`, `signals/`, `publish/`) and every parallel step runs through
-one executor (`ecg_instruct.executor`).
+one executor (`ecg_instruct.build.executor`).
 
 Work happens in `<out>.work/<key>/`, where `key` hashes everything that determines the output
 (recipe, sources, split filter, seed, raw folder, templates, the index), so a rerun of the same
@@ -32,14 +32,14 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from ecg_instruct import __version__
-from ecg_instruct.accounting import AccountingError
+from ecg_instruct.build.accounting import AccountingError
 from ecg_instruct.errors import UserError
-from ecg_instruct.executor import run_tasks
-from ecg_instruct.index import build_index
+from ecg_instruct.build.executor import run_tasks
+from ecg_instruct.index.table import build_index
 from ecg_instruct.instruct.fields import load_statement_tables
 from ecg_instruct.instruct.stage import write_instruct_stage
 from ecg_instruct.instruct.templates import TemplateLibrary
-from ecg_instruct.options import BuildOptions, BuildSummary
+from ecg_instruct.build.options import BuildOptions, BuildSummary
 from ecg_instruct.paths import UnsafePath, recover_interrupted_swap, safe_join_str
 from ecg_instruct.publish.stage import SignalShard, publish, read_rejects
 from ecg_instruct.reports.stage import REPORT_COLUMNS, run_reports
@@ -52,11 +52,11 @@ from ecg_instruct.signals.stage import (
 )
 from ecg_instruct.sources import source_root
 from ecg_instruct.sources.code15 import ROW_SEPARATOR as CODE15_ROW_SEPARATOR
-from ecg_instruct.split import SPLITS
-from ecg_instruct.stored_index import stored_index_bytes
-from ecg_instruct.validate import validate_build
-from ecg_instruct.windows import split_window
-from ecg_instruct.workio import (
+from ecg_instruct.index.split import SPLITS
+from ecg_instruct.index.stored import stored_index_bytes
+from ecg_instruct.build.validate import validate_build
+from ecg_instruct.index.windows import split_window
+from ecg_instruct.build.workio import (
     atomic_parquet,
     atomic_write,
     disk_full,

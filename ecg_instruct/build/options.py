@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from ecg_instruct.recipe import Recipe
+from ecg_instruct.build.recipe import Recipe
 
 
 @dataclass

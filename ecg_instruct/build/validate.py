@@ -14,14 +14,14 @@ from ecg_instruct.instruct.check import check_templates
 from ecg_instruct.instruct.fields import load_statement_tables
 from ecg_instruct.instruct.templates import TemplateLibrary
 from ecg_instruct.paths import is_within
-from ecg_instruct.recipe import check_values
+from ecg_instruct.build.recipe import check_values
 from ecg_instruct.reports.stage import REPORT_COLUMNS, translator_provenance
 from ecg_instruct.schema import INDEX_COLUMNS
 from ecg_instruct.signals.quality import QualityConfig
 from ecg_instruct.sources import source_root
 
 if TYPE_CHECKING:
-    from ecg_instruct.options import BuildOptions
+    from ecg_instruct.build.options import BuildOptions
 
 
 def synthetic_records(sources: Sequence[str]) -> list[dict]:

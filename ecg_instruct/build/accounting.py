@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ecg_instruct.split import SPLITS
+from ecg_instruct.index.split import SPLITS
 
 
 class AccountingError(RuntimeError):

@@ -260,7 +260,7 @@ def test_a_full_disk_names_the_file_and_leaves_the_previous_dataset_intact(
 
 
 def test_a_full_disk_in_a_worker_names_the_shard(setup, tmp_path, monkeypatch):
-    import ecg_instruct.pipeline as pipeline
+    import ecg_instruct.build.pipeline as pipeline
 
     mirror, _, recipe, _, _ = setup
 
@@ -330,8 +330,8 @@ def test_work_of_other_builds_is_kept_for_the_newest_two_and_fresh_discards_it(
 
 def test_a_record_silently_dropped_by_a_stage_fails_the_build(setup, tmp_path, monkeypatch):
     """End to end: a (buggy) signals stage that loses a record is caught before publishing."""
-    from ecg_instruct import pipeline
-    from ecg_instruct.pipeline import AccountingError
+    from ecg_instruct.build import pipeline
+    from ecg_instruct.build.pipeline import AccountingError
 
     mirror, _, recipe, _, _ = setup
     out = tmp_path / "meit"

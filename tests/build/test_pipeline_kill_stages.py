@@ -33,7 +33,7 @@ SLOWED_CLI = textwrap.dedent(
     import os, sys, time
     from pathlib import Path
     import ecg_instruct.instruct.stage as instruct
-    import ecg_instruct.pipeline as pipeline
+    import ecg_instruct.build.pipeline as pipeline
     import ecg_instruct.publish.stage as publish
 
     MARK = Path(os.environ["MARK_DIR"])

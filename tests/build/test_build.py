@@ -10,10 +10,10 @@ import pytest
 import yaml
 from datasets import load_dataset
 
-from ecg_instruct.pipeline import BuildOptions, build
-from ecg_instruct.recipe import load_recipe
+from ecg_instruct.build.pipeline import BuildOptions, build
+from ecg_instruct.build.recipe import load_recipe
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CANONICAL = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 
 

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from ecg_instruct.split import mimic_split, ptbxl_split
+from ecg_instruct.index.split import mimic_split, ptbxl_split
 
 
 @pytest.mark.parametrize(("fold", "split"), [(1, "train"), (8, "train"), (9, "validation"),

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from ecg_instruct.duplicates import find_duplicates
-from ecg_instruct.recipe import recipe_path
+from ecg_instruct.build.recipe import recipe_path
+from ecg_instruct.publish.duplicates import find_duplicates
 from tests.buildkit import tree_digest
 from tests.duplicate_mirror import ECG_IDS, write_duplicate_mirror
 
@@ -46,8 +46,8 @@ def _recipe(folder: Path, sources: list[str]) -> Path:
 
 
 def _build(raw: Path, out: Path, sources: list[str], workers: int = 1):
-    from ecg_instruct.pipeline import BuildOptions, build
-    from ecg_instruct.recipe import load_recipe
+    from ecg_instruct.build.pipeline import BuildOptions, build
+    from ecg_instruct.build.recipe import load_recipe
 
     return build(BuildOptions(raw_dir=raw, out=out, recipe=load_recipe(_recipe(out.parent, sources)),
                               sources=sources, workers=workers, progress=False))

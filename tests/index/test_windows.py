@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from ecg_instruct.recipe import recipe_path
-from ecg_instruct.windows import expand_windows, split_window, window_count
+from ecg_instruct.build.recipe import recipe_path
+from ecg_instruct.index.windows import expand_windows, split_window, window_count
 from tests.duplicate_mirror import shared_simulator
 
 
@@ -55,8 +55,8 @@ def long_records(tmp_path_factory):
 def test_windows_are_published_as_rows_with_the_record_samples(long_records, tmp_path):
     import wfdb
 
-    from ecg_instruct.pipeline import BuildOptions, build
-    from ecg_instruct.recipe import load_recipe
+    from ecg_instruct.build.pipeline import BuildOptions, build
+    from ecg_instruct.build.recipe import load_recipe
 
     data = yaml.safe_load((recipe_path("meit")).read_text(encoding="utf-8"))
     data["sources"]["enabled"] = ["cinc2021"]

@@ -12,13 +12,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ecg_instruct.build.recipe import Recipe
 from ecg_instruct.errors import UserError
-from ecg_instruct.recipe import Recipe
+from ecg_instruct.index.split import hashed_split, mimic_split, ptbxl_split
+from ecg_instruct.index.windows import expand_windows
 from ecg_instruct.schema import INDEX_COLUMNS, rejects_frame
 from ecg_instruct.sources import SOURCE_DIRS, reader_for, source_root
 from ecg_instruct.sources.subset import read_subset
-from ecg_instruct.split import hashed_split, mimic_split, ptbxl_split
-from ecg_instruct.windows import expand_windows
 
 
 def read_source(raw_dir: Path, source: str, recipe: Recipe) -> tuple[pd.DataFrame, pd.DataFrame]:

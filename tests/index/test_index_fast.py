@@ -17,13 +17,13 @@ from badinput.corpus import make_record_faults
 from buildkit import copy_mirror, sample_mirror
 from legacy_index import legacy_build_index, ptbxl_read_index
 
-from ecg_instruct.index import _normalised_paths, _sorted_by_id, build_index
-from ecg_instruct.recipe import load_recipe
+from ecg_instruct.build.recipe import load_recipe
+from ecg_instruct.index.stored import measurements_json, stored_index_bytes
+from ecg_instruct.index.table import _normalised_paths, _sorted_by_id, build_index
 from ecg_instruct.sample.mirror import MIMIC_MEASUREMENT_COLUMNS, MIMIC_RECORD_COLUMNS
 from ecg_instruct.sources._columns import int_strings
 from ecg_instruct.sources._csv import read_metadata_csv, read_metadata_table, to_int_string
 from ecg_instruct.sources.ptbxl import read_index as ptbxl_read_index_now
-from ecg_instruct.stored_index import measurements_json, stored_index_bytes
 
 
 def assert_same_frames(old: pd.DataFrame, new: pd.DataFrame) -> None:

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ecg_instruct.workio import parquet_bytes
+from ecg_instruct.build.workio import parquet_bytes
 
 _ENCODER = json.JSONEncoder(sort_keys=True)  # what json.dumps(value, sort_keys=True) uses
 

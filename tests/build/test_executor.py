@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ecg_instruct import executor
+from ecg_instruct.build import executor
 
 
 def _sleep(seconds: float) -> float:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ecg_instruct.errors import UserError
-from ecg_instruct.recipe import BUNDLED_RECIPES, load_recipe
+from ecg_instruct.build.recipe import BUNDLED_RECIPES, load_recipe
 
 PIPELINES = BUNDLED_RECIPES
 
@@ -53,7 +53,7 @@ def test_bad_recipes(tmp_path: Path, body: str, message: str) -> None:
 
 
 def test_recipe_by_bundled_name_from_any_directory(tmp_path: Path, monkeypatch) -> None:
-    from ecg_instruct.recipe import bundled_recipe_names, recipe_path
+    from ecg_instruct.build.recipe import bundled_recipe_names, recipe_path
 
     monkeypatch.chdir(tmp_path)
     assert {"meit", "meit-100hz", "meit-instruct"} <= set(bundled_recipe_names())

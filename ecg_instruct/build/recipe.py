@@ -24,10 +24,10 @@ import yaml
 
 from ecg_instruct.errors import UserError
 from ecg_instruct.sources import SOURCE_DIRS
-from ecg_instruct.split import DEFAULT_MIMIC_FRACTIONS, DEFAULT_PTBXL_FOLDS, SPLITS
+from ecg_instruct.index.split import DEFAULT_MIMIC_FRACTIONS, DEFAULT_PTBXL_FOLDS, SPLITS
 
 #: The recipes shipped with the package (`--recipe meit` = `BUNDLED_RECIPES / "meit.yaml"`).
-BUNDLED_RECIPES = Path(__file__).resolve().parent / "recipes"
+BUNDLED_RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
 @dataclass(frozen=True)
