@@ -252,7 +252,7 @@ def _cpu_s() -> float:
 def _shard_job(args: tuple) -> tuple[int, int, float, int]:
     """Worker: one shard through the real stage; (kept, rejected, CPU s, peak RSS KiB)."""
     from ecg_instruct.build.recipe import SignalsConfig
-    from ecg_instruct.signals.stage import process_shard
+    from ecg_instruct.signals.curate import process_shard
 
     records, root, cfg_kwargs, out = args
     cfg = SignalsConfig(**cfg_kwargs)
@@ -266,7 +266,7 @@ def _shard_job(args: tuple) -> tuple[int, int, float, int]:
 def _warm(_: int) -> int:
     """Imports numpy/scipy/pyarrow and loads the compiled kernels once per worker, so the
     timed rows measure steady-state throughput (the one-time cost is reported separately)."""
-    import ecg_instruct.signals.stage  # noqa: F401
+    import ecg_instruct.signals.curate  # noqa: F401
     from ecg_instruct.signals.heap import retain_freed_memory
     from ecg_instruct.signals.kernels import warm_up
 
@@ -315,7 +315,7 @@ def published_bytes(shards: list[str], dtype: str, stage_dtype: str) -> float:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ecg_instruct.signals.stage import read_work_shard
+    from ecg_instruct.signals.curate import read_work_shard
     from ecg_instruct.signals.storage import (
         arrow_to_signals,
         mv_to_counts,
@@ -465,7 +465,7 @@ def _run(args: argparse.Namespace, tmp: Path) -> None:
               f"full stage, 1 process {single500['rate'].per_s:.0f}/s = "
               f"{single500['rate'].per_s / naive500.per_s:.1f}x per core")
     work = sum(os.path.getsize(s) + os.path.getsize(s + ".rejects") for s in kept_run["shards"])
-    print(f"bytes per record, work shards (signals.stage, uncompressed int16 counts): "
+    print(f"bytes per record, work shards (signals.curate, uncompressed int16 counts): "
           f"{work / args.n:.0f} B ({work / args.n / 1e3:.1f} MB per 1,000 ECGs)")
     for dtype in ("float32", "int16"):
         size = published_bytes(kept_run["shards"], dtype, args.dtype)

@@ -177,7 +177,7 @@ def test_internal_errors_are_one_line_with_a_log(tmp_path, tmp_path_factory, mon
     from buildkit import quick_recipe, sample_mirror
     from typer.testing import CliRunner
 
-    import ecg_instruct.signals.stage as stage
+    import ecg_instruct.signals.curate as stage
     from ecg_instruct.cli import app
 
     def broken(*args, **kwargs):

@@ -33,29 +33,9 @@ from tqdm.auto import tqdm
 
 from ecg_instruct import __version__
 from ecg_instruct.build.accounting import AccountingError
-from ecg_instruct.errors import UserError
 from ecg_instruct.build.executor import run_tasks
-from ecg_instruct.index.table import build_index
-from ecg_instruct.instruct.fields import load_statement_tables
-from ecg_instruct.instruct.stage import write_instruct_stage
-from ecg_instruct.instruct.templates import TemplateLibrary
 from ecg_instruct.build.options import BuildOptions, BuildSummary
-from ecg_instruct.paths import UnsafePath, recover_interrupted_swap, safe_join_str
-from ecg_instruct.publish.stage import SignalShard, publish, read_rejects
-from ecg_instruct.reports.stage import REPORT_COLUMNS, run_reports
-from ecg_instruct.schema import REJECT_SCHEMA, rejects_frame
-from ecg_instruct.signals.stage import (
-    WORK_SHARD_SUFFIX,
-    process_shard,
-    work_shard_fingerprints,
-    work_shard_ids,
-)
-from ecg_instruct.sources import source_root
-from ecg_instruct.sources.code15 import ROW_SEPARATOR as CODE15_ROW_SEPARATOR
-from ecg_instruct.index.split import SPLITS
-from ecg_instruct.index.stored import stored_index_bytes
 from ecg_instruct.build.validate import validate_build
-from ecg_instruct.index.windows import split_window
 from ecg_instruct.build.workio import (
     atomic_parquet,
     atomic_write,
@@ -63,6 +43,26 @@ from ecg_instruct.build.workio import (
     is_disk_full,
     writing,
 )
+from ecg_instruct.errors import UserError
+from ecg_instruct.index.split import SPLITS
+from ecg_instruct.index.stored import stored_index_bytes
+from ecg_instruct.index.table import build_index
+from ecg_instruct.index.windows import split_window
+from ecg_instruct.instruct.fields import load_statement_tables
+from ecg_instruct.instruct.stage import write_instruct_stage
+from ecg_instruct.instruct.templates import TemplateLibrary
+from ecg_instruct.paths import UnsafePath, recover_interrupted_swap, safe_join_str
+from ecg_instruct.publish.stage import SignalShard, publish, read_rejects
+from ecg_instruct.reports.stage import REPORT_COLUMNS, run_reports
+from ecg_instruct.schema import REJECT_SCHEMA, rejects_frame
+from ecg_instruct.signals.curate import (
+    WORK_SHARD_SUFFIX,
+    process_shard,
+    work_shard_fingerprints,
+    work_shard_ids,
+)
+from ecg_instruct.sources import source_root
+from ecg_instruct.sources.code15 import ROW_SEPARATOR as CODE15_ROW_SEPARATOR
 
 __all__ = ["AccountingError", "BuildOptions", "BuildSummary", "build", "work_key"]
 

@@ -23,8 +23,8 @@ from typing import Any, Literal
 import yaml
 
 from ecg_instruct.errors import UserError
-from ecg_instruct.sources import SOURCE_DIRS
 from ecg_instruct.index.split import DEFAULT_MIMIC_FRACTIONS, DEFAULT_PTBXL_FOLDS, SPLITS
+from ecg_instruct.sources import SOURCE_DIRS
 
 #: The recipes shipped with the package (`--recipe meit` = `BUNDLED_RECIPES / "meit.yaml"`).
 BUNDLED_RECIPES = Path(__file__).resolve().parents[1] / "recipes"

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ecg_instruct.build.recipe import check_values
 from ecg_instruct.errors import UserError
 from ecg_instruct.instruct.check import check_templates
 from ecg_instruct.instruct.fields import load_statement_tables
 from ecg_instruct.instruct.templates import TemplateLibrary
 from ecg_instruct.paths import is_within
-from ecg_instruct.build.recipe import check_values
 from ecg_instruct.reports.stage import REPORT_COLUMNS, translator_provenance
 from ecg_instruct.schema import INDEX_COLUMNS
 from ecg_instruct.signals.quality import QualityConfig

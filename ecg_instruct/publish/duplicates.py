@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ecg_instruct.schema import REJECT_SCHEMA
-from ecg_instruct.signals.stage import work_shard_fingerprints
+from ecg_instruct.signals.curate import work_shard_fingerprints
 from ecg_instruct.sources import SOURCE_PRIORITY
 
 REASON = "duplicate"

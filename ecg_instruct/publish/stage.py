@@ -44,9 +44,9 @@ from ecg_instruct.publish.instructions import add_instructions_config, publish_i
 from ecg_instruct.publish.parquet import plain_schema
 from ecg_instruct.reports.stage import translator_provenance
 from ecg_instruct.schema import MEASUREMENT_FIELDS, REJECT_SCHEMA
+from ecg_instruct.signals.curate import WorkRows, read_work_rows, work_shard_ids
 from ecg_instruct.signals.leads import CANONICAL_LEADS
 from ecg_instruct.signals.quality import QualityConfig
-from ecg_instruct.signals.stage import WorkRows, read_work_rows, work_shard_ids
 from ecg_instruct.signals.storage import parquet_write_options, signal_arrow_type
 
 #: The metadata columns a published row takes from the earlier stages.

@@ -10,9 +10,9 @@ The building blocks the signal stage chains per record::
     x = quantise(x, 1 / output_gain(rec.adc_gain)).astype(np.float32)
     column = signals_to_arrow([x, ...])                       # storage: Parquet column
 
-That is the one-record path (``stage.curate_record``). The stage's fast path does the same
+That is the one-record path (``curate.curate_record``). The stage's fast path does the same
 on int16 ADC counts read straight from the ``.dat`` files, a batch at a time, through the
-compiled loops in ``kernels.py`` (``stage.process_shard``); both give the same results.
+compiled loops in ``kernels.py`` (``curate.process_shard``); both give the same results.
 
 Each step raises :class:`~ecg_instruct.errors.RecordReject` for a bad record. The function
 ``resample`` is deliberately not re-exported here: it would shadow the ``resample`` module as an

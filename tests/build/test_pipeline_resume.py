@@ -65,7 +65,7 @@ KILLER = textwrap.dedent(
 SLOW = textwrap.dedent(
     """
     import sys, time
-    import ecg_instruct.signals.stage as stage
+    import ecg_instruct.signals.curate as stage
     real = stage.curate_record
 
     def slow(*args, **kwargs):

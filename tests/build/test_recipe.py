@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ecg_instruct.errors import UserError
 from ecg_instruct.build.recipe import BUNDLED_RECIPES, load_recipe
+from ecg_instruct.errors import UserError
 
 PIPELINES = BUNDLED_RECIPES
 

@@ -34,7 +34,7 @@ def test_warm_up_compiles_everything_the_stage_uses(tmp_path, sig, ecg500):
     """The build compiles the kernels once before starting workers (warm_up); a worker that
     then met an argument type warm_up missed would compile it again on its own."""
     from ecg_instruct.build.recipe import SignalsConfig
-    from ecg_instruct.signals.stage import process_shard
+    from ecg_instruct.signals.curate import process_shard
 
     kernels.warm_up()
     before = {name: len(getattr(kernels, name).signatures) for name in _KERNELS}

@@ -9,15 +9,15 @@ import pytest
 
 from ecg_instruct.build.recipe import SignalsConfig
 from ecg_instruct.errors import RecordReject
-from ecg_instruct.signals.quality import QualityConfig, check_and_repair, check_batch
-from ecg_instruct.signals.resample import decimate, fit_length, quantise, resample
-from ecg_instruct.signals.stage import (
+from ecg_instruct.signals.curate import (
     curate_batch,
     curate_counts,
     process_shard,
     read_work_shard,
     work_shard_ids,
 )
+from ecg_instruct.signals.quality import QualityConfig, check_and_repair, check_batch
+from ecg_instruct.signals.resample import decimate, fit_length, quantise, resample
 from ecg_instruct.signals.storage import arrow_to_signals
 
 
@@ -139,7 +139,7 @@ def test_work_shard_round_trip_is_bit_exact(tmp_path, sig, ecg500):
 
 
 def test_work_shard_stores_float32_when_counts_do_not_fit(tmp_path):
-    from ecg_instruct.signals.stage import CuratedSignal, _work_table, _write_work_shard
+    from ecg_instruct.signals.curate import CuratedSignal, _work_table, _write_work_shard
 
     mv = (np.arange(24, dtype=np.float64).reshape(2, 12) * 7.001).astype(np.float32)
     fits = CuratedSignal(None, 1000.0, 500.0, [], np.full((2, 12), 5, np.int16))
@@ -160,7 +160,7 @@ def test_work_rows_convert_only_what_is_taken_with_the_same_bits(tmp_path):
     """Publish slices, filters and regroups work rows before converting them (it converts one
     row group, not the shard): the mV it gets are bit for bit those of the whole shard, for
     rows of several steps and for a counts piece joined to a float32 one."""
-    from ecg_instruct.signals.stage import (
+    from ecg_instruct.signals.curate import (
         CuratedSignal,
         WorkRows,
         _work_table,
@@ -261,7 +261,7 @@ def _assert_shard_equals_one_record_path(tmp_path, root, expected: dict[str, str
     outcome: the same reject (reason and portable detail), or bit-identical int16 counts."""
     from pathlib import Path
 
-    from ecg_instruct.signals.stage import curate_record
+    from ecg_instruct.signals.curate import curate_record
 
     names = sorted(expected)
     records = [{"id": f"r/{name}", "source": "ptbxl", "path": name} for name in names]
@@ -330,8 +330,8 @@ def test_a_shard_of_many_record_lengths_keeps_few_batches_open(tmp_path, sig, ec
     early, and every record still gets exactly its one-record result."""
     from pathlib import Path
 
-    from ecg_instruct.signals import stage
-    from ecg_instruct.signals.stage import curate_record
+    from ecg_instruct.signals import curate as stage
+    from ecg_instruct.signals.curate import curate_record
 
     lengths = [5000 + 10 * k for k in range(stage._MAX_OPEN_BATCHES + 2)]
     root = tmp_path / "raw"
