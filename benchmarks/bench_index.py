@@ -6,7 +6,7 @@ opens them) and measures, on one core:
 
   index    ``build_index`` for the mirror (read both CSVs, clean, join, split per patient)
   hash     what the build does next under the same ``index`` timer: the index and its rejects
-           serialised to Parquet, whose bytes key the work folder (``pipeline.index_bytes``)
+           serialised to Parquet, whose bytes key the work folder (``index.stage.index_digest``)
 
 The mirror is shaped like the release where it matters for speed: ~161k patients (5 records
 each), 1-7 statements of a few hundred distinct ones per record (some with a quoted comma),
@@ -30,7 +30,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_signals import run_in_scratch  # noqa: E402
 
-from ecg_instruct.sample.mirror import MIMIC_MEASUREMENT_COLUMNS, MIMIC_RECORD_COLUMNS  # noqa: E402
+try:
+    from ecg_instruct.sample.mirror import MIMIC_MEASUREMENT_COLUMNS, MIMIC_RECORD_COLUMNS
+except ImportError:  # a checkout before the sample package
+    from ecg_instruct.sample import MIMIC_MEASUREMENT_COLUMNS, MIMIC_RECORD_COLUMNS
 
 #: Records in MIMIC-IV-ECG 1.0 (and ~161k patients).
 RELEASE_RECORDS = 800_035
@@ -96,14 +99,19 @@ def write_mirror(root: Path, n: int, seed: int = 0) -> int:
 
 
 def _stored_index_bytes():
-    """`stored_index.stored_index_bytes`, or its inline code in commits before it was a function
-    (so that `PYTHONPATH=<older checkout>` times the same step)."""
+    """`index.stored.stored_index_bytes`, or where older commits had it: `stored_index`, or
+    inline before it was a function (so that `PYTHONPATH=<older checkout>` times the same step)."""
     try:
         from ecg_instruct.index.stored import stored_index_bytes
     except ImportError:
+        try:
+            from ecg_instruct.stored_index import stored_index_bytes
+            return stored_index_bytes
+        except ImportError:
+            pass
         import json
 
-        from ecg_instruct.build.workio import parquet_bytes
+        from ecg_instruct.workio import parquet_bytes
 
         def stored_index_bytes(index: pd.DataFrame, rejects: pd.DataFrame) -> tuple[bytes, bytes]:
             stored = index.copy()

@@ -6,8 +6,11 @@ never writes per-source code to read the dataset.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 MEASUREMENT_FIELDS: tuple[str, ...] = (
     "rr_interval",
@@ -64,6 +67,11 @@ def rejects_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
         if name not in frame:
             frame[name] = ""
     return frame[list(REJECT_SCHEMA.names)].fillna("").astype(str)
+
+
+def read_rejects(path: Path) -> pa.Table:
+    """A stage's rejects file, in the one rejects schema."""
+    return pq.read_table(path).cast(REJECT_SCHEMA)
 
 
 def measurements_struct_type() -> pa.DataType:

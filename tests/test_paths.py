@@ -207,13 +207,13 @@ def test_a_full_disk_is_one_line_saying_what_to_do(tmp_path, tmp_path_factory, m
     from buildkit import quick_recipe, sample_mirror
     from typer.testing import CliRunner
 
-    import ecg_instruct.build.pipeline as pipeline
+    import ecg_instruct.index.stage as index_stage
     from ecg_instruct.cli import app
 
     def full(data, path, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(pipeline, "atomic_write", full)
+    monkeypatch.setattr(index_stage, "atomic_write", full)
     out = tmp_path / "out" / "meit"
     result = CliRunner().invoke(app, [
         "build", "--raw-dir", str(sample_mirror(tmp_path_factory)), "--out", str(out),

@@ -1,6 +1,6 @@
 """What a build is asked to do and what it reports back.
 
-Below both `pipeline.py` (which runs builds) and `validate.py` (which checks them before any
+Below both `build/pipeline.py` (which runs builds) and `build/validate.py` (which checks them before any
 work), so neither imports the other.
 """
 

@@ -30,9 +30,15 @@ import pyarrow.parquet as pq
 
 from ecg_instruct.build.executor import map_ordered
 from ecg_instruct.build.recipe import InstructConfig
+from ecg_instruct.build.stage import BuildContext
 from ecg_instruct.build.workio import writing
 from ecg_instruct.errors import UserError
-from ecg_instruct.instruct.fields import RecordFacts, Statement, record_facts
+from ecg_instruct.instruct.fields import (
+    RecordFacts,
+    Statement,
+    load_statement_tables,
+    record_facts,
+)
 from ecg_instruct.instruct.templates import PromptTemplate, TemplateLibrary
 from ecg_instruct.rng import stable_hash, stable_hashes
 from ecg_instruct.schema import rejects_frame
@@ -304,3 +310,34 @@ def write_instruct_stage(
            work / "instruct_rejects.parquet")
     with writing(records_path):
         os.replace(records_tmp, records_path)
+
+
+class InstructStage:
+    """Chat examples for every record with a report (see the module docstring);
+    `instruct.parquet`, written last, marks it done."""
+
+    name = "instruct"
+
+    def done(self, context: BuildContext) -> bool:
+        return (context.work / "instruct.parquet").exists()
+
+    def run(self, context: BuildContext) -> None:
+        options, reports = context.options, context.work / "reports.parquet"
+        write_instruct_stage(with_reports(context.index, reports), context.library,
+                             options.recipe.instruct, options.seed,
+                             load_statement_tables(options.raw_dir, options.sources),
+                             context.work, workers=options.workers, progress=options.progress,
+                             total=pq.ParquetFile(reports).metadata.num_rows)
+
+
+def with_reports(index: pd.DataFrame, reports: Path, batch_rows: int = 4096) -> Iterator[dict]:
+    """Index rows joined with their reports (the records that have one), in id order, as
+    dicts, one batch at a time: what `index.merge(reports).to_dict("records")` gives, without
+    either the merged frame or every record's dict in this process at once. Both files are in
+    id order, so a batch's index rows are found by binary search."""
+    ids = index["id"]
+    for batch in pq.ParquetFile(reports).iter_batches(batch_size=batch_rows):
+        rows = batch.to_pandas()
+        positions = ids.searchsorted(rows["id"])
+        yield from (index.iloc[positions].reset_index(drop=True)
+                    .merge(rows, on="id", how="inner").to_dict("records"))

@@ -30,6 +30,7 @@ from ecg_instruct.build.accounting import AccountingError, account, stage_ledger
 from ecg_instruct.build.executor import map_ordered
 from ecg_instruct.build.options import BuildOptions, BuildSummary
 from ecg_instruct.build.recipe import SignalsConfig
+from ecg_instruct.build.stage import BuildContext
 from ecg_instruct.build.validate import PUBLISHED_NAMES
 from ecg_instruct.build.workio import atomic_parquet, atomic_write, writing
 from ecg_instruct.errors import UserError
@@ -43,29 +44,17 @@ from ecg_instruct.publish.fidelity import build_fidelity
 from ecg_instruct.publish.instructions import add_instructions_config, publish_instructions
 from ecg_instruct.publish.parquet import plain_schema
 from ecg_instruct.reports.stage import translator_provenance
-from ecg_instruct.schema import MEASUREMENT_FIELDS, REJECT_SCHEMA
+from ecg_instruct.schema import MEASUREMENT_FIELDS, REJECT_SCHEMA, read_rejects
 from ecg_instruct.signals.curate import WorkRows, read_work_rows, work_shard_ids
 from ecg_instruct.signals.leads import CANONICAL_LEADS
 from ecg_instruct.signals.quality import QualityConfig
+from ecg_instruct.signals.stage import SignalShard
 from ecg_instruct.signals.storage import parquet_write_options, signal_arrow_type
 
 #: The metadata columns a published row takes from the earlier stages.
 META_COLUMNS = ("source", "patient_id", "split", "report", "report_original", "report_language",
                 "translation_coverage", "messages", "task", "template_id", "labels", "scp_codes",
                 "measurements", "age", "sex")
-
-
-@dataclass(frozen=True)
-class SignalShard:
-    """One finished signals work shard of a (source, split), in publishing order."""
-
-    source: str
-    split: str
-    path: Path
-
-
-def read_rejects(path: Path) -> pa.Table:
-    return pq.read_table(path).cast(REJECT_SCHEMA)
 
 
 def _measurements_column(values: Sequence[object]) -> list[dict | None]:
@@ -268,7 +257,7 @@ def publish(
     """Write the dataset into `<out>.tmp/`, check its accounting, swap it into `<out>`.
 
     `before_swap` runs once the dataset is complete, right before it replaces `<out>` (the
-    pipeline records there what the new dataset was built from).
+    work folder records there what the new dataset was built from: `WorkFolder.mark_published`).
     """
     recipe, cfg = options.recipe, options.recipe.signals
     staging = options.out.with_name(options.out.name + ".tmp")
@@ -416,3 +405,20 @@ def _unknown_codes(meta: pd.DataFrame, published_ids: list[str]) -> list[dict[st
 
 def _ids_of(path: Path) -> list[str]:
     return pq.read_table(path, columns=["id"]).column("id").to_pylist()
+
+
+class PublishStage:
+    """Always runs: publishing is the build's last step, the swap of the new dataset into
+    `<out>` (assembled from the work files, so a rerun of a finished build costs only this)."""
+
+    name = "publish"
+
+    def done(self, context: BuildContext) -> bool:
+        return False
+
+    def run(self, context: BuildContext) -> None:
+        # the marker goes first: killed between the two, `<out>` still holds the old
+        # dataset and a rerun of this build (same filter) goes ahead and replaces it
+        context.summary = publish(context.options, context.index, context.work, context.library,
+                                  context.signal_shards,
+                                  before_swap=context.workdir.mark_published)

@@ -128,7 +128,7 @@ def _damage(signal: np.ndarray, kind: str) -> np.ndarray:
 
 def write_ptbxl(root: Path, n_records: int, seed: int, simulator: Simulator, draw=None) -> None:
     """``draw(rng) -> (finding, signal, extra columns)`` replaces the fixed findings (see
-    ``sample_physiology``)."""
+    ``sample.physiology``)."""
     from scipy.signal import resample_poly
 
     rng = np.random.default_rng(seed)

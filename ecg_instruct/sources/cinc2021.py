@@ -93,7 +93,7 @@ def read_index(root: Path, ptbxl_root: Path | None = None) -> tuple[pd.DataFrame
     """Canonical index rows and index-stage rejects for one Challenge 2021 mirror.
 
     `fold` is PTB-XL's strat_fold for the `ptb-xl` records when `ptbxl_root` holds
-    `ptbxl_database.csv`, else -1 (then the split is a hash; see `index.py`).
+    `ptbxl_database.csv`, else -1 (then the split is a hash; see `index/table.py`).
     """
     from ecg_instruct.errors import UserError
 

@@ -33,12 +33,14 @@ SLOWED_CLI = textwrap.dedent(
     import os, sys, time
     from pathlib import Path
     import ecg_instruct.instruct.stage as instruct
-    import ecg_instruct.build.pipeline as pipeline
+    import ecg_instruct.index.stage as index_stage
     import ecg_instruct.publish.stage as publish
+    import ecg_instruct.reports.stage as reports_stage
+    import ecg_instruct.signals.stage as signals_stage
 
     MARK = Path(os.environ["MARK_DIR"])
-    real = {"index": pipeline.build_index, "reports": pipeline.reports_shard,
-            "instruct": instruct._run_chunk, "signals": pipeline.signals_shard,
+    real = {"index": index_stage.build_index, "reports": reports_stage.reports_shard,
+            "instruct": instruct._run_chunk, "signals": signals_stage.signals_shard,
             "publish": publish.write_split_file}
 
     def mark(stage, delay):
@@ -65,7 +67,8 @@ SLOWED_CLI = textwrap.dedent(
         mark("publish", 0.5)
         return real["publish"](*args, **kwargs)
 
-    pipeline.build_index, pipeline.reports_shard, pipeline.signals_shard = index, reports, signals
+    index_stage.build_index = index
+    reports_stage.reports_shard, signals_stage.signals_shard = reports, signals
     instruct._run_chunk, publish.write_split_file = chunk, files
     from ecg_instruct.cli import main
     sys.argv = ["ecg-instruct", *sys.argv[1:]]

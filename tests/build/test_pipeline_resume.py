@@ -260,14 +260,14 @@ def test_a_full_disk_names_the_file_and_leaves_the_previous_dataset_intact(
 
 
 def test_a_full_disk_in_a_worker_names_the_shard(setup, tmp_path, monkeypatch):
-    import ecg_instruct.build.pipeline as pipeline
+    import ecg_instruct.signals.stage as signals_stage
 
     mirror, _, recipe, _, _ = setup
 
     def full(records, roots, cfg, output):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(pipeline, "process_shard", full)
+    monkeypatch.setattr(signals_stage, "process_shard", full)
     with pytest.raises(OSError, match="No space left on device") as raised:
         run_build(mirror, tmp_path / "meit", recipe, workers=2, seed=1)
     assert re.search(r"signals/mimic-\w+-\d{5}\.\w{16}\.arrow$", raised.value.filename)
@@ -290,7 +290,7 @@ def test_two_builds_into_one_folder_cannot_run_at_once(setup, tmp_path):
 
 
 def test_a_torn_signal_shard_is_done_again(setup, tmp_path):
-    """Signal shards are not fsynced (pipeline._signal_shard_done): after a power cut a renamed
+    """Signal shards are not fsynced (signals.stage.shard_done): after a power cut a renamed
     shard or its rejects can be cut short or empty. The next build finds them unreadable and
     does those shards again, to the bytes of an uninterrupted build."""
     mirror, _, recipe, reference, _ = setup
@@ -330,19 +330,19 @@ def test_work_of_other_builds_is_kept_for_the_newest_two_and_fresh_discards_it(
 
 def test_a_record_silently_dropped_by_a_stage_fails_the_build(setup, tmp_path, monkeypatch):
     """End to end: a (buggy) signals stage that loses a record is caught before publishing."""
-    from ecg_instruct.build import pipeline
+    import ecg_instruct.signals.stage as signals_stage
     from ecg_instruct.build.pipeline import AccountingError
 
     mirror, _, recipe, _, _ = setup
     out = tmp_path / "meit"
     run_build(mirror, out, recipe, seed=0)
     previous = tree_digest(out)
-    real = pipeline.process_shard
+    real = signals_stage.process_shard
 
     def lossy(records, *args, **kwargs):
         return real(records[1:], *args, **kwargs)  # drops the first record of every shard
 
-    monkeypatch.setattr(pipeline, "process_shard", lossy)
+    monkeypatch.setattr(signals_stage, "process_shard", lossy)
     with pytest.raises(AccountingError, match="signals: .* neither passed nor rejected"):
         run_build(mirror, out, recipe, seed=1)
     assert tree_digest(out) == previous
