@@ -6,7 +6,12 @@ Two kinds of records, as in the real collection:
   counts (so the cross-source duplicate check has real work to do);
 - the other databases hold their own recordings: simulated ECGs at each database's rate
   (Georgia 500 Hz x 10 s, PTB 1000 Hz, St Petersburg INCART 257 Hz and longer than the recipe),
-  labelled with Challenge SNOMED-CT codes, one of them a code the packaged table does not know.
+  labelled with Challenge SNOMED-CT codes drawn at that database's rates in the release: each
+  code of both mapping files (scored and unscored) independently, with probability = its
+  record count in that database's column / the database's records (`draw_dx`); so Georgia
+  records carry LVH, S-T changes, lateral ischaemia as often as real ones do. The first Georgia
+  record also carries a code in neither mapping file (kept in `labels`, out of the report,
+  counted on the card). The labels are not made to match the simulated signal.
 Everything is generated; nothing is copied from the real collection.
 """
 
@@ -25,10 +30,25 @@ CHALLENGE_DIR = "challenge-2021"
 #: (database, record prefix, rate in Hz, seconds) of the simulated databases
 SIMULATED = (("georgia", "E", 500, 10.0), ("ptb", "S", 1000, 10.0),
              ("st_petersburg_incart", "I", 257, 15.0))
-#: label sets drawn for simulated records; "55827005" is a real SNOMED-CT code outside the
-#: Challenge's scored table: it stays a label code and is left out of the composed report
-DX_CHOICES = (("426783006",), ("426783006", "164934002"), ("164889003",),
-              ("426177001", "270492004"), ("427084000", "59118001"), ("426783006", "55827005"))
+#: sample database -> its count column in the Challenge's mapping files
+DX_COLUMNS = {"georgia": "Georgia", "ptb": "PTB", "st_petersburg_incart": "StPetersburg"}
+#: a SNOMED-CT code in neither Challenge mapping file, given to the first Georgia record
+UNMAPPED_CODE = "3424008"
+
+
+def draw_dx(database: str, rng: np.random.Generator) -> tuple[str, ...]:
+    """Label codes for one simulated record of `database`, at the release's per-database rates
+    (both mapping files, in file order); a record drawing none gets one code drawn in proportion
+    to the counts (every released record carries at least one)."""
+    from ecg_instruct.reports.code_reports import CHALLENGE_DATABASE_RECORDS, challenge_mapping
+
+    column = DX_COLUMNS[database]
+    rows = challenge_mapping()
+    counts = np.array([row.counts[column] for row in rows], dtype=np.float64)
+    drawn = rng.random(len(rows)) < counts / CHALLENGE_DATABASE_RECORDS[column]
+    if not drawn.any():
+        drawn[int(rng.choice(len(rows), p=counts / counts.sum()))] = True
+    return tuple(row.code for row, keep in zip(rows, drawn, strict=True) if keep)
 
 
 def copy_ptbxl_records(ptbxl_root: Path, training: Path, ecg_ids: list[int] | None = None) -> int:
@@ -93,7 +113,9 @@ def write_cinc2021(out: Path, n_per_database: int = 4, seed: int = 0,
             if fs != 500:
                 mv = resample_poly(mv, fs, 500, axis=1, padtype="line")
             counts = np.clip(np.rint(mv * 1000.0), -32767, 32767).astype(np.int16)
-            dx = DX_CHOICES[int(rng.integers(len(DX_CHOICES)))]
+            dx = draw_dx(database, rng)
+            if database == "georgia" and k == 0:
+                dx += (UNMAPPED_CODE,)
             sex = ("Male", "Female")[int(rng.integers(2))]
             write_challenge_record(training / database / "g1", f"{prefix}{k + 1:04d}", counts, fs,
                                    age=int(rng.integers(20, 90)), sex=sex, dx=dx)
