@@ -6,10 +6,10 @@ Two kinds of records, as in the real collection:
   counts (so the cross-source duplicate check has real work to do);
 - the other databases hold their own recordings: simulated ECGs at each database's rate
   (Georgia 500 Hz x 10 s, PTB 1000 Hz, St Petersburg INCART 257 Hz and longer than the recipe),
-  labelled with Challenge SNOMED-CT codes drawn at that database's rates in the release: each
-  code of both mapping files (scored and unscored) independently, with probability = its
-  record count in that database's column / the database's records (`draw_dx`); so Georgia
-  records carry LVH, S-T changes, lateral ischaemia as often as real ones do. The first Georgia
+  labelled with Challenge SNOMED-CT codes of both mapping files (scored and unscored) drawn at
+  about that database's rates in the release (`draw_dx`, from the files' per-database counts):
+  Georgia records carry LVH, non-specific ST-T abnormality, lateral ischaemia about as often as
+  real ones do. The first Georgia
   record also carries a code in neither mapping file (kept in `labels`, out of the report,
   counted on the card). The labels are not made to match the simulated signal.
 Everything is generated; nothing is copied from the real collection.
@@ -37,18 +37,23 @@ UNMAPPED_CODE = "3424008"
 
 
 def draw_dx(database: str, rng: np.random.Generator) -> tuple[str, ...]:
-    """Label codes for one simulated record of `database`, at the release's per-database rates
-    (both mapping files, in file order); a record drawing none gets one code drawn in proportion
-    to the counts (every released record carries at least one)."""
+    """Label codes for one simulated record of `database`, at about the release's rates.
+
+    The mapping files give, per database, how many records carry each code (both files). A
+    record here carries as many codes as that database's records do on average (`m` = codes
+    counted / records: 1.14 in PTB, 2.27 in Georgia; `floor(m)` or `ceil(m)` codes, mean `m`),
+    drawn without replacement in proportion to the counts; returned in the files' order.
+    """
     from ecg_instruct.reports.code_reports import CHALLENGE_DATABASE_RECORDS, challenge_mapping
 
     column = DX_COLUMNS[database]
     rows = challenge_mapping()
     counts = np.array([row.counts[column] for row in rows], dtype=np.float64)
-    drawn = rng.random(len(rows)) < counts / CHALLENGE_DATABASE_RECORDS[column]
-    if not drawn.any():
-        drawn[int(rng.choice(len(rows), p=counts / counts.sum()))] = True
-    return tuple(row.code for row, keep in zip(rows, drawn, strict=True) if keep)
+    mean = max(1.0, counts.sum() / CHALLENGE_DATABASE_RECORDS[column])
+    n = int(mean) + int(rng.random() < mean - int(mean))
+    picked = rng.choice(len(rows), size=min(n, int((counts > 0).sum())), replace=False,
+                        p=counts / counts.sum())
+    return tuple(rows[i].code for i in sorted(picked))
 
 
 def copy_ptbxl_records(ptbxl_root: Path, training: Path, ecg_ids: list[int] | None = None) -> int:
