@@ -6,7 +6,8 @@ project's phrase matcher (``ecg_instruct.reports.fidelity``, the one behind the 
 label-agreement table, plus ``data/scp_phrases_mimic.yaml`` so MIMIC-IV-ECG's English machine
 statements land in the same vocabulary) and compares the sets: micro and macro precision, recall
 and F1 over statements, per statement kind (rhythm, form, diagnostic, from PTB-XL's
-scp_statements.csv) and per statement.
+scp_statements.csv) and per statement. Challenge 2021 findings that no SCP statement names are statements too
+(``cinc:LAD``, ...; from the shared Challenge code table, ``reports/code_reports.py``).
 
 Negation: a statement inside the scope of "no", "not", "without", "absence of", "negative for",
 "free of" or "ruled out" (up to the end of the clause: ``.``, ``;``, ``,``, "but") is not stated.

@@ -131,7 +131,6 @@ def test_build_publishes_every_record_with_a_mapped_code_and_counts_unmapped_one
     """Issue 26's done-when: real-layout records whose codes come from both mapping files."""
     from ecg_instruct.pipeline import BuildOptions, build
     from ecg_instruct.recipe import load_recipe
-    from ecg_instruct.reports.fidelity import challenge_label_agreement
 
     lvh, lvhv, rbbb, crbbb, unmapped = "164873001", "55827005", "59118001", "713427006", "3424008"
     records = {  # database, name, codes as in the `#Dx:` line
@@ -166,6 +165,8 @@ def test_build_publishes_every_record_with_a_mapped_code_and_counts_unmapped_one
     }
     labels = {i.split("/")[1]: list(v) for i, v in zip(rows["id"], rows["labels"], strict=True)}
     assert labels["E00004"] == records["E00004"][1]  # the unmapped code stays a label
+    from ecg_instruct.reports.fidelity import challenge_label_agreement
+
     agreement = challenge_label_agreement([reports[n] for n in reports],
                                           [labels[n] for n in reports])
     assert agreement["agreement"].eq(1.0).all() and agreement["n_records"].sum() == 12
