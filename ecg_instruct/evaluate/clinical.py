@@ -7,7 +7,8 @@ label-agreement table, plus ``data/scp_phrases_mimic.yaml`` so MIMIC-IV-ECG's En
 statements land in the same vocabulary) and compares the sets: micro and macro precision, recall
 and F1 over statements, per statement kind (rhythm, form, diagnostic, from PTB-XL's
 scp_statements.csv) and per statement. Challenge 2021 findings that no SCP statement names are statements too
-(``cinc:LAD``, ...; from the shared Challenge code table, ``reports/code_reports.py``).
+(``cinc:ATach``, ...; from the shared Challenge code table, ``reports/code_reports.py``; the
+axis findings stay out, as PTB-XL's axis is no SCP statement).
 
 Negation: a statement inside the scope of "no", "not", "without", "absence of", "negative for",
 "free of" or "ruled out" (up to the end of the clause: ``.``, ``;``, ``,``, "but") is not stated.
@@ -77,11 +78,14 @@ def default_vocabulary() -> Vocabulary:
 
 def _with_challenge(kinds: dict, patterns: dict, version: str) -> tuple[dict, dict, str]:
     """Add the Challenge 2021 findings that no SCP statement names (`cinc:<abbreviation>`,
-    from the shared code table `reports/code_reports.py`), so Challenge reports are scored too."""
+    from the shared code table `reports/code_reports.py`), so Challenge reports are scored too;
+    axis findings stay out, as for PTB-XL (`code_reports.UNSCORED_SECTIONS`)."""
     from ecg_instruct.reports.code_reports import challenge_statements
 
     challenge = challenge_statements()
-    return ({**kinds, **challenge.kinds}, {**patterns, **challenge.patterns},
+    added = [s for s in challenge.kinds if s not in challenge.unscored]
+    return ({**kinds, **{s: challenge.kinds[s] for s in added}},
+            {**patterns, **{s: challenge.patterns[s] for s in added}},
             f"{version}+cinc{challenge.version}")
 
 

@@ -36,6 +36,11 @@ DX_PREFIX = "Dx:"
 CHALLENGE_STATEMENT_PREFIX = "cinc:"
 #: Statement kind (as the clinical score's rhythm/form/diagnostic) of a Challenge section.
 SECTION_KINDS = {"rhythm": "rhythm", "ectopy": "form"}  # every other section: diagnostic
+#: Sections whose `cinc:` statements the clinical score leaves out: the frontal axis is not a
+#: statement of its vocabulary (PTB-XL keeps it in a `heart_axis` column, not among the SCP
+#: statements), so PTB-XL and MIMIC reports saying "left axis deviation" are not scored on it
+#: either. The label agreement still checks that a report states these codes.
+UNSCORED_SECTIONS = ("axis",)
 
 
 @dataclass(frozen=True)
@@ -197,6 +202,8 @@ class ChallengeStatements:
     patterns: dict[str, tuple[re.Pattern[str], ...]]
     #: code -> the statements that state its finding (its `scp` list, else its `cinc:` one)
     findings: dict[str, tuple[str, ...]]
+    #: `cinc:` statements the clinical score leaves out (`UNSCORED_SECTIONS`)
+    unscored: frozenset[str] = frozenset()
 
 
 @cache
@@ -211,6 +218,7 @@ def challenge_statements() -> ChallengeStatements:
     kinds: dict[str, str] = {}
     patterns: dict[str, tuple[re.Pattern[str], ...]] = {}
     findings: dict[str, tuple[str, ...]] = {}
+    unscored: set[str] = set()
     for code, entry in table.codes.items():
         if entry.scp:
             findings[code] = entry.scp
@@ -220,7 +228,9 @@ def challenge_statements() -> ChallengeStatements:
         phrases = [t.lower() for t in (entry.text, entry.joint_text) if t]
         patterns[name] = tuple(_phrase_pattern(p, texts, entry.not_after) for p in phrases)
         findings[code] = (name,)
-    return ChallengeStatements(table.version, kinds, patterns, findings)
+        if entry.section in UNSCORED_SECTIONS:
+            unscored.add(name)
+    return ChallengeStatements(table.version, kinds, patterns, findings, frozenset(unscored))
 
 
 _EDGE_BEFORE, _EDGE_AFTER = r"(?<![\w-])", r"(?![\w-])"
