@@ -95,7 +95,7 @@ def test_sample_records_carry_unscored_codes_at_the_release_rates(tmp_path):
     records), MI in PTB (368 of 516), ventricular ectopics in INCART (49 of 74), and the share
     of unscored codes among each database's codes; 4,000 drawn records per database."""
     from ecg_instruct.reports.code_reports import challenge_mapping, code_table
-    from ecg_instruct.sample_cinc2021 import DX_COLUMNS, UNMAPPED_CODE, draw_dx, write_cinc2021
+    from ecg_instruct.sample.cinc2021 import DX_COLUMNS, UNMAPPED_CODE, draw_dx, write_cinc2021
 
     rng = np.random.default_rng(7)
     mapping = challenge_mapping()
@@ -129,8 +129,8 @@ def _simulated_counts(k: int) -> np.ndarray:
 
 def test_build_publishes_every_record_with_a_mapped_code_and_counts_unmapped_ones(tmp_path):
     """Issue 26's done-when: real-layout records whose codes come from both mapping files."""
-    from ecg_instruct.pipeline import BuildOptions, build
-    from ecg_instruct.recipe import load_recipe
+    from ecg_instruct.build.pipeline import BuildOptions, build
+    from ecg_instruct.build.recipe import load_recipe
 
     lvh, lvhv, rbbb, crbbb, unmapped = "164873001", "55827005", "59118001", "713427006", "3424008"
     records = {  # database, name, codes as in the `#Dx:` line
