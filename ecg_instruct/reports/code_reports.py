@@ -25,8 +25,6 @@ from importlib import resources
 
 import yaml
 
-from ecg_instruct.reports.label_reports import _capitalise
-
 TABLE_FILES = {"cinc2021": "cinc2021_dx_en.yaml", "code15": "code15_labels_en.yaml"}
 #: The Challenge's own code tables, packaged verbatim (evaluation-2021 at commit 09de852).
 CHALLENGE_MAPPING_FILES = ("cinc2021_dx_mapping_scored.csv", "cinc2021_dx_mapping_unscored.csv")
@@ -188,7 +186,7 @@ def report_from_codes(source: str, codes: list[str]) -> tuple[str, list[str]]:
     """(English report, codes the table does not know). The report is "" when no code is
     known; one sentence per finding, in the table's section order (`report_sentences`)."""
     sentences, unknown = report_sentences(source, codes)
-    return " ".join(f"{_capitalise(t)}." for _, t in sentences), unknown
+    return " ".join(f"{t[:1].upper()}{t[1:]}." for _, t in sentences), unknown
 
 
 @dataclass(frozen=True)
