@@ -6,7 +6,9 @@ project's phrase matcher (``ecg_instruct.reports.fidelity``, the one behind the 
 label-agreement table, plus ``data/scp_phrases_mimic.yaml`` so MIMIC-IV-ECG's English machine
 statements land in the same vocabulary) and compares the sets: micro and macro precision, recall
 and F1 over statements, per statement kind (rhythm, form, diagnostic, from PTB-XL's
-scp_statements.csv) and per statement.
+scp_statements.csv) and per statement. Challenge 2021 findings that no SCP statement names are statements too
+(``cinc:ATach``, ...; from the shared Challenge code table, ``reports/code_reports.py``; the
+axis findings stay out, as PTB-XL's axis is no SCP statement).
 
 Negation: a statement inside the scope of "no", "not", "without", "absence of", "negative for",
 "free of" or "ruled out" (up to the end of the clause: ``.``, ``;``, ``,``, "but") is not stated.
@@ -55,7 +57,8 @@ class Vocabulary:
 
 @lru_cache(maxsize=1)
 def default_vocabulary() -> Vocabulary:
-    """PTB-XL's 71 SCP statements, the PTB-XL phrase file plus the MIMIC phrasings."""
+    """PTB-XL's 71 SCP statements, the PTB-XL phrase file plus the MIMIC phrasings, and the
+    Challenge 2021 findings no SCP statement names."""
     _, text = read_data_file("scp_kinds.yaml")
     kinds = {
         str(code): kind for kind, codes in yaml.safe_load(text)["kinds"].items() for code in codes
@@ -67,8 +70,23 @@ def default_vocabulary() -> Vocabulary:
     for code, exprs in (extra.get("codes") or {}).items():
         added = tuple(re.compile(str(e)) for e in (exprs if isinstance(exprs, list) else [exprs]))
         patterns[str(code)] = patterns.get(str(code), ()) + added
-    matcher = PhraseMatcher(version=f"{base.version}+mimic{extra['version']}", patterns=patterns)
+    version = f"{base.version}+mimic{extra['version']}"
+    kinds, patterns, version = _with_challenge(kinds, patterns, version)
+    matcher = PhraseMatcher(version=version, patterns=patterns)
     return Vocabulary(kinds=kinds, matcher=matcher, version=matcher.version)
+
+
+def _with_challenge(kinds: dict, patterns: dict, version: str) -> tuple[dict, dict, str]:
+    """Add the Challenge 2021 findings that no SCP statement names (`cinc:<abbreviation>`,
+    from the shared code table `reports/code_reports.py`), so Challenge reports are scored too;
+    axis findings stay out, as for PTB-XL (`code_reports.UNSCORED_SECTIONS`)."""
+    from ecg_instruct.reports.code_reports import challenge_statements
+
+    challenge = challenge_statements()
+    added = [s for s in challenge.kinds if s not in challenge.unscored]
+    return ({**kinds, **{s: challenge.kinds[s] for s in added}},
+            {**patterns, **{s: challenge.patterns[s] for s in added}},
+            f"{version}+cinc{challenge.version}")
 
 
 def affirmed_text(report: str) -> str:
@@ -183,6 +201,8 @@ def clinical_scores(
         rows = [i for i, s in enumerate(reference_sets) if s is not None]
         refs = [reference_sets[i] for i in rows]
     preds = [statements_of(predictions[i], vocab) for i in rows]
+    if reference_sets is not None:  # label sets hold SCP statements only: `cinc:` ones can't match
+        preds = [{s for s in p if s in vocab.kinds and not s.startswith("cinc:")} for p in preds]
     counts = statement_counts(preds, refs)
     out: dict = {f"{prefix}_n_records": len(rows)}
     tp, fp, fn = (counts.tp.sum(0), counts.fp.sum(0), counts.fn.sum(0))

@@ -396,11 +396,14 @@ def _fidelity_rows(index: pd.DataFrame, work: Path, published_ids: list[str]) ->
 
 
 def _unknown_codes(meta: pd.DataFrame, published_ids: list[str]) -> list[dict[str, object]]:
-    """Label codes of published Challenge 2021 / CODE-15% records that no packaged table names."""
-    from ecg_instruct.reports.code_reports import unknown_code_counts
+    """Label codes of Challenge 2021 / CODE-15% records that no packaged table names, counted
+    over every indexed record (records carrying them, and how many of those were published)."""
+    from ecg_instruct.reports.code_reports import TABLE_FILES, unknown_code_counts
 
-    rows = meta[meta["id"].isin(set(published_ids))]
-    return unknown_code_counts(rows["source"].tolist(), [list(v) for v in rows["labels"]])
+    rows = meta[meta["source"].isin(list(TABLE_FILES))]
+    published = rows["id"].isin(set(published_ids)).tolist()
+    return unknown_code_counts(rows["source"].tolist(), [list(v) for v in rows["labels"]],
+                               published)
 
 
 def _ids_of(path: Path) -> list[str]:

@@ -269,3 +269,48 @@ def card_section(
             agreement_markdown(table),
         ]
     )
+
+
+def challenge_label_agreement(
+    reports: Sequence[str], labels: Sequence[Sequence[str]], phrases: PhraseMatcher | None = None
+) -> pd.DataFrame:
+    """Per Challenge 2021 code: records carrying it, records whose report states its finding.
+
+    The same table as the reports and the clinical score (`reports/code_reports.py`): a code is
+    stated when the report states one of its statements (its SCP equivalents, else its
+    `cinc:<abbreviation>` statement) or those of a code refining it ("complete right bundle
+    branch block" states RBBB and BBB). Codes in neither Challenge mapping file are left out.
+    Columns as `label_agreement` (`code` is the table's abbreviation, `description` its Dx,
+    `kind` its report section), in section order, then by records (descending).
+    """
+    from ecg_instruct.reports.code_reports import challenge_statements, code_table
+
+    if len(reports) != len(labels):
+        raise ValueError(f"{len(reports)} reports but {len(labels)} label lists")
+    table, challenge = code_table("cinc2021"), challenge_statements()
+    base = phrases or default_phrases()
+    matcher = PhraseMatcher(f"{base.version}+cinc{challenge.version}",
+                            {**base.patterns, **challenge.patterns})
+    stated_by = {code: {s for other in {code} | table.finer(code)
+                        for s in challenge.findings[other]} for code in table.codes}
+    n_records: dict[str, int] = {}
+    n_stated: dict[str, int] = {}
+    for report, codes in zip(reports, labels, strict=True):
+        text = report if isinstance(report, str) else ""
+        for code in dict.fromkeys(c for c in codes if c in table.codes):
+            n_records[code] = n_records.get(code, 0) + 1
+            if any(matcher.states(s, text) for s in sorted(stated_by[code])):
+                n_stated[code] = n_stated.get(code, 0) + 1
+    ranked = sorted(n_records, key=lambda c: (table.position(c)[0], -n_records[c], c))
+    rows = [
+        {
+            "code": table.codes[c].abbreviation,
+            "description": table.codes[c].name,
+            "kind": table.codes[c].section,
+            "n_records": n_records[c],
+            "n_stated": n_stated.get(c, 0),
+            "agreement": n_stated.get(c, 0) / n_records[c],
+        }
+        for c in ranked
+    ]
+    return pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)

@@ -92,6 +92,11 @@ def process_report(
 
 #: Sources that ship coded labels instead of report text (`reports/code_reports.py`).
 CODED_SOURCES = ("cinc2021", "code15")
+#: What a coded source's unknown codes are missing from, for the `empty_report` detail.
+UNKNOWN_CODE_TABLES = {
+    "cinc2021": "in neither of the Challenge's mapping files (dx_mapping_scored.csv, "
+                "dx_mapping_unscored.csv)",
+}
 
 
 def _coded_report(record_id: str, source: str, raw: str) -> tuple[dict | None, dict | None]:
@@ -102,7 +107,9 @@ def _coded_report(record_id: str, source: str, raw: str) -> tuple[dict | None, d
     codes = parse_codes(raw)
     report, unknown = report_from_codes(source, codes)
     if not report:
-        detail = (f"codes {', '.join(unknown[:8])} are not in the packaged {source} label table"
+        more = f" (+{len(unknown) - 8} more)" if len(unknown) > 8 else ""
+        where = UNKNOWN_CODE_TABLES.get(source, f"not in the packaged {source} label table")
+        detail = (f"codes {', '.join(unknown[:8])}{more} are {where}"
                   if unknown else "the record has no label codes")
         return None, _reject(record_id, source, "empty_report", detail)
     row = {"id": record_id, "report": report, "report_original": raw.strip(),

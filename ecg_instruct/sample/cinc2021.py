@@ -6,7 +6,12 @@ Two kinds of records, as in the real collection:
   counts (so the cross-source duplicate check has real work to do);
 - the other databases hold their own recordings: simulated ECGs at each database's rate
   (Georgia 500 Hz x 10 s, PTB 1000 Hz, St Petersburg INCART 257 Hz and longer than the recipe),
-  labelled with Challenge SNOMED-CT codes, one of them a code the packaged table does not know.
+  labelled with Challenge SNOMED-CT codes of both mapping files (scored and unscored) drawn at
+  about that database's rates in the release (`draw_dx`, from the files' per-database counts):
+  Georgia records carry LVH, non-specific ST-T abnormality, lateral ischaemia about as often as
+  real ones do. The first Georgia
+  record also carries a code in neither mapping file (kept in `labels`, out of the report,
+  counted on the card). The labels are not made to match the simulated signal.
 Everything is generated; nothing is copied from the real collection.
 """
 
@@ -25,10 +30,30 @@ CHALLENGE_DIR = "challenge-2021"
 #: (database, record prefix, rate in Hz, seconds) of the simulated databases
 SIMULATED = (("georgia", "E", 500, 10.0), ("ptb", "S", 1000, 10.0),
              ("st_petersburg_incart", "I", 257, 15.0))
-#: label sets drawn for simulated records; "55827005" is a real SNOMED-CT code outside the
-#: Challenge's scored table: it stays a label code and is left out of the composed report
-DX_CHOICES = (("426783006",), ("426783006", "164934002"), ("164889003",),
-              ("426177001", "270492004"), ("427084000", "59118001"), ("426783006", "55827005"))
+#: sample database -> its count column in the Challenge's mapping files
+DX_COLUMNS = {"georgia": "Georgia", "ptb": "PTB", "st_petersburg_incart": "StPetersburg"}
+#: a SNOMED-CT code in neither Challenge mapping file, given to the first Georgia record
+UNMAPPED_CODE = "3424008"
+
+
+def draw_dx(database: str, rng: np.random.Generator) -> tuple[str, ...]:
+    """Label codes for one simulated record of `database`, at about the release's rates.
+
+    The mapping files give, per database, how many records carry each code (both files). A
+    record here carries as many codes as that database's records do on average (`m` = codes
+    counted / records: 1.14 in PTB, 2.27 in Georgia; `floor(m)` or `ceil(m)` codes, mean `m`),
+    drawn without replacement in proportion to the counts; returned in the files' order.
+    """
+    from ecg_instruct.reports.code_reports import CHALLENGE_DATABASE_RECORDS, challenge_mapping
+
+    column = DX_COLUMNS[database]
+    rows = challenge_mapping()
+    counts = np.array([row.counts[column] for row in rows], dtype=np.float64)
+    mean = max(1.0, counts.sum() / CHALLENGE_DATABASE_RECORDS[column])
+    n = int(mean) + int(rng.random() < mean - int(mean))
+    picked = rng.choice(len(rows), size=min(n, int((counts > 0).sum())), replace=False,
+                        p=counts / counts.sum())
+    return tuple(rows[i].code for i in sorted(picked))
 
 
 def copy_ptbxl_records(ptbxl_root: Path, training: Path, ecg_ids: list[int] | None = None) -> int:
@@ -93,7 +118,9 @@ def write_cinc2021(out: Path, n_per_database: int = 4, seed: int = 0,
             if fs != 500:
                 mv = resample_poly(mv, fs, 500, axis=1, padtype="line")
             counts = np.clip(np.rint(mv * 1000.0), -32767, 32767).astype(np.int16)
-            dx = DX_CHOICES[int(rng.integers(len(DX_CHOICES)))]
+            dx = draw_dx(database, rng)
+            if database == "georgia" and k == 0:
+                dx += (UNMAPPED_CODE,)
             sex = ("Male", "Female")[int(rng.integers(2))]
             write_challenge_record(training / database / "g1", f"{prefix}{k + 1:04d}", counts, fs,
                                    age=int(rng.integers(20, 90)), sex=sex, dx=dx)

@@ -55,7 +55,7 @@ def test_mimic_statements_map_to_the_same_scp_codes(mimic, ptbxl):
 
 def test_kind_table_matches_the_real_scp_statements(real_ptbxl_dir):
     real = read_scp_statements(real_ptbxl_dir / "scp_statements.csv")
-    kinds = default_vocabulary().kinds
+    kinds = {c: k for c, k in default_vocabulary().kinds.items() if not c.startswith("cinc:")}
     assert kinds == {code: statement_kind(real, code) for code in real.index}
     _, text = read_data_file("scp_kinds.yaml")
     assert sum(len(v) for v in yaml.safe_load(text)["kinds"].values()) == 71

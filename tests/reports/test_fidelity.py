@@ -191,3 +191,25 @@ def test_statement_kind_reads_tables_loaded_as_text(real_ptbxl_dir) -> None:
     as_text = read_statements(real_ptbxl_dir)
     for code in as_numbers.index:
         assert statement_kind(as_text, code) == statement_kind(as_numbers, code)
+
+
+def test_challenge_label_agreement_reads_the_challenge_code_table() -> None:
+    """Composed Challenge reports state every code they carry (finer-form pairs included); a
+    report that leaves a finding out is counted as not stating it."""
+    from ecg_instruct.reports.code_reports import code_table, report_from_codes
+    from ecg_instruct.reports.fidelity import challenge_label_agreement
+
+    lvh, lvhv, rbbb, crbbb = "164873001", "55827005", "59118001", "713427006"
+    labels = [[code] for code in code_table("cinc2021").codes]
+    labels += [[lvhv, lvh], [rbbb, crbbb, "6374002"], ["3424008", lvh]]
+    reports = [report_from_codes("cinc2021", codes)[0] for codes in labels]
+    table = challenge_label_agreement(reports, labels)
+    assert len(table) == 133 and table["agreement"].eq(1.0).all()
+    assert table.set_index("code").loc["LVH", ["n_records", "n_stated"]].tolist() == [3, 3]
+    assert list(table.columns) == ["code", "description", "kind", "n_records", "n_stated",
+                                   "agreement"]
+    assert table["kind"].iloc[0] == "rhythm" and table["kind"].iloc[-1] == "other"
+    missed = challenge_label_agreement(["Sinus rhythm.", "Left axis deviation."],
+                                       [["426783006", lvh], ["39732003"]]).set_index("code")
+    assert missed.loc["LVH", "n_stated"] == 0 and missed.loc["NSR", "n_stated"] == 1
+    assert missed.loc["LAD", "agreement"] == 1.0
