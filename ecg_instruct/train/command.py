@@ -12,17 +12,25 @@ from typing import Annotated
 import typer
 
 from ecg_instruct.errors import UserError
-from ecg_instruct.train.config import ModelConfig, TrainConfig
+from ecg_instruct.train.config import MODEL_DEFAULTS, ModelConfig, TrainConfig
+
+#: The built-in model's defaults of the options whose default depends on --model.
+BUILTIN_DEFAULTS = {
+    "ecg_tokens": 8, "max_steps": 300, "warmup_steps": 50, "fusion_lr_scale": 1.0,
+    "frozen_lm_steps": 0, "encoder_pretrain_steps": 0,
+}
 
 
 def train_baseline(
     data: Annotated[Path, typer.Option(help="Published dataset folder (`build --out`).")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoint, tokenizer, logs.")],
     config: Annotated[str, typer.Option(help="Dataset config: ptbxl, mimic or all.")] = "ptbxl",
-    max_steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 300,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Optimizer steps (default 300; with --model 100).")
+    ] = None,
     batch_size: Annotated[int, typer.Option()] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 1e-3,
-    warmup_steps: Annotated[int, typer.Option()] = 50,
+    warmup_steps: Annotated[int | None, typer.Option(help="Default 50; with --model 10.")] = None,
     fusion: Annotated[
         str | None,
         typer.Option(
@@ -35,7 +43,22 @@ def train_baseline(
     n_head: Annotated[int, typer.Option()] = 4,
     dropout: Annotated[float, typer.Option()] = 0.1,
     ecg_tokens: Annotated[
-        int | None, typer.Option(help="ECG tokens per record (default 8, or 1 with --model).")
+        int | None, typer.Option(help="ECG tokens per record (default 8; with --model 16).")
+    ] = None,
+    fusion_lr_scale: Annotated[
+        float | None,
+        typer.Option(help="--model: encoder and ECG gates train at --lr x this (default 10)."),
+    ] = None,
+    frozen_lm_steps: Annotated[
+        int | None,
+        typer.Option(help="--model: first N steps train only encoder + gates, LM frozen (default 20)."),
+    ] = None,
+    encoder_pretrain_steps: Annotated[
+        int | None,
+        typer.Option(
+            help="--model: steps of stage 0, the encoder alone as a classifier of the statements "
+            "the training reports state (default 300; 0 skips it)."
+        ),
     ] = None,
     vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size.")] = 2000,
     max_report_tokens: Annotated[int, typer.Option()] = 128,
@@ -98,6 +121,9 @@ def _run(**opts) -> str:
     from ecg_instruct.train.trainer import set_threads, train
 
     set_threads(opts["threads"])
+    for name, value in (MODEL_DEFAULTS if opts["model"] else BUILTIN_DEFAULTS).items():
+        if opts.get(name) is None:
+            opts[name] = value
     cfg = TrainConfig(
         data=str(Path(opts["data"]).resolve()),
         config=opts["config"],
@@ -106,7 +132,7 @@ def _run(**opts) -> str:
             fusion=opts["fusion"] or "kv",
             d_model=opts["d_model"], n_layer=opts["n_layer"], n_head=opts["n_head"],
             dropout=opts["dropout"],
-            ecg_tokens=opts["ecg_tokens"] or (1 if opts["model"] else 8),
+            ecg_tokens=opts["ecg_tokens"],
         ),  # fmt: skip
         **{k: opts[k] for k in (
             "seed", "max_steps", "batch_size", "lr", "warmup_steps", "vocab_size",
@@ -117,7 +143,8 @@ def _run(**opts) -> str:
         lora=bool(opts["model"]) if opts["lora"] is None else opts["lora"],
         **{k: opts[k] for k in (
             "lora_r", "lora_alpha", "lora_dropout", "dtype", "gradient_checkpointing",
-            "grad_accum", "length_bucketing",
+            "grad_accum", "length_bucketing", "fusion_lr_scale", "frozen_lm_steps",
+            "encoder_pretrain_steps",
         )},  # fmt: skip
     )
     if opts["lora"] and not opts["model"]:

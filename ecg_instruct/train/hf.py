@@ -1,7 +1,8 @@
 """A pretrained Hugging Face causal LM as the decoder (``train-baseline --model``).
 
 The ECG encoder is the built-in one, projecting to the LM's hidden size; the ECG enters by
-``kv`` fusion (MEIT, default: ``kv_fusion.py``, with a zero-initialised value gate per layer)
+``kv`` fusion (MEIT, default: ``kv_fusion.py``, gated LLaMA-Adapter style: zero-initialised
+per-layer, per-head gates on a separate softmax over the ECG slots)
 or ``prefix`` fusion (LLaVA: the encoder output replaces the ``<ecg>`` slots in
 ``inputs_embeds``). Training is MEIT's by default: LoRA (r=64,
 alpha=128, dropout 0.1) on every attention and MLP projection through ``peft``, plus the
@@ -42,7 +43,9 @@ class HFReportModel(nn.Module):
         width = kv_fusion.base_of(lm).config.get_text_config().hidden_size
         self.encoder = ECGEncoder(width, cfg.ecg_tokens, cfg.encoder_width)
         if cfg.fusion == "kv":  # unsupported families fail here, before any training
-            self.value_gate = nn.Parameter(torch.zeros(len(kv_fusion.decoder_layers(lm))))
+            layers = len(kv_fusion.decoder_layers(lm))
+            self.ecg_gate = nn.Parameter(torch.zeros(layers, kv_fusion.head_count(lm)))
+            kv_fusion.install(lm)
 
     def _embed(self, ids: torch.Tensor, ecg: torch.Tensor) -> torch.Tensor:
         x = self.lm.get_input_embeddings()(ids)
@@ -55,27 +58,35 @@ class HFReportModel(nn.Module):
     def _ecg(self, signal: torch.Tensor) -> torch.Tensor:
         return self.encoder(signal).to(kv_fusion.base_of(self.lm).dtype)
 
-    def logits(self, ids, signal, ecg_visible: bool = True) -> torch.Tensor:
-        """Right-padded ``ids`` (B, T) -> logits (B, T, V). ``ecg_visible=False`` hides the ECG
-        slots from attention (kv fusion), which must give the base model's logits."""
+    def fusion(self, ecg: torch.Tensor) -> dict:
+        """Keyword arguments that let the LM's attention read the ECG (kv fusion), else none."""
+        if self.cfg.fusion != "kv":
+            return {}
+        kv = kv_fusion.ecg_keys_values(self.lm, ecg)
+        return {"ecg_fusion": kv_fusion.ECGFusion(kv, self.ecg_gate)}
+
+    def logits(self, ids, signal, ecg_visible: bool = True, keep: int = 0) -> torch.Tensor:
+        """Right-padded ``ids`` (B, T) -> logits (B, T, V), or (B, keep, V) for the last ``keep``
+        positions (the loss skips the prompt's vocabulary projection, ~15 % of a step).
+        ``ecg_visible=False`` leaves the ECG out (kv fusion): the base model's logits."""
         valid = ids != self.pad_id
         positions = (valid.long().cumsum(1) - 1).clamp(min=0)
         ecg = self._ecg(signal)
         x = self._embed(ids, ecg)
-        if self.cfg.fusion == "prefix":
-            out = self.lm(inputs_embeds=x, attention_mask=valid.long(), position_ids=positions,
-                          use_cache=False)  # fmt: skip
-            return out.logits
-        cache = kv_fusion.ECGPrefixCache(kv_fusion.ecg_keys_values(self.lm, ecg, self.value_gate))
-        mask = kv_fusion.additive_mask(valid, ids.shape[1], ecg.shape[1], x.dtype, ecg_visible)
-        out = self.lm(inputs_embeds=x, attention_mask=mask, position_ids=positions, cache=cache,
-                      use_cache=False)  # fmt: skip
+        extra = self.fusion(ecg) if ecg_visible else {}
+        if keep:
+            extra["logits_to_keep"] = keep
+        out = self.lm(inputs_embeds=x, attention_mask=valid.long(), position_ids=positions,
+                      use_cache=False, **extra)  # fmt: skip
         return out.logits
 
     def loss(self, ids, targets, signal) -> torch.Tensor:
-        logits = self.logits(ids, signal)
-        keep = targets != -100
-        return F.cross_entropy(logits[keep].float(), targets[keep])
+        scored = (targets != -100).any(0).nonzero()
+        first = int(scored[0]) if len(scored) else 0
+        logits = self.logits(ids, signal, keep=ids.shape[1] - first)
+        targets = targets[:, first:]
+        scored = targets != -100
+        return F.cross_entropy(logits[scored].float(), targets[scored])
 
     forward = loss  # DistributedDataParallel synchronises gradients through forward()
 
@@ -85,16 +96,9 @@ class HFReportModel(nn.Module):
         ecg = self._ecg(signal)
         x = self._embed(ids, ecg)
         positions = (valid.long().cumsum(1) - 1).clamp(min=0)
-        if self.cfg.fusion == "kv":
-            n_ecg = ecg.shape[1]
-            kv = kv_fusion.ecg_keys_values(self.lm, ecg, self.value_gate)
-            cache = kv_fusion.prefilled_cache(self.lm, kv)
-            mask_of = lambda v, t: kv_fusion.additive_mask(v, t, n_ecg, x.dtype)  # noqa: E731
-        else:
-            cache = None
-            mask_of = lambda v, t: v.long()  # noqa: E731
-        out = self.lm(inputs_embeds=x, attention_mask=mask_of(valid, ids.shape[1]),
-                      position_ids=positions, cache=cache, use_cache=True)  # fmt: skip
+        extra = self.fusion(ecg)  # the same ECG slots and gates at every decode step
+        out = self.lm(inputs_embeds=x, attention_mask=valid.long(), position_ids=positions,
+                      use_cache=True, **extra)  # fmt: skip
         done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
         pos, tokens = positions[:, -1:], []
         for _ in range(max_new_tokens):
@@ -106,8 +110,8 @@ class HFReportModel(nn.Module):
                 break
             pos = pos + 1
             valid = torch.cat([valid, torch.ones_like(valid[:, :1])], dim=1)
-            out = self.lm(input_ids=nxt[:, None], attention_mask=mask_of(valid, 1), position_ids=pos,
-                          cache=out.cache, use_cache=True)  # fmt: skip
+            out = self.lm(input_ids=nxt[:, None], attention_mask=valid.long(), position_ids=pos,
+                          cache=out.cache, use_cache=True, **extra)  # fmt: skip
         return torch.stack(tokens, 1)
 
 
@@ -150,8 +154,6 @@ def build_model(cfg, encoder) -> HFReportModel:
         lm = _add_lora(cfg, lm, new_ids)
     if cfg.gradient_checkpointing:
         lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if cfg.model.fusion == "kv":
-            kv_fusion.allow_checkpointing_with_cache(lm)
         if cfg.lora:
             lm.enable_input_require_grads()
     model = HFReportModel(cfg.model, lm, encoder.ecg_id, encoder.pad_id)

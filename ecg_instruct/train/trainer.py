@@ -145,19 +145,33 @@ def build_model(cfg: TrainConfig, encoder):
     return ECGReportModel(cfg.model, encoder.vocab_size, encoder.ecg_id, encoder.pad_id)
 
 
+def trainable_names(model) -> set[str]:
+    """The tensors a ``--model`` checkpoint holds: those trainable when the model was built
+    (a frozen-LM stage switches some off for a while; they are still saved)."""
+    names = getattr(model, "trainable_names", None)
+    return set(names) if names is not None else {
+        n for n, p in model.named_parameters() if p.requires_grad}  # fmt: skip
+
+
+def is_fusion_param(name: str) -> bool:
+    """The ECG side of a ``--model`` run: encoder and gates (``--fusion-lr-scale``)."""
+    return name.startswith(("encoder.", "ecg_gate"))
+
+
 def model_state(model, cfg: TrainConfig) -> dict:
     """What a checkpoint stores: every weight, or with ``--model`` only the trainable ones
     (the frozen base LM is reloaded from its local path)."""
     if not cfg.hf_model:
         return model.state_dict()
-    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    keep = trainable_names(model)
+    return {n: p.detach() for n, p in model.named_parameters() if n in keep}
 
 
 def load_model_state(model, state: dict, cfg: TrainConfig, path: Path | None = None) -> None:
     """Load a checkpoint; a missing or unexpected tensor is an error, never silently skipped."""
     fix = "the checkpoint was written by another model or code version; retrain the run"
     if cfg.hf_model:
-        wanted = {n for n, p in model.named_parameters() if p.requires_grad}
+        wanted = trainable_names(model)
         missing, extra = sorted(wanted - state.keys()), sorted(state.keys() - wanted)
         if missing or extra:
             what = f"lacks {missing[:3]}" if missing else f"has unexpected {extra[:3]}"
@@ -329,7 +343,18 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
         else:
             check_base_model(raw_model, cfg, out)
     raw_model = raw_model.to(device)
-    summary = describe_model(raw_model, cfg)
+    raw_model.trainable_names = [n for n, p in raw_model.named_parameters() if p.requires_grad]
+    summary = describe_model(raw_model, cfg) | {"train_records": len(train_split)}
+    if fresh and cfg.encoder_pretrain_steps:  # stage 0 (encoder_pretrain.py), fresh runs only
+        from ecg_instruct.train.encoder_pretrain import pretrain_encoder
+
+        t_stage = time.perf_counter()
+        stage = pretrain_encoder(raw_model.encoder, train_split, cfg, device)
+        summary["encoder_pretrain"] = {
+            "steps": cfg.encoder_pretrain_steps, "statements": len(stage["statements"]),
+            "first_loss": stage["first_loss"], "last_loss": stage["last_loss"],
+            "seconds": round(time.perf_counter() - t_stage, 1),
+        }  # fmt: skip
     if dist.main:
         (out / "run.json").write_text(cfg.to_json())
         (out / "model.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -341,12 +366,19 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
             file=sys.stderr,
         )
     model = distributed.wrap(raw_model, dist, device)
-    params = [p for p in raw_model.parameters() if p.requires_grad]
+    named = [(n, p) for n, p in raw_model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    scale = cfg.fusion_lr_scale if cfg.hf_model else 1.0
     groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
+        {"params": [p for n, p in named if (p.dim() >= 2) == matrix and is_fusion_param(n) == ecg],
+         "weight_decay": cfg.weight_decay if matrix else 0.0, "lr_scale": scale if ecg else 1.0,
+         "ecg": ecg}
+        for matrix in (True, False) for ecg in (False, True)
+    ]  # fmt: skip
+    groups = [g for g in groups if g["params"]]
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
+    # Frozen-LM stage (LLaVA stage 1): LoRA and token rows wait while encoder + gates learn.
+    lm_params = [p for n, p in named if not is_fusion_param(n)] if cfg.hf_model else []
     step = 0
     opt_path = out / "optimizer.pt"
     if not fresh:
@@ -385,8 +417,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
     t0, seen = time.perf_counter(), 0
     while step < cfg.max_steps:
         lr = lr_at(step, cfg)
+        frozen = step < cfg.frozen_lm_steps
         for g in opt.param_groups:
-            g["lr"] = lr
+            # DDP needs a fixed set of gradients: it holds a frozen LM by lr 0 instead
+            held = frozen and dist.active and not g.get("ecg", True)
+            g["lr"] = 0.0 if held else lr * g.get("lr_scale", 1.0)
+        if not dist.active:
+            for p in lm_params:
+                if p.requires_grad == frozen:  # no weight gradients: a cheaper backward
+                    p.requires_grad_(not frozen)
         dropout_key = (cfg.seed, "dropout", step) + ((dist.rank,) if dist.active else ())
         torch.manual_seed(stable_hash(*dropout_key) & 0x7FFFFFFFFFFFFFFF)
         if cfg.length_bucketing:

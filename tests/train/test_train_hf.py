@@ -60,11 +60,11 @@ def test_kv_lora_run_stores_only_new_weights_and_checks_its_base(tiny_lm: Path, 
     train(cfg, progress=False)
     state = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
     kinds = {
-        k.split(".")[0] if k.startswith(("encoder", "value_gate"))
+        k.split(".")[0] if k.startswith(("encoder", "ecg_gate"))
         else "lora" if "lora_" in k else "rows" if "trainable_tokens" in k else k
         for k in state
     }  # fmt: skip
-    assert kinds == {"encoder", "value_gate", "lora", "rows"}
+    assert kinds == {"encoder", "ecg_gate", "lora", "rows"}
     rows = [v for k, v in state.items() if "trainable_tokens_delta" in k]
     assert [r.shape for r in rows] == [(7, 64)]  # our 7 special tokens; the head is tied
     summary = json.loads((run / "model.json").read_text())
@@ -75,9 +75,9 @@ def test_kv_lora_run_stores_only_new_weights_and_checks_its_base(tiny_lm: Path, 
 
     # a checkpoint missing a tensor is an error, never a silent random init
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
-    ckpt["model"].pop("value_gate")
+    ckpt["model"].pop("ecg_gate")
     torch.save(ckpt, run / "checkpoint.pt")
-    with pytest.raises(UserError, match="lacks.*value_gate"):
+    with pytest.raises(UserError, match="lacks.*ecg_gate"):
         evaluate_run(EvalOptions(run=run, split="test", meteor="none", progress=False, limit=1))
 
     # another base model under the same path is refused
