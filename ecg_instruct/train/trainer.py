@@ -188,11 +188,14 @@ def check_base_model(model, cfg: TrainConfig, run_dir: Path) -> None:
     """Refuse to put a run's adapters on a base model other than the one it was trained on."""
     if not cfg.hf_model or not cfg.base_model:
         return
-    now = model.base_identity
-    if now["sha256"] != cfg.base_model["sha256"]:
+    now, then = model.base_identity, cfg.base_model
+    # runs written before weight values were hashed carry no weights_sha256: config+index only
+    values_differ = "weights_sha256" in then and now.get("weights_sha256") != then["weights_sha256"]
+    if now["sha256"] != then["sha256"] or values_differ:
+        what = "weight values differ" if now["sha256"] == then["sha256"] else "config/tensor shapes differ"
         raise UserError(
             f"--model {cfg.hf_model} ({now['source']}) is not the base model this run was trained "
-            f"on ({cfg.base_model['source']}, config+weights hash differs)",
+            f"on ({then['source']}: {what})",
             path=run_dir,
             fix="install or point run.json's hf_model at the original base model",
         )

@@ -110,3 +110,29 @@ def test_resume_is_bit_exact(tiny_dataset: Path, tmp_path: Path):
     assert losses[0] == losses[1]
     meta = json.loads((tmp_path / "full" / "model.json").read_text())
     assert meta["base_model"]["model"] == "smollm2" and meta["lora_r"] == 8
+
+
+def test_identity_hashes_the_weight_values_once(smol):
+    """The real path: the dequantised SmolLM2 folder's weights are hashed once, then the cached
+    digest is reused (keyed by path, size, mtime)."""
+    from ecg_instruct.train import hf_load
+
+    lm, _ = smol
+    first = hf_load.base_identity("smollm2", lm)
+    folder = Path(hf_load.loadable_folder(hf_load.resolve("smollm2")))
+    store = json.loads((hf_load.cache_root() / "file-digests.json").read_text())
+    assert any(k.startswith(str((folder / "model.safetensors").resolve())) for k in store)
+    calls = []
+    original = hf_load.hashlib.sha256
+
+    def counting(*args):
+        calls.append(args)
+        return original(*args)
+
+    hf_load.hashlib.sha256 = counting
+    try:
+        again = hf_load.base_identity("smollm2", lm)
+    finally:
+        hf_load.hashlib.sha256 = original
+    assert again == first and len(first["weights_sha256"]) == 64
+    assert len(calls) == 2  # the identity's two small hashes; no file is read again

@@ -105,3 +105,35 @@ def test_bf16_weights_with_fp32_adapters(tiny_lm: Path, tiny_dataset: Path, tmp_
     loss = model.loss(ids, ids, torch.randn(1, 12, 1000))
     assert torch.isfinite(loss)
     loss.backward()
+
+
+def test_a_base_with_other_weight_values_is_refused(tiny_lm: Path, tiny_dataset: Path,
+                                                    tmp_path: Path, monkeypatch):  # fmt: skip
+    """Same config, same tensor names and shapes, randomised values: evaluate and --resume
+    refuse it in one line (the config+index hash alone let it through)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    pytest.importorskip("peft")
+    monkeypatch.setenv("ECG_INSTRUCT_CACHE", str(tmp_path / "cache"))
+    base = tmp_path / "base"
+    shutil.copytree(tiny_lm, base)
+    run = tmp_path / "run"
+    cfg = small_config(tiny_dataset, run, max_steps=1, hf_model=str(base), lora=True, lora_r=4,
+                       model={"fusion": "kv", "ecg_tokens": 2})  # fmt: skip
+    train(cfg, progress=False)
+    identity = json.loads((run / "run.json").read_text())["base_model"]
+    assert len(identity["weights_sha256"]) == 64
+    digests = json.loads((tmp_path / "cache" / "file-digests.json").read_text())
+    assert any(key.startswith(str((base / "model.safetensors").resolve())) for key in digests)
+
+    weights = load_file(base / "model.safetensors")
+    torch.manual_seed(1)
+    save_file({k: torch.randn_like(v) for k, v in weights.items()}, base / "model.safetensors",
+              metadata={"format": "pt"})  # fmt: skip
+    with pytest.raises(UserError, match="not the base model.*weight values differ"):
+        evaluate_run(EvalOptions(run=run, split="test", meteor="none", progress=False, limit=1))
+    cfg.max_steps = 2
+    with pytest.raises(UserError, match="not the base model.*weight values differ"):
+        train(cfg, resume=True, progress=False)
