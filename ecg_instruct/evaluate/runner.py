@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ecg_instruct.evaluate.bootstrap import metric_cell
+from ecg_instruct.evaluate.clinical import unscored_findings
 from ecg_instruct.evaluate.html_report import signals_of_dataset, write_html_report
 from ecg_instruct.evaluate.input_use import input_use
 from ecg_instruct.evaluate.noise import Noise, parse_noise
@@ -230,6 +231,7 @@ def evaluate_run(opts: EvalOptions) -> dict:
         main["majority_report"] = {"report": prior, "clinical_f1_micro": rows[-1]["clinical_f1_micro"],
                                    "ci95": rows[-1]["ci95"].get("clinical_f1_micro")}  # fmt: skip
     main["input_use"] = input_use(by_condition, split.reports)
+    main["clinical_ignores"] = unscored_findings(split.reports)
     main["model"] = run_summary(run, cfg)
     for warning in main["input_use"]["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)

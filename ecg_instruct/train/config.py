@@ -44,6 +44,7 @@ MODEL_DEFAULTS = {
     "fusion_lr_scale": 10.0,
     "frozen_lm_steps": 20,
     "encoder_pretrain_steps": 300,
+    "prompt_grad": False,
 }
 
 
@@ -85,6 +86,7 @@ class TrainConfig:
     frozen_lm_steps: int = 0  # first N steps: LoRA/token rows frozen, only encoder + gates learn
     encoder_pretrain_steps: int = 0  # stage 0: encoder as a statement classifier, before the LM
     encoder_pretrain_lr: float = 1e-3
+    prompt_grad: bool = True  # False (--model default): the prompt runs under no_grad (kv fusion)
 
     def __post_init__(self) -> None:
         if self.dtype not in ("fp32", "bf16", "fp16"):

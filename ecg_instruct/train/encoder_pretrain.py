@@ -34,7 +34,7 @@ def statement_targets(reports: list[str]) -> tuple[list[str], np.ndarray]:
     return codes, y
 
 
-def pretrain_encoder(encoder, split, cfg, device, log=None) -> dict:
+def pretrain_encoder(encoder, split, cfg, device) -> dict:
     """Train ``encoder`` (in place) for ``cfg.encoder_pretrain_steps`` steps; returns a summary.
 
     Deterministic: its own seeded batch order and initialisation, independent of the LM stages.
@@ -65,10 +65,8 @@ def pretrain_encoder(encoder, split, cfg, device, log=None) -> dict:
         for g in opt.param_groups:  # cosine from the peak to 10 %
             g["lr"] = cfg.encoder_pretrain_lr * (0.55 + 0.45 * np.cos(np.pi * step / steps))
         opt.step()
-        losses.append(float(loss))
-        if log is not None and (step + 1) % 50 == 0:
-            log.write(f'{{"encoder_pretrain_step": {step + 1}, "loss": {np.mean(losses[-50:]):.5f}}}\n')
-            log.flush()
+        losses.append(loss.item())
+        if (step + 1) % 50 == 0 or step + 1 == steps:  # progress that moves
             print(f"encoder stage: step {step + 1}/{steps}, statement loss {np.mean(losses[-50:]):.4f}",
                   file=sys.stderr)  # fmt: skip
     return {"statements": codes, "first_loss": losses[0] if losses else None,

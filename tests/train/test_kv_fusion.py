@@ -141,3 +141,23 @@ def test_gradient_checkpointing_keeps_the_ecg_and_the_gradients():
     assert torch.equal(grads[0][0], grads[1][0])
     torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-5, atol=1e-7)
     assert grads[1][1].abs().sum() > 0
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_loss_with_the_prompt_under_no_grad_equals_the_full_loss(kind: str):
+    """Prompt in the KV cache without gradient, report on top: the same loss value, and the
+    gates and encoder still get gradients (through the report positions)."""
+    model = fused(kind, ecg_tokens=3).train()
+    for m in model.modules():  # dropout off: the two paths draw different masks
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    ids, signal = _batch()
+    targets = torch.full_like(ids, -100)
+    targets[0, 4:9], targets[1, 3:6] = ids[0, 5:10], ids[1, 4:7]  # prompts of 5 and 4 tokens
+    ids[1, 7:] = PAD_ID
+    full = model.loss(ids, targets, signal)
+    model.prompt_without_grad = True
+    split = model.loss(ids, targets, signal)
+    torch.testing.assert_close(split, full, rtol=1e-5, atol=1e-5)
+    split.backward()
+    assert model.encoder.proj.weight.grad.abs().sum() > 0 and model.ecg_gate.grad.abs().sum() > 0
