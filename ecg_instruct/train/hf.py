@@ -58,22 +58,25 @@ class HFReportModel(nn.Module):
     def _ecg(self, signal: torch.Tensor) -> torch.Tensor:
         return self.encoder(signal).to(kv_fusion.base_of(self.lm).dtype)
 
-    def fusion(self, ecg: torch.Tensor) -> dict:
+    def fusion(self, ecg: torch.Tensor, query_from: torch.Tensor | None = None) -> dict:
         """Keyword arguments that let the LM's attention read the ECG (kv fusion), else none."""
         if self.cfg.fusion != "kv":
             return {}
         kv = kv_fusion.ecg_keys_values(self.lm, ecg)
-        return {"ecg_fusion": kv_fusion.ECGFusion(kv, self.ecg_gate)}
+        return {"ecg_fusion": kv_fusion.ECGFusion(kv, self.ecg_gate, query_from)}
 
-    def logits(self, ids, signal, ecg_visible: bool = True, keep: int = 0) -> torch.Tensor:
+    def logits(self, ids, signal, ecg_visible: bool = True, keep: int = 0,
+               ecg_from: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         """Right-padded ``ids`` (B, T) -> logits (B, T, V), or (B, keep, V) for the last ``keep``
         positions (the loss skips the prompt's vocabulary projection, ~15 % of a step).
-        ``ecg_visible=False`` leaves the ECG out (kv fusion): the base model's logits."""
+        kv fusion: positions from ``ecg_from`` (B,) on read the ECG (all when not given: training
+        and generation pass the last prompt token's position); ``ecg_visible=False`` leaves the
+        ECG out: the base model's logits."""
         valid = ids != self.pad_id
         positions = (valid.long().cumsum(1) - 1).clamp(min=0)
         ecg = self._ecg(signal)
         x = self._embed(ids, ecg)
-        extra = self.fusion(ecg) if ecg_visible else {}
+        extra = self.fusion(ecg, ecg_from) if ecg_visible else {}
         if keep:
             extra["logits_to_keep"] = keep
         out = self.lm(inputs_embeds=x, attention_mask=valid.long(), position_ids=positions,
@@ -84,44 +87,56 @@ class HFReportModel(nn.Module):
     prompt_without_grad = False
 
     def loss(self, ids, targets, signal) -> torch.Tensor:
+        start = (targets != -100).int().argmax(1)  # the last prompt token predicts the report
         if self.prompt_without_grad and self.cfg.fusion == "kv":
-            return self._loss_prompt_without_grad(ids, targets, signal)
+            return self._loss_prompt_without_grad(ids, targets, signal, start)
         scored = (targets != -100).any(0).nonzero()
         first = int(scored[0]) if len(scored) else 0
-        logits = self.logits(ids, signal, keep=ids.shape[1] - first)
+        logits = self.logits(ids, signal, keep=ids.shape[1] - first, ecg_from=start)
         targets = targets[:, first:]
         scored = targets != -100
         return F.cross_entropy(logits[scored].float(), targets[scored])
 
-    def _loss_prompt_without_grad(self, ids, targets, signal) -> torch.Tensor:
-        """The same loss, with the prompt (all but its last token) run under ``no_grad`` into the
-        LM's KV cache, then the last prompt token + report with gradients on top of it. The
-        prompt is ~85 % of a SmolLM2 training sequence (55 of 65 tokens) and its backward pass
-        is skipped: gradients reach LoRA, gates and encoder through the report positions only
-        (the prompt's keys/values count as constants). Values equal ``loss`` (tested)."""
+    def _loss_prompt_without_grad(self, ids, targets, signal, start) -> torch.Tensor:
+        """The same loss, computed in two passes. The prompt minus its last token does not read
+        the ECG, so its keys/values depend only on its text: they are computed under
+        ``no_grad`` once per *distinct* prompt of the batch (a dataset has a handful of prompt
+        templates) into the LM's KV cache, which is then expanded to the batch rows; the last
+        prompt token + report run with gradients on top. The prompt is ~85 % of a SmolLM2
+        training sequence (55 of ~65 tokens); this skips its backward pass and most of its
+        forward. Gradients reach LoRA, gates and encoder through the report positions (the
+        prompt's keys/values count as constants). Values equal ``loss`` (tested)."""
         valid = ids != self.pad_id
         length = valid.sum(1)
-        start = (targets != -100).int().argmax(1)  # the last prompt token predicts the report
-        n_rows, head, tail = len(ids), int(start.max()), int((length - start).max())
-        p_ids = torch.full((n_rows, head), self.pad_id, dtype=ids.dtype, device=ids.device)
+        heads = [tuple(ids[row, :s].tolist()) for row, s in enumerate(start.tolist())]
+        distinct = list(dict.fromkeys(heads))  # first-occurrence order: deterministic
+        which = torch.tensor([distinct.index(h) for h in heads], device=ids.device)
+        n_rows, head = len(ids), max(len(h) for h in distinct)
+        tail = int((length - start).max())
+        p_ids = torch.full((len(distinct), head), self.pad_id, dtype=ids.dtype, device=ids.device)
+        for row, h in enumerate(distinct):  # left-padded, so every prompt ends at the same column
+            p_ids[row, head - len(h):] = torch.tensor(h, dtype=ids.dtype)
         r_ids = torch.full((n_rows, tail), self.pad_id, dtype=ids.dtype, device=ids.device)
         r_targets = torch.full((n_rows, tail), -100, dtype=targets.dtype, device=ids.device)
         for row, (s, n) in enumerate(zip(start.tolist(), length.tolist(), strict=True)):
-            p_ids[row, head - s:] = ids[row, :s]  # prompt left-padded, report right-padded
-            r_ids[row, : n - s] = ids[row, s:n]
+            r_ids[row, : n - s] = ids[row, s:n]  # right-padded
             r_targets[row, : n - s] = targets[row, s:n]
-        p_valid, r_valid = p_ids != self.pad_id, r_ids != self.pad_id
-        r_valid[:, 0] = True  # the last prompt token (never padding)
-        ecg = self._ecg(signal)
-        extra = self.fusion(ecg)
+        p_valid = p_ids != self.pad_id
         with torch.no_grad():
-            out = self.lm(inputs_embeds=self._embed(p_ids, ecg), attention_mask=p_valid.long(),
-                          position_ids=(p_valid.long().cumsum(1) - 1).clamp(min=0), use_cache=True,
-                          logits_to_keep=1, **extra)  # fmt: skip
+            out = self.lm(input_ids=p_ids, attention_mask=p_valid.long(), use_cache=True,
+                          position_ids=(p_valid.long().cumsum(1) - 1).clamp(min=0),
+                          logits_to_keep=1)  # fmt: skip
+        cache = out.cache
+        cache.reorder_cache(which)  # one row per record (index_select along the batch)
+        p_valid = p_valid[which]
+        r_valid = r_ids != self.pad_id
+        r_valid[:, 0] = True  # the last prompt token (never padding)
         mask = torch.cat([p_valid, r_valid], 1).long()
         positions = p_valid.sum(1, keepdim=True) + torch.arange(tail, device=ids.device)
+        ecg = self._ecg(signal)
         logits = self.lm(inputs_embeds=self._embed(r_ids, ecg), attention_mask=mask,
-                         position_ids=positions, cache=out.cache, use_cache=True, **extra).logits
+                         position_ids=positions, cache=cache, use_cache=True,
+                         **self.fusion(ecg)).logits  # fmt: skip
         scored = r_targets != -100
         return F.cross_entropy(logits[scored].float(), r_targets[scored])
 
@@ -134,8 +149,14 @@ class HFReportModel(nn.Module):
         x = self._embed(ids, ecg)
         positions = (valid.long().cumsum(1) - 1).clamp(min=0)
         extra = self.fusion(ecg)  # the same ECG slots and gates at every decode step
-        out = self.lm(inputs_embeds=x, attention_mask=valid.long(), position_ids=positions,
-                      use_cache=True, **extra)  # fmt: skip
+        if extra:  # kv: the prompt minus its last token without the ECG, then the last token
+            out = self.lm(inputs_embeds=x[:, :-1], attention_mask=valid[:, :-1].long(),
+                          position_ids=positions[:, :-1], use_cache=True, logits_to_keep=1)
+            out = self.lm(inputs_embeds=x[:, -1:], attention_mask=valid.long(),
+                          position_ids=positions[:, -1:], cache=out.cache, use_cache=True, **extra)
+        else:
+            out = self.lm(inputs_embeds=x, attention_mask=valid.long(), position_ids=positions,
+                          use_cache=True, logits_to_keep=1)  # fmt: skip
         done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
         pos, tokens = positions[:, -1:], []
         for _ in range(max_new_tokens):

@@ -20,6 +20,11 @@ that ``transformers`` passes from the model's ``forward`` down to the attention 
 call without it is the unchanged base model. Generation therefore needs no special cache: the
 text's KV cache is the LM's own, and every decode step passes the same ``ecg_fusion``.
 
+Which text positions read the ECG: the prompt's last token (it predicts the report's first
+token) and every report token. Earlier prompt positions do not, so the prompt's hidden states
+and keys/values are the same for every record with the same prompt text: training computes
+them once per distinct prompt (``hf.HFReportModel``), generation prefills them without the ECG.
+
 Positions: the ECG slots carry no position (no rotary rotation, no learned position); the
 text keeps positions 0..T-1, so the base model's positional behaviour is untouched.
 
@@ -95,11 +100,14 @@ def ecg_keys_values(lm, ecg: torch.Tensor) -> list[tuple[torch.Tensor, torch.Ten
 
 @dataclass
 class ECGFusion:
-    """What every layer's attention needs to read the ECG: its keys/values and the gates
-    (n_layers, n_heads), raw (``tanh`` is applied in the attention)."""
+    """What every layer's attention needs to read the ECG: its keys/values, the gates
+    (n_layers, n_heads), raw (``tanh`` is applied in the attention), and optionally
+    ``query_from`` (B,): per row, the first query index of this call that reads the ECG (the
+    ECG is read from the prompt's last token on; earlier prompt positions do not see it)."""
 
     kv: list[tuple[torch.Tensor, torch.Tensor]]
     gate: torch.Tensor
+    query_from: torch.Tensor | None = None
 
 
 def ecg_attention(module, query: torch.Tensor, fusion: ECGFusion) -> torch.Tensor:
@@ -114,7 +122,11 @@ def ecg_attention(module, query: torch.Tensor, fusion: ECGFusion) -> torch.Tenso
     weights = torch.softmax((query @ k.transpose(-1, -2).to(query.dtype)).float() * scaling, -1)
     out = weights.to(v.dtype) @ v  # (B, H, T, D)
     gate = torch.tanh(fusion.gate[module.layer_idx]).to(out.dtype)
-    return (out * gate[None, :, None, None]).transpose(1, 2).to(query.dtype)
+    out = out * gate[None, :, None, None]
+    if fusion.query_from is not None:
+        reads = torch.arange(out.shape[2], device=out.device) >= fusion.query_from[:, None]
+        out = out * reads[:, None, :, None].to(out.dtype)
+    return out.transpose(1, 2).to(query.dtype)
 
 
 def _gated(base_name: str, base_fn):

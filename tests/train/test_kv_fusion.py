@@ -80,9 +80,10 @@ def test_cached_generation_matches_the_training_forward(kind: str):
     prompt, signal = ids[:1, :5], signal[:1]
     generated = model.generate(prompt, torch.ones_like(prompt, dtype=torch.bool), signal, 4, -1)
     seq = prompt
-    with torch.no_grad():
+    with torch.no_grad():  # the ECG is read from the prompt's last token (index 4) on
         for _ in range(4):
-            seq = torch.cat([seq, model.logits(seq, signal)[:, -1:].argmax(-1)], 1)
+            logits = model.logits(seq, signal, ecg_from=torch.tensor([4]))
+            seq = torch.cat([seq, logits[:, -1:].argmax(-1)], 1)
     assert generated.tolist() == seq[:, 5:].tolist()
 
 
@@ -145,15 +146,18 @@ def test_gradient_checkpointing_keeps_the_ecg_and_the_gradients():
 
 @pytest.mark.parametrize("kind", ["llama", "gpt2"])
 def test_loss_with_the_prompt_under_no_grad_equals_the_full_loss(kind: str):
-    """Prompt in the KV cache without gradient, report on top: the same loss value, and the
-    gates and encoder still get gradients (through the report positions)."""
+    """Distinct prompts once in the KV cache without gradient, reports on top: the same loss
+    value, and the gates and encoder still get gradients (through the report positions)."""
     model = fused(kind, ecg_tokens=3).train()
     for m in model.modules():  # dropout off: the two paths draw different masks
         if isinstance(m, torch.nn.Dropout):
             m.p = 0.0
     ids, signal = _batch()
+    ids, signal = torch.cat([ids, ids[:1]]), torch.cat([signal, signal[1:]])
+    ids[2, 5:] = torch.tensor([7, 8, 9, PAD_ID, PAD_ID])  # row 2: row 0's prompt, other report
     targets = torch.full_like(ids, -100)
     targets[0, 4:9], targets[1, 3:6] = ids[0, 5:10], ids[1, 4:7]  # prompts of 5 and 4 tokens
+    targets[2, 4:7] = ids[2, 5:8]
     ids[1, 7:] = PAD_ID
     full = model.loss(ids, targets, signal)
     model.prompt_without_grad = True
