@@ -45,6 +45,8 @@ MODEL_DEFAULTS = {
     "frozen_lm_steps": 20,
     "encoder_pretrain_steps": 300,
     "prompt_grad": False,
+    "lora_dropout": 0.0,
+    "length_bucketing": True,
 }
 
 

@@ -134,11 +134,11 @@ class HFReportModel(nn.Module):
         mask = torch.cat([p_valid, r_valid], 1).long()
         positions = p_valid.sum(1, keepdim=True) + torch.arange(tail, device=ids.device)
         ecg = self._ecg(signal)
+        scored = r_targets != -100  # only these positions are projected to the vocabulary
         logits = self.lm(inputs_embeds=self._embed(r_ids, ecg), attention_mask=mask,
                          position_ids=positions, cache=cache, use_cache=True,
-                         **self.fusion(ecg)).logits  # fmt: skip
-        scored = r_targets != -100
-        return F.cross_entropy(logits[scored].float(), r_targets[scored])
+                         logits_to_keep=scored, **self.fusion(ecg)).logits  # fmt: skip
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), r_targets[scored])
 
     forward = loss  # DistributedDataParallel synchronises gradients through forward()
 

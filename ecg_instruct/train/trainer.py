@@ -411,8 +411,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
     log = log_path.open("w") if dist.main else None
     if log:
         log.writelines(line + "\n" for line in kept)
-    lengths = np.array([len(p) + len(t) for p, t in zip(train_split.prompts, train_split.targets,
-                                                           strict=True)], dtype=np.int64)  # fmt: skip
+    # what a batch is padded to: the whole sequence, or only the report when the prompt runs
+    # apart (kv fusion without prompt gradient: prompts are cached once per distinct text)
+    prompt_apart = cfg.hf_model and not cfg.prompt_grad and cfg.model.fusion == "kv"
+    lengths = np.array([len(t) + (0 if prompt_apart else len(p)) for p, t in zip(
+        train_split.prompts, train_split.targets, strict=True)], dtype=np.int64)  # fmt: skip
     losses: list[float] = []
     bar = _progress(progress if dist.main else False, cfg.max_steps, step)
     bar.set_description(f"{summary['total_params'] / 1e6:.1f}M params")
