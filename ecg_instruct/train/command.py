@@ -111,7 +111,9 @@ def train_baseline(
                      help="Batch records of similar length together (less padding; --model default)."),
     ] = None,
     threads: Annotated[
-        int, typer.Option(help="CPU threads for torch (0: one per core not busy with other work).")
+        int,
+        typer.Option(help="CPU threads for torch (0: one per core not busy with other work; "
+                     "with --model one per core)."),
     ] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     progress: Annotated[
@@ -131,12 +133,17 @@ def train_baseline(
 
 
 def _run(**opts) -> str:
-    from ecg_instruct.train.trainer import set_threads, train
+    from ecg_instruct.train.trainer import cpu_cores, set_threads, train
 
-    set_threads(opts["threads"])
     for name, value in (MODEL_DEFAULTS if opts["model"] else BUILTIN_DEFAULTS).items():
         if opts.get(name) is None:
             opts[name] = value
+    if opts["model"] and not opts["threads"]:
+        # A pretrained LM's large matrix products keep every thread busy: one per core. The
+        # load-based pick (--threads 0) is for the small built-in model, whose tiny products
+        # made spare OpenMP threads on busy cores ~10x slower (docs/training.md).
+        opts["threads"] = cpu_cores()
+    set_threads(opts["threads"])
     cfg = TrainConfig(
         data=str(Path(opts["data"]).resolve()),
         config=opts["config"],

@@ -61,15 +61,20 @@ def set_threads(n: int) -> int:
     return n
 
 
+def cpu_cores() -> int:
+    """Cores this process may run on (its CPU affinity)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def available_cores() -> int:
     """Cores this process may use that other processes are not already busy on (>= 1):
     the CPU affinity count minus the 1-minute load average, rounded."""
     import os
 
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
+    cores = cpu_cores()
     try:
         busy = os.getloadavg()[0]
     except OSError:
