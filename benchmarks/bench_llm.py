@@ -60,7 +60,9 @@ def model_row(run: Path, times: dict, key: str) -> dict:
     return {
         "metrics": metrics, "controls": controls, "model": described,
         "run": json.loads((run / "run.json").read_text()),
-        "ecg_per_s": log[-1]["examples_per_s"], "train": times[f"train-{key}"],
+        # the last step's rate also counts the final validation loss: take the step before
+        "ecg_per_s": (log[-2] if len(log) > 1 else log[-1])["examples_per_s"],
+        "train": times[f"train-{key}"],
         "evaluate": times[f"evaluate-{key}"],
     }  # fmt: skip
 

@@ -46,7 +46,7 @@ MODEL_DEFAULTS = {
     "encoder_pretrain_steps": 300,
     "prompt_grad": False,
     "lora_dropout": 0.0,
-    "length_bucketing": True,
+    "length_bucketing": False,  # measured: homogeneous batches made it write one report
 }
 
 

@@ -363,6 +363,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
             "first_loss": stage["first_loss"], "last_loss": stage["last_loss"],
             "seconds": round(time.perf_counter() - t_stage, 1),
         }  # fmt: skip
+    if cfg.hf_model and cfg.encoder_pretrain_steps:
+        # The trained trunk stays as stage 0 left it (LLaVA keeps its vision encoder frozen):
+        # at the gates' learning rate it was overwritten within a few steps and the ECG
+        # became a constant soft prompt (measured: one report for every record). Projection,
+        # positions and norm still learn; the trunk is still saved (trainable_names).
+        for name, p in raw_model.encoder.named_parameters():
+            if name.startswith(("stem.", "stages.")):
+                p.requires_grad_(False)
     if dist.main:
         (out / "run.json").write_text(cfg.to_json())
         (out / "model.json").write_text(json.dumps(summary, indent=2) + "\n")
