@@ -61,6 +61,13 @@ def train_baseline(
             "the training reports state (default 300; 0 skips it)."
         ),
     ] = None,
+    freeze_encoder_trunk: Annotated[
+        bool,
+        typer.Option(
+            "--freeze-encoder-trunk/--train-encoder-trunk",
+            help="--model with stage 0: keep the encoder's convolutions as stage 0 left them.",
+        ),
+    ] = True,
     prompt_grad: Annotated[
         bool | None,
         typer.Option(
@@ -164,7 +171,7 @@ def _run(**opts) -> str:
         **{k: opts[k] for k in (
             "lora_r", "lora_alpha", "lora_dropout", "dtype", "gradient_checkpointing",
             "grad_accum", "length_bucketing", "fusion_lr_scale", "frozen_lm_steps",
-            "encoder_pretrain_steps", "prompt_grad",
+            "encoder_pretrain_steps", "prompt_grad", "freeze_encoder_trunk",
         )},  # fmt: skip
     )
     if opts["lora"] and not opts["model"]:

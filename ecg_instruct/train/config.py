@@ -39,7 +39,7 @@ class ModelConfig:
 #: measured to make SmolLM2 read the ECG on 2 CPU cores (docs/training.md, "Reading the ECG").
 MODEL_DEFAULTS = {
     "ecg_tokens": 16,
-    "max_steps": 100,
+    "max_steps": 100,  # ~15 min on 2 cores with stage 0 and the final validation loss
     "warmup_steps": 10,
     "fusion_lr_scale": 10.0,
     "frozen_lm_steps": 20,
@@ -88,6 +88,7 @@ class TrainConfig:
     frozen_lm_steps: int = 0  # first N steps: LoRA/token rows frozen, only encoder + gates learn
     encoder_pretrain_steps: int = 0  # stage 0: encoder as a statement classifier, before the LM
     encoder_pretrain_lr: float = 1e-3
+    freeze_encoder_trunk: bool = True  # after stage 0, only the encoder's projection learns
     prompt_grad: bool = True  # False (--model default): the prompt runs under no_grad (kv fusion)
 
     def __post_init__(self) -> None:
