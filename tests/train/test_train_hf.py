@@ -137,3 +137,56 @@ def test_a_base_with_other_weight_values_is_refused(tiny_lm: Path, tiny_dataset:
     cfg.max_steps = 2
     with pytest.raises(UserError, match="not the base model.*weight values differ"):
         train(cfg, resume=True, progress=False)
+
+
+def test_model_defaults_are_the_measured_recipe(tiny_lm: Path, tiny_dataset: Path, tmp_path: Path):
+    """`train-baseline --model` with no recipe flag: 16 ECG tokens (not 1), the encoder stage,
+    frozen-LM steps, 10x ECG-side lr, no prompt gradient, LoRA dropout 0, trunk frozen."""
+    pytest.importorskip("peft")
+    from typer.testing import CliRunner
+
+    app = typer_app()
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "--data", str(tiny_dataset), "--out", str(run), "--model", str(tiny_lm),
+        "--max-steps", "2", "--encoder-pretrain-steps", "3", "--frozen-lm-steps", "1",
+        "--no-progress", "--threads", "1"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    cfg = json.loads((run / "run.json").read_text())
+    assert cfg["model"]["ecg_tokens"] == 16 and cfg["model"]["fusion"] == "kv"
+    assert cfg["fusion_lr_scale"] == 10.0 and cfg["prompt_grad"] is False
+    assert cfg["lora"] is True and cfg["lora_dropout"] == 0.0 and cfg["freeze_encoder_trunk"]
+    stage = json.loads((run / "model.json").read_text())["encoder_pretrain"]
+    assert stage["steps"] == 3 and stage["first_loss"] > 0
+    state = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
+    assert "encoder.stem.0.weight" in state  # the frozen trunk is still saved (stage 0 trained it)
+    evaluate_run(EvalOptions(run=run, split="test", meteor="none", progress=False, limit=2,
+                             max_new_tokens=3))  # fmt: skip
+
+
+def typer_app():
+    import typer
+
+    from ecg_instruct.train.command import train_baseline
+
+    app = typer.Typer()
+    app.command()(train_baseline)
+    return app
+
+
+def test_recipe_resumes_exactly_across_its_stages(tiny_lm: Path, tiny_dataset: Path, tmp_path: Path):
+    """Encoder stage, frozen-LM steps and trunk freezing: a run resumed after the frozen stage
+    ends with the same weights and losses as an uninterrupted one."""
+    pytest.importorskip("peft")
+    common = dict(hf_model=str(tiny_lm), lora=True, lora_r=4, lora_dropout=0.0, max_report_tokens=8,
+                  encoder_pretrain_steps=3, frozen_lm_steps=1, fusion_lr_scale=10.0,
+                  prompt_grad=False, model={"fusion": "kv", "ecg_tokens": 3})  # fmt: skip
+    train(small_config(tiny_dataset, tmp_path / "full", max_steps=3, **common), progress=False)
+    part = small_config(tiny_dataset, tmp_path / "part", max_steps=2, save_interval=1, **common)
+    train(part, progress=False)
+    part.max_steps = 3
+    train(part, resume=True, progress=False)
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert _losses(tmp_path / "full") == _losses(tmp_path / "part")
