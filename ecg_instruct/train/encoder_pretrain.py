@@ -40,7 +40,7 @@ def pretrain_encoder(encoder, split, cfg, device) -> dict:
     Deterministic: its own seeded batch order and initialisation, independent of the LM stages.
     """
     torch = require_torch()
-    from ecg_instruct.train.trainer import batch_index
+    from ecg_instruct.train.data import batch_index
 
     steps = cfg.encoder_pretrain_steps
     codes, y = statement_targets(split.reports)

@@ -37,7 +37,7 @@ from ecg_instruct.rng import stable_hash
 from ecg_instruct.train import distributed
 from ecg_instruct.train._torch import require_torch
 from ecg_instruct.train.config import TrainConfig
-from ecg_instruct.train.data import load_split, tokenise_split, training_batch
+from ecg_instruct.train.data import batch_index, load_split, tokenise_split, training_batch
 from ecg_instruct.train.hf_chat import load_encoder
 from ecg_instruct.train.text import prompt_text, train_tokenizer
 
@@ -97,14 +97,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
     cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
-
-
-def batch_index(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
-    """Rows of batch ``step``: epochs are seeded permutations, the last partial batch dropped."""
-    per_epoch = max(1, n // batch_size)
-    epoch, k = divmod(step, per_epoch)
-    perm = np.random.default_rng([seed & 0xFFFFFFFF, epoch]).permutation(n)
-    return perm[k * batch_size : (k + 1) * batch_size]
 
 
 def bucketed_batch_index(
