@@ -39,7 +39,7 @@ class ModelConfig:
 #: measured to make SmolLM2 read the ECG on 2 CPU cores (docs/training.md, "Reading the ECG").
 MODEL_DEFAULTS = {
     "ecg_tokens": 16,
-    "max_steps": 100,  # ~15 min on 2 cores with stage 0 and the final validation loss
+    "max_steps": 100,  # with stage 0 and validation: 21 min on 2 busy cores (make bench-llm)
     "warmup_steps": 10,
     "fusion_lr_scale": 10.0,
     "frozen_lm_steps": 20,
