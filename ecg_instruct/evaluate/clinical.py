@@ -232,3 +232,25 @@ def clinical_scores(
         for i in [counts.codes.index(c)]
     ]  # fmt: skip
     return out, counts, rows
+
+
+#: Findings the synthetic sample (and real reports) write that no statement of PTB-XL's 71 names,
+#: so the clinical score cannot see them: PTB-XL keeps the frontal axis in its own ``heart_axis``
+#: column, not among the SCP statements (checked against scp_statements.csv).
+UNSCORED_FINDINGS = {
+    "left axis deviation": re.compile(r"\bleft axis deviation\b|\büberdrehter linkstyp\b"),
+    "right axis deviation": re.compile(r"\bright axis deviation\b|\büberdrehter rechtstyp\b"),
+}
+
+
+def unscored_findings(references: Sequence[str]) -> dict:
+    """Which findings of these references the clinical score ignores, with how many references
+    state each (negated mentions excluded); only findings that occur are listed."""
+    counts = {
+        name: sum(1 for r in references if pattern.search(affirmed_text(r)))
+        for name, pattern in UNSCORED_FINDINGS.items()
+    }
+    return {
+        name: {"references": n, "why": "no SCP statement names it (PTB-XL: heart_axis column)"}
+        for name, n in counts.items() if n
+    }  # fmt: skip

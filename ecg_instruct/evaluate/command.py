@@ -50,7 +50,9 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed for noise and the shuffled control.")] = 0,
     device: Annotated[str, typer.Option()] = "auto",
     threads: Annotated[
-        int, typer.Option(help="CPU threads for torch (0: one per core not busy with other work).")
+        int,
+        typer.Option(help="CPU threads for torch (0: one per core not busy with other work; "
+                     "for a --model run one per core)."),
     ] = 0,
     out_dir: Annotated[
         Path | None, typer.Option(help="Where to write (default: run folder).")
@@ -61,8 +63,10 @@ def evaluate(
 ) -> None:
     """Generate reports for a split and write metrics.json + predictions.parquet."""
     from ecg_instruct.evaluate.runner import EvalOptions, evaluate_run
-    from ecg_instruct.train.trainer import set_threads
+    from ecg_instruct.train.trainer import cpu_cores, set_threads
 
+    if not threads and _is_pretrained_lm_run(run):
+        threads = cpu_cores()  # as train-baseline --model: large products keep threads busy
     set_threads(threads)
 
     try:
@@ -84,6 +88,15 @@ def evaluate(
         typer.echo(f"{row['config']}/{row['split']} {row['condition']}: {format_metrics(row)}")
     typer.echo(f"wrote {result['out_dir']}/metrics.json")
     typer.echo(f"wrote {result['out_dir']}/report.html")
+
+
+def _is_pretrained_lm_run(run: Path) -> bool:
+    import json
+
+    try:
+        return bool(json.loads((Path(run) / "run.json").read_text()).get("hf_model"))
+    except (OSError, ValueError):
+        return False  # evaluate_run reports the missing or broken run.json
 
 
 def format_metrics(row: dict) -> str:

@@ -125,6 +125,39 @@ def signals_of_dataset(ds) -> Callable[[int], tuple[np.ndarray, float]]:
     return signal_of
 
 
+def _run_html(main: dict) -> str:
+    """Which model this is (base, fusion, steps), the BERTScore model, and the warnings of
+    ``input_use`` (a model that ignores its ECG) in plain words at the top."""
+    model = main.get("model") or {}
+    use = main.get("input_use") or {}
+    bert = (main.get("implementation") or {}).get("bertscore")
+    if isinstance(bert, dict):
+        flag = "comparable to the papers" if bert.get("comparable_to_papers") else "NOT comparable"
+        bert_text = f"{bert.get('model', bert.get('folder', '?'))} ({flag})"
+    else:
+        bert_text = "not computed"
+    epochs = f", {model['epochs']} epochs" if model.get("epochs") is not None else ""
+    items = [
+        f"decoder: {model.get('decoder', '?')}"
+        + (f" (base model {model['base_model']})" if model.get("base_model") else ""),
+        f"fusion: {model.get('fusion', main.get('fusion'))}, {model.get('ecg_tokens', '?')} ECG tokens",
+        f"training: {model.get('steps', '?')} steps of batch {model.get('batch_size', '?')}{epochs}",
+        f"BERTScore model: {bert_text}",
+    ]
+    if use:
+        items.append(f"distinct generated reports: {use['distinct_predictions']} "
+                     f"(references: {use['distinct_references']})")
+        for condition in ("zeros", "shuffle"):
+            if f"changed_by_{condition}" in use:
+                items.append(f"reports changed by the ecg={condition} control: "
+                             f"{use[f'changed_by_{condition}']} of {main['n_records']}")
+    out = '<section id="run"><h2>Model</h2><ul>' + "".join(
+        f"<li>{html.escape(i)}</li>" for i in items) + "</ul>"
+    for warning in use.get("warnings", []):
+        out += f'<p class="warning"><strong>Warning:</strong> {html.escape(warning)}</p>'
+    return out + "</section>"
+
+
 def write_html_report(
     out_dir: Path, ids: Sequence[str], references: Sequence[str], predictions: Sequence[str],
     signal_of: Callable[[int], tuple[np.ndarray, float]], rows: Sequence[dict],
@@ -141,7 +174,7 @@ def write_html_report(
     files = out_dir / FILES_DIR
     files.mkdir(parents=True, exist_ok=True)
     main = rows[0]
-    controls = [r for r in rows if r.get("kind") == "clean"]
+    controls = [r for r in rows if r.get("kind") in ("clean", "baseline")]
     title = f"Evaluation of {html.escape(str(main.get('run', '')))}: " \
             f"{html.escape(str(main.get('config')))} / {html.escape(str(main.get('split')))}"
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>"
@@ -149,7 +182,7 @@ def write_html_report(
              f'<p class="label">{main["n_records"]} records, decoding '
              f"{html.escape(str(main.get('decoding')))}; ECG thumbnails in the paper layout "
              f"(25 mm/s, 10 mm/mV; open one to enlarge).</p>",
-             "<h2>Metrics</h2>", _metrics_table([main], "metrics")]
+             _run_html(main), "<h2>Metrics</h2>", _metrics_table([main], "metrics")]
     if len(controls) > 1:
         parts += ['<section id="controls"><h2>Controls: the same model without the ECG</h2>',
                   _metrics_table(controls, "controls-table"), "</section>"]

@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ecg_instruct.evaluate.bootstrap import metric_cell
+from ecg_instruct.evaluate.clinical import unscored_findings
 from ecg_instruct.evaluate.html_report import signals_of_dataset, write_html_report
+from ecg_instruct.evaluate.input_use import input_use
 from ecg_instruct.evaluate.noise import Noise, parse_noise
 from ecg_instruct.evaluate.scoring import METRICS, public, score
 from ecg_instruct.rng import rng_for
@@ -193,7 +195,7 @@ def evaluate_run(opts: EvalOptions) -> dict:
         "limit": opts.limit, "max_new_tokens": opts.max_new_tokens or cfg.max_report_tokens,
         "decoding": "greedy", "fusion": cfg.model.fusion, "seed": opts.seed,
     }  # fmt: skip
-    rows, pred_tables = [], []
+    rows, pred_tables, by_condition = [], [], {}
     for ecg, noise in conditions:
         preds = generate(model, split, encoder, cfg, opts, ecg, noise)
         metrics = score(
@@ -201,6 +203,8 @@ def evaluate_run(opts: EvalOptions) -> dict:
             bertscore_model=opts.bertscore_model, replicates=opts.bootstrap, seed=opts.seed,
         )  # fmt: skip
         condition = noise.label if ecg == "signal" else f"ecg={ecg}"
+        if noise.kind == "clean":
+            by_condition[ecg] = preds
         rows.append(
             {**base, **metrics, "ecg": ecg, "condition": condition, "kind": noise.kind,
              "level": noise.level}
@@ -216,13 +220,28 @@ def evaluate_run(opts: EvalOptions) -> dict:
             )
         )
     main = rows[0]
+    if opts.controls:  # the report prior as a row of its own: the bar a model must clear
+        prior = majority_report(cfg)
+        metrics = score([prior] * len(split), split.reports, "none", scp_codes=scp_codes,
+                        replicates=opts.bootstrap, seed=opts.seed)  # fmt: skip
+        rows.append({**base, **metrics, "ecg": "none", "condition": "majority report",
+                     "kind": "baseline", "level": None, "report": prior})  # fmt: skip
+        for row in rows[1:]:
+            row["paired_difference_from_ecg"] = paired_differences(main, row)
+        main["majority_report"] = {"report": prior, "clinical_f1_micro": rows[-1]["clinical_f1_micro"],
+                                   "ci95": rows[-1]["ci95"].get("clinical_f1_micro")}  # fmt: skip
+    main["input_use"] = input_use(by_condition, split.reports)
+    main["clinical_ignores"] = unscored_findings(split.reports)
+    main["model"] = run_summary(run, cfg)
+    for warning in main["input_use"]["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     (out_dir / "metrics.json").write_text(
         json.dumps({k: v for k, v in public(main).items() if k not in ("kind", "level")}, indent=2)
         + "\n"
     )
     pq.write_table(pa.concat_tables(pred_tables), out_dir / "predictions.parquet")
     if opts.controls:
-        ctrl = [r for r in rows if r["kind"] == "clean"]
+        ctrl = [r for r in rows if r["kind"] in ("clean", "baseline")]
         (out_dir / "controls.json").write_text(json.dumps(_strip(ctrl), indent=2) + "\n")
         (out_dir / "controls.md").write_text(_table(ctrl, "condition"))
     if opts.noise:
@@ -233,6 +252,51 @@ def evaluate_run(opts: EvalOptions) -> dict:
     predictions = pred_tables[0].column("prediction").to_pylist()  # report.html: html_report.py
     write_html_report(out_dir, split.ids, split.reports, predictions, signals_of_dataset(ds), rows)
     return {"out_dir": str(out_dir), "rows": rows}
+
+
+def majority_report(cfg) -> str:
+    """The most frequent report of the run's training split (ties: the first in sort order)."""
+    from collections import Counter
+
+    from ecg_instruct.train.data import assistant_text, load_split
+
+    cols = load_split(cfg.data, cfg.config, "train").select_columns(["messages", "report"]).to_dict()
+    counts = Counter(assistant_text(m, r) for m, r in zip(cols["messages"], cols["report"], strict=True))
+    return min(counts, key=lambda text: (-counts[text], text))
+
+
+def paired_differences(real: dict, other: dict) -> dict:
+    """(real ECG - ``other``) per metric, with its paired bootstrap 95 % interval."""
+    from ecg_instruct.evaluate.bootstrap import difference_supported
+
+    out = {}
+    for metric, a in real.get("_replicates", {}).items():
+        b = other.get("_replicates", {}).get(metric)
+        if b is None or real.get(metric) is None or other.get(metric) is None:
+            continue
+        ci, supported = difference_supported(a, b)
+        out[metric] = {"difference": real[metric] - other[metric], "ci95": ci,
+                       "excludes_0": supported}  # fmt: skip
+    return out
+
+
+def run_summary(run: Path, cfg) -> dict:
+    """What was evaluated: decoder (base model), fusion, ECG tokens, steps and epochs."""
+    described = {}
+    if (run / "model.json").is_file():
+        described = json.loads((run / "model.json").read_text())
+    base = cfg.base_model or {}
+    out = {
+        "decoder": cfg.hf_model or "builtin",
+        "base_model": base.get("source") if cfg.hf_model else None,
+        "fusion": cfg.model.fusion,
+        "ecg_tokens": cfg.model.ecg_tokens,
+        "steps": cfg.max_steps,
+        "batch_size": cfg.batch_size,
+    }
+    if described.get("train_records"):
+        out["epochs"] = round(cfg.max_steps * cfg.batch_size / described["train_records"], 2)
+    return out
 
 
 def _strip(rows: list[dict]) -> list[dict]:

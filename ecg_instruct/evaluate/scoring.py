@@ -85,18 +85,19 @@ def score(
         out[f"bleu_{k + 1}"] = b[k]
         reps[f"bleu_{k + 1}"] = rep_bleu[:, k]
 
-    shifts: dict[str, float] = {}
+    scales: dict[str, float] = {}
 
     def mean_metric(key: str, per_record: Sequence[float], value: float | None = None) -> None:
         """A metric whose replicates are resampled means of per-record scores. For a corpus
-        score that is not that mean (METEOR 1.5) the interval is shifted onto it, while the
-        replicates kept for paired differences stay unshifted (a constant offset between two
-        conditions would otherwise make any difference look supported)."""
+        score that is not that mean (METEOR 1.5) the interval is scaled onto it (replicate x
+        corpus / mean: a shift could leave the metric's range, e.g. [-0.077, 0.791]) and
+        clipped to the range, while the replicates kept for paired differences stay unscaled
+        (an offset between two conditions would otherwise make any difference look supported)."""
         arr = np.asarray(per_record, dtype=np.float64)
         mean = float(arr.mean())
         out[key] = mean if value is None else value
         reps[key] = weights @ arr / n
-        shifts[key] = out[key] - mean
+        scales[key] = out[key] / mean if mean > 0 else 1.0
 
     use_nltk = meteor in ("auto", "nltk")
     use_java = meteor == "java" or (meteor == "auto" and meteor_impl.java_available())
@@ -151,7 +152,10 @@ def score(
 
     out["n_records"] = n
     out["n_empty_predictions"] = sum(1 for h in hyps if not h)
-    out["ci95"] = {k: interval(v + shifts.get(k, 0.0)) for k, v in reps.items()}
+    out["ci95"] = {
+        k: interval(np.clip(v * scales[k], *METRIC_RANGE[k]) if k in METRIC_RANGE else v)
+        for k, v in reps.items()
+    }
     out["bootstrap"] = {
         "replicates": replicates, "seed": seed, "unit": "record",
         "method": "percentile; corpus metrics recomputed from resampled per-record statistics",
@@ -168,6 +172,10 @@ def _clinical_replicates(reps: dict, prefix: str, counts, weights: np.ndarray) -
     tp, fp, fn = (weights @ m for m in (counts.tp, counts.fp, counts.fn))
     reps[f"{prefix}_f1_micro"] = micro_f1(tp, fp, fn)
     reps[f"{prefix}_f1_macro"] = macro_f1(tp, fp, fn)
+
+
+#: Metrics whose interval is scaled onto a corpus score, and the range it is clipped to.
+METRIC_RANGE = {"meteor_1_5": (0.0, 1.0)}
 
 
 def public(metrics: dict) -> dict:

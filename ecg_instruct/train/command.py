@@ -12,17 +12,26 @@ from typing import Annotated
 import typer
 
 from ecg_instruct.errors import UserError
-from ecg_instruct.train.config import ModelConfig, TrainConfig
+from ecg_instruct.train.config import MODEL_DEFAULTS, ModelConfig, TrainConfig
+
+#: The built-in model's defaults of the options whose default depends on --model.
+BUILTIN_DEFAULTS = {
+    "ecg_tokens": 8, "max_steps": 300, "warmup_steps": 50, "fusion_lr_scale": 1.0,
+    "frozen_lm_steps": 0, "encoder_pretrain_steps": 0, "prompt_grad": True, "lora_dropout": 0.1,
+    "length_bucketing": False,
+}
 
 
 def train_baseline(
     data: Annotated[Path, typer.Option(help="Published dataset folder (`build --out`).")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoint, tokenizer, logs.")],
     config: Annotated[str, typer.Option(help="Dataset config: ptbxl, mimic or all.")] = "ptbxl",
-    max_steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 300,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Optimizer steps (default 300; with --model 100).")
+    ] = None,
     batch_size: Annotated[int, typer.Option()] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 1e-3,
-    warmup_steps: Annotated[int, typer.Option()] = 50,
+    warmup_steps: Annotated[int | None, typer.Option(help="Default 50; with --model 10.")] = None,
     fusion: Annotated[
         str | None,
         typer.Option(
@@ -35,7 +44,37 @@ def train_baseline(
     n_head: Annotated[int, typer.Option()] = 4,
     dropout: Annotated[float, typer.Option()] = 0.1,
     ecg_tokens: Annotated[
-        int | None, typer.Option(help="ECG tokens per record (default 8, or 1 with --model).")
+        int | None, typer.Option(help="ECG tokens per record (default 8; with --model 16).")
+    ] = None,
+    fusion_lr_scale: Annotated[
+        float | None,
+        typer.Option(help="--model: encoder and ECG gates train at --lr x this (default 10)."),
+    ] = None,
+    frozen_lm_steps: Annotated[
+        int | None,
+        typer.Option(help="--model: first N steps train only encoder + gates, LM frozen (default 20)."),
+    ] = None,
+    encoder_pretrain_steps: Annotated[
+        int | None,
+        typer.Option(
+            help="--model: steps of stage 0, the encoder alone as a classifier of the statements "
+            "the training reports state (default 300; 0 skips it)."
+        ),
+    ] = None,
+    freeze_encoder_trunk: Annotated[
+        bool,
+        typer.Option(
+            "--freeze-encoder-trunk/--train-encoder-trunk",
+            help="--model with stage 0: keep the encoder's convolutions as stage 0 left them.",
+        ),
+    ] = True,
+    prompt_grad: Annotated[
+        bool | None,
+        typer.Option(
+            "--prompt-grad/--no-prompt-grad",
+            help="--model, kv fusion: backpropagate through the prompt too (default: no; the "
+            "prompt runs under no_grad, ~2x faster on CPU).",
+        ),
     ] = None,
     vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size.")] = 2000,
     max_report_tokens: Annotated[int, typer.Option()] = 128,
@@ -63,7 +102,9 @@ def train_baseline(
     ] = None,
     lora_r: Annotated[int, typer.Option(help="LoRA rank (MEIT: 64).")] = 64,
     lora_alpha: Annotated[int, typer.Option(help="LoRA alpha (MEIT: 128).")] = 128,
-    lora_dropout: Annotated[float, typer.Option(help="LoRA dropout (MEIT: 0.1).")] = 0.1,
+    lora_dropout: Annotated[
+        float | None, typer.Option(help="LoRA dropout (MEIT: 0.1; --model default 0: ~15 % of a CPU step).")
+    ] = None,
     dtype: Annotated[str, typer.Option(help="--model weights: fp32, bf16 or fp16.")] = "fp32",
     gradient_checkpointing: Annotated[
         bool, typer.Option(help="--model: recompute activations in backward (less memory).")
@@ -72,10 +113,14 @@ def train_baseline(
         int, typer.Option(help="Micro-batches per step (--batch-size stays the global batch).")
     ] = 1,
     length_bucketing: Annotated[
-        bool, typer.Option(help="Batch records of similar length together (less padding).")
-    ] = False,
+        bool | None,
+        typer.Option("--length-bucketing/--no-length-bucketing",
+                     help="Batch records of similar length together (less padding; --model default)."),
+    ] = None,
     threads: Annotated[
-        int, typer.Option(help="CPU threads for torch (0: one per core not busy with other work).")
+        int,
+        typer.Option(help="CPU threads for torch (0: one per core not busy with other work; "
+                     "with --model one per core)."),
     ] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     progress: Annotated[
@@ -95,8 +140,16 @@ def train_baseline(
 
 
 def _run(**opts) -> str:
-    from ecg_instruct.train.trainer import set_threads, train
+    from ecg_instruct.train.trainer import cpu_cores, set_threads, train
 
+    for name, value in (MODEL_DEFAULTS if opts["model"] else BUILTIN_DEFAULTS).items():
+        if opts.get(name) is None:
+            opts[name] = value
+    if opts["model"] and not opts["threads"]:
+        # A pretrained LM's large matrix products keep every thread busy: one per core. The
+        # load-based pick (--threads 0) is for the small built-in model, whose tiny products
+        # made spare OpenMP threads on busy cores ~10x slower (docs/training.md).
+        opts["threads"] = cpu_cores()
     set_threads(opts["threads"])
     cfg = TrainConfig(
         data=str(Path(opts["data"]).resolve()),
@@ -106,7 +159,7 @@ def _run(**opts) -> str:
             fusion=opts["fusion"] or "kv",
             d_model=opts["d_model"], n_layer=opts["n_layer"], n_head=opts["n_head"],
             dropout=opts["dropout"],
-            ecg_tokens=opts["ecg_tokens"] or (1 if opts["model"] else 8),
+            ecg_tokens=opts["ecg_tokens"],
         ),  # fmt: skip
         **{k: opts[k] for k in (
             "seed", "max_steps", "batch_size", "lr", "warmup_steps", "vocab_size",
@@ -117,7 +170,8 @@ def _run(**opts) -> str:
         lora=bool(opts["model"]) if opts["lora"] is None else opts["lora"],
         **{k: opts[k] for k in (
             "lora_r", "lora_alpha", "lora_dropout", "dtype", "gradient_checkpointing",
-            "grad_accum", "length_bucketing",
+            "grad_accum", "length_bucketing", "fusion_lr_scale", "frozen_lm_steps",
+            "encoder_pretrain_steps", "prompt_grad", "freeze_encoder_trunk",
         )},  # fmt: skip
     )
     if opts["lora"] and not opts["model"]:

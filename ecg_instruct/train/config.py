@@ -35,6 +35,21 @@ class ModelConfig:
             )
 
 
+#: Defaults of ``train-baseline --model`` where they differ from the built-in model's: the recipe
+#: measured to make SmolLM2 read the ECG on 2 CPU cores (docs/training.md, "Reading the ECG").
+MODEL_DEFAULTS = {
+    "ecg_tokens": 16,
+    "max_steps": 100,  # with stage 0 and validation: 21 min on 2 busy cores (make bench-llm)
+    "warmup_steps": 10,
+    "fusion_lr_scale": 10.0,
+    "frozen_lm_steps": 20,
+    "encoder_pretrain_steps": 300,
+    "prompt_grad": False,
+    "lora_dropout": 0.0,
+    "length_bucketing": False,  # measured: homogeneous batches made it write one report
+}
+
+
 @dataclass
 class TrainConfig:
     """Everything that determines a run; a resumed run reuses the saved one."""
@@ -68,6 +83,13 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     grad_accum: int = 1  # micro-batches per optimizer step (batch_size is the global batch)
     length_bucketing: bool = False  # batches of similar lengths (less padding), still seeded
+    # Recipe for reading the ECG with a pretrained LM (docs/training.md, "Reading the ECG"):
+    fusion_lr_scale: float = 1.0  # encoder + ECG gates train at lr * this
+    frozen_lm_steps: int = 0  # first N steps: LoRA/token rows frozen, only encoder + gates learn
+    encoder_pretrain_steps: int = 0  # stage 0: encoder as a statement classifier, before the LM
+    encoder_pretrain_lr: float = 1e-3
+    freeze_encoder_trunk: bool = True  # after stage 0, only the encoder's projection learns
+    prompt_grad: bool = True  # False (--model default): the prompt runs under no_grad (kv fusion)
 
     def __post_init__(self) -> None:
         if self.dtype not in ("fp32", "bf16", "fp16"):

@@ -152,3 +152,11 @@ def prompt_batch(split: Split, index: Sequence[int], encoder, fusion: str, n_ecg
         ids[row, length - len(p) :] = torch.tensor(p, dtype=torch.long)
         valid[row, length - len(p) :] = True
     return {"ids": ids, "valid": valid}
+
+
+def batch_index(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
+    """Rows of batch ``step``: epochs are seeded permutations, the last partial batch dropped."""
+    per_epoch = max(1, n // batch_size)
+    epoch, k = divmod(step, per_epoch)
+    perm = np.random.default_rng([seed & 0xFFFFFFFF, epoch]).permutation(n)
+    return perm[k * batch_size : (k + 1) * batch_size]

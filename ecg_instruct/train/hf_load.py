@@ -6,9 +6,12 @@ dequantises into a ``LlamaForCausalLM``. Dequantising costs ~17 s on 2 CPU cores
 is written once as an ordinary Hugging Face folder (safetensors, float32) under the cache
 directory and every later run loads that folder instead (~1 s).
 
-A run records the base model's *identity* (where it came from plus a hash of its config and of
-its weights' index: every tensor name and shape), so a run is never evaluated on top of a
-different base model.
+A run records the base model's *identity*: where it came from, a hash of its config and of its
+weights' index (every tensor name and shape), and a SHA-256 of its weight *values* (the bytes of
+its weight files), so a run is never evaluated on top of a different base model, not even a
+same-shaped one with other values. Hashing SmolLM2's 517 MB takes a few seconds, so a file's
+digest is computed once and kept in ``<cache>/file-digests.json``, keyed by the file's resolved
+path, size and modification time (a rewritten file is hashed again).
 """
 
 from __future__ import annotations
@@ -182,9 +185,59 @@ def load_lm(model: str, dtype: str = "fp32"):
     return lm, _fast_only(tok, model)
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes, cached across processes by (resolved path, size, mtime)."""
+    path = Path(path).resolve()
+    st = path.stat()
+    key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+    store = cache_root() / "file-digests.json"
+    try:
+        known = json.loads(store.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+        known[key] = digest.hexdigest()
+        store.parent.mkdir(parents=True, exist_ok=True)
+        tmp = store.with_name(f"{store.name}.tmp{os.getpid()}")
+        tmp.write_text(json.dumps(known, indent=0, sort_keys=True))
+        tmp.replace(store)  # atomic: a concurrent writer loses entries, never the file
+    return known[key]
+
+
+def weights_digest(model: str, lm) -> str:
+    """SHA-256 over the weight files' digests of the folder the LM was loaded from (for a GGUF:
+    its dequantised folder). A name from the Hugging Face cache, whose files we do not see, is
+    hashed from the loaded tensor values instead (every load, a few seconds)."""
+    folder = Path(loadable_folder(resolve(model)))
+    files = sorted(p for p in folder.glob("*") if p.suffix in WEIGHT_SUFFIXES) if folder.is_dir() else []
+    digest = hashlib.sha256()
+    if files:
+        for p in files:
+            digest.update(f"{p.name}:{file_digest(p)}\n".encode())
+        return digest.hexdigest()
+    for name, tensor in sorted(lm.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch_uint8()).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def torch_uint8():
+    import torch
+
+    return torch.uint8
+
+
 def base_identity(model: str, lm) -> dict:
-    """What the run was trained on top of: the ``--model`` value, its files, and a hash of the
-    config and of the weights' index (tensor names, shapes, dtypes)."""
+    """What the run was trained on top of: the ``--model`` value, its files, a hash of the
+    config and of the weights' index (tensor names, shapes, dtypes), and ``weights_sha256``, a
+    digest of the weight values (``weights_digest``)."""
     config = lm.config.to_dict()
     for volatile in ("_name_or_path", "transformers_version", "quantization_config", "dtype"):
         config.pop(volatile, None)
@@ -192,4 +245,5 @@ def base_identity(model: str, lm) -> dict:
     digest = hashlib.sha256(
         json.dumps({"config": config, "weights": index}, sort_keys=True, default=str).encode()
     ).hexdigest()
-    return {"model": model, "source": resolve(model).label, "sha256": digest}
+    return {"model": model, "source": resolve(model).label, "sha256": digest,
+            "weights_sha256": weights_digest(model, lm)}  # fmt: skip

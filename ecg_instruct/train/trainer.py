@@ -37,7 +37,7 @@ from ecg_instruct.rng import stable_hash
 from ecg_instruct.train import distributed
 from ecg_instruct.train._torch import require_torch
 from ecg_instruct.train.config import TrainConfig
-from ecg_instruct.train.data import load_split, tokenise_split, training_batch
+from ecg_instruct.train.data import batch_index, load_split, tokenise_split, training_batch
 from ecg_instruct.train.hf_chat import load_encoder
 from ecg_instruct.train.text import prompt_text, train_tokenizer
 
@@ -61,15 +61,20 @@ def set_threads(n: int) -> int:
     return n
 
 
+def cpu_cores() -> int:
+    """Cores this process may run on (its CPU affinity)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def available_cores() -> int:
     """Cores this process may use that other processes are not already busy on (>= 1):
     the CPU affinity count minus the 1-minute load average, rounded."""
     import os
 
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
+    cores = cpu_cores()
     try:
         busy = os.getloadavg()[0]
     except OSError:
@@ -92,14 +97,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
     cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
-
-
-def batch_index(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
-    """Rows of batch ``step``: epochs are seeded permutations, the last partial batch dropped."""
-    per_epoch = max(1, n // batch_size)
-    epoch, k = divmod(step, per_epoch)
-    perm = np.random.default_rng([seed & 0xFFFFFFFF, epoch]).permutation(n)
-    return perm[k * batch_size : (k + 1) * batch_size]
 
 
 def bucketed_batch_index(
@@ -145,19 +142,33 @@ def build_model(cfg: TrainConfig, encoder):
     return ECGReportModel(cfg.model, encoder.vocab_size, encoder.ecg_id, encoder.pad_id)
 
 
+def trainable_names(model) -> set[str]:
+    """The tensors a ``--model`` checkpoint holds: those trainable when the model was built
+    (a frozen-LM stage switches some off for a while; they are still saved)."""
+    names = getattr(model, "trainable_names", None)
+    return set(names) if names is not None else {
+        n for n, p in model.named_parameters() if p.requires_grad}  # fmt: skip
+
+
+def is_fusion_param(name: str) -> bool:
+    """The ECG side of a ``--model`` run: encoder and gates (``--fusion-lr-scale``)."""
+    return name.startswith(("encoder.", "ecg_gate"))
+
+
 def model_state(model, cfg: TrainConfig) -> dict:
     """What a checkpoint stores: every weight, or with ``--model`` only the trainable ones
     (the frozen base LM is reloaded from its local path)."""
     if not cfg.hf_model:
         return model.state_dict()
-    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    keep = trainable_names(model)
+    return {n: p.detach() for n, p in model.named_parameters() if n in keep}
 
 
 def load_model_state(model, state: dict, cfg: TrainConfig, path: Path | None = None) -> None:
     """Load a checkpoint; a missing or unexpected tensor is an error, never silently skipped."""
     fix = "the checkpoint was written by another model or code version; retrain the run"
     if cfg.hf_model:
-        wanted = {n for n, p in model.named_parameters() if p.requires_grad}
+        wanted = trainable_names(model)
         missing, extra = sorted(wanted - state.keys()), sorted(state.keys() - wanted)
         if missing or extra:
             what = f"lacks {missing[:3]}" if missing else f"has unexpected {extra[:3]}"
@@ -174,11 +185,14 @@ def check_base_model(model, cfg: TrainConfig, run_dir: Path) -> None:
     """Refuse to put a run's adapters on a base model other than the one it was trained on."""
     if not cfg.hf_model or not cfg.base_model:
         return
-    now = model.base_identity
-    if now["sha256"] != cfg.base_model["sha256"]:
+    now, then = model.base_identity, cfg.base_model
+    # runs written before weight values were hashed carry no weights_sha256: config+index only
+    values_differ = "weights_sha256" in then and now.get("weights_sha256") != then["weights_sha256"]
+    if now["sha256"] != then["sha256"] or values_differ:
+        what = "weight values differ" if now["sha256"] == then["sha256"] else "config/tensor shapes differ"
         raise UserError(
             f"--model {cfg.hf_model} ({now['source']}) is not the base model this run was trained "
-            f"on ({cfg.base_model['source']}, config+weights hash differs)",
+            f"on ({then['source']}: {what})",
             path=run_dir,
             fix="install or point run.json's hf_model at the original base model",
         )
@@ -329,7 +343,26 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
         else:
             check_base_model(raw_model, cfg, out)
     raw_model = raw_model.to(device)
-    summary = describe_model(raw_model, cfg)
+    raw_model.trainable_names = [n for n, p in raw_model.named_parameters() if p.requires_grad]
+    summary = describe_model(raw_model, cfg) | {"train_records": len(train_split)}
+    if fresh and cfg.encoder_pretrain_steps:  # stage 0 (encoder_pretrain.py), fresh runs only
+        from ecg_instruct.train.encoder_pretrain import pretrain_encoder
+
+        t_stage = time.perf_counter()
+        stage = pretrain_encoder(raw_model.encoder, train_split, cfg, device)
+        summary["encoder_pretrain"] = {
+            "steps": cfg.encoder_pretrain_steps, "statements": len(stage["statements"]),
+            "first_loss": stage["first_loss"], "last_loss": stage["last_loss"],
+            "seconds": round(time.perf_counter() - t_stage, 1),
+        }  # fmt: skip
+    if cfg.hf_model and cfg.encoder_pretrain_steps and cfg.freeze_encoder_trunk:
+        # The trained trunk stays as stage 0 left it (LLaVA keeps its vision encoder frozen):
+        # at the gates' learning rate it was overwritten within a few steps and the ECG
+        # became a constant soft prompt (measured: one report for every record). Projection,
+        # positions and norm still learn; the trunk is still saved (trainable_names).
+        for name, p in raw_model.encoder.named_parameters():
+            if name.startswith(("stem.", "stages.")):
+                p.requires_grad_(False)
     if dist.main:
         (out / "run.json").write_text(cfg.to_json())
         (out / "model.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -341,12 +374,19 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
             file=sys.stderr,
         )
     model = distributed.wrap(raw_model, dist, device)
-    params = [p for p in raw_model.parameters() if p.requires_grad]
+    named = [(n, p) for n, p in raw_model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    scale = cfg.fusion_lr_scale if cfg.hf_model else 1.0
     groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
+        {"params": [p for n, p in named if (p.dim() >= 2) == matrix and is_fusion_param(n) == ecg],
+         "weight_decay": cfg.weight_decay if matrix else 0.0, "lr_scale": scale if ecg else 1.0,
+         "ecg": ecg}
+        for matrix in (True, False) for ecg in (False, True)
+    ]  # fmt: skip
+    groups = [g for g in groups if g["params"]]
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
+    # Frozen-LM stage (LLaVA stage 1): LoRA and token rows wait while encoder + gates learn.
+    lm_params = [p for n, p in named if not is_fusion_param(n)] if cfg.hf_model else []
     step = 0
     opt_path = out / "optimizer.pt"
     if not fresh:
@@ -376,8 +416,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
     log = log_path.open("w") if dist.main else None
     if log:
         log.writelines(line + "\n" for line in kept)
-    lengths = np.array([len(p) + len(t) for p, t in zip(train_split.prompts, train_split.targets,
-                                                           strict=True)], dtype=np.int64)  # fmt: skip
+    # what a batch is padded to: the whole sequence, or only the report when the prompt runs
+    # apart (kv fusion without prompt gradient: prompts are cached once per distinct text)
+    prompt_apart = cfg.hf_model and not cfg.prompt_grad and cfg.model.fusion == "kv"
+    lengths = np.array([len(t) + (0 if prompt_apart else len(p)) for p, t in zip(
+        train_split.prompts, train_split.targets, strict=True)], dtype=np.int64)  # fmt: skip
     losses: list[float] = []
     bar = _progress(progress if dist.main else False, cfg.max_steps, step)
     bar.set_description(f"{summary['total_params'] / 1e6:.1f}M params")
@@ -385,8 +428,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
     t0, seen = time.perf_counter(), 0
     while step < cfg.max_steps:
         lr = lr_at(step, cfg)
+        frozen = step < cfg.frozen_lm_steps
         for g in opt.param_groups:
-            g["lr"] = lr
+            # DDP needs a fixed set of gradients: it holds a frozen LM by lr 0 instead
+            held = frozen and dist.active and not g.get("ecg", True)
+            g["lr"] = 0.0 if held else lr * g.get("lr_scale", 1.0)
+        if not dist.active:
+            for p in lm_params:
+                if p.requires_grad == frozen:  # no weight gradients: a cheaper backward
+                    p.requires_grad_(not frozen)
         dropout_key = (cfg.seed, "dropout", step) + ((dist.rank,) if dist.active else ())
         torch.manual_seed(stable_hash(*dropout_key) & 0x7FFFFFFFFFFFFFFF)
         if cfg.length_bucketing:

@@ -86,3 +86,17 @@ def test_against_cardiologist_scp_codes(real_reports):
                                         "clinical_scp", reference_sets=sets)  # fmt: skip
     # the cardiologists' English reports against their own labels: high but not perfect
     assert 0.6 < scores["clinical_scp_f1_micro"] < 1.0 and len(scored) == 200
+
+
+def test_findings_without_an_scp_statement_are_named():
+    """Axis deviation has no statement among PTB-XL's 71 (heart_axis is its own column): the
+    score cannot see it, and metrics.json says so instead of staying silent."""
+    from ecg_instruct.evaluate.clinical import unscored_findings
+
+    refs = ["Sinus rhythm. Left axis deviation.", "Sinus rhythm. Normal ECG.",
+            "Atrial fibrillation. Right axis deviation.", "No left axis deviation."]  # fmt: skip
+    assert statements_of(refs[0]) == {"SR"}
+    out = unscored_findings(refs)
+    assert out["left axis deviation"]["references"] == 1  # the negated mention does not count
+    assert out["right axis deviation"]["references"] == 1
+    assert unscored_findings(["Sinus rhythm. Normal ECG."]) == {}

@@ -56,3 +56,16 @@ def test_shuffled_predictions_lose_and_the_difference_is_supported():
     assert supported and ci[0] > 0
     # a condition compared with itself: the paired difference is 0, not supported
     assert not difference_supported(bad["_replicates"]["bleu_4"], bad["_replicates"]["bleu_4"])[1]
+
+
+def test_meteor_1_5_interval_stays_inside_0_1(monkeypatch):
+    """The jar's corpus score is not the mean of its segment scores; moving the bootstrap
+    interval onto it must not leave [0, 1] (a shift gave [-0.077, 0.791])."""
+    from ecg_instruct.evaluate import scoring
+
+    segments = [0.0] * 50 + [0.9] * 10  # mean 0.15, corpus score far below it
+    monkeypatch.setattr(scoring.meteor_impl, "java_available", lambda: True)
+    monkeypatch.setattr(scoring.meteor_impl, "java_meteor_scores", lambda h, r: (0.02, segments))
+    s = score(REFS, REFS, meteor="java", replicates=300)
+    lo, hi = s["ci95"]["meteor_1_5"]
+    assert 0.0 <= lo <= s["meteor_1_5"] <= hi <= 1.0

@@ -56,6 +56,23 @@ def test_controls_show_the_signal_matters(tiny_run: Path, evaluated: dict):
     assert "clinical_f1_micro" in rows["clean"]["ci95"]
 
 
+def test_metrics_say_whether_the_model_reads_its_input(tiny_run: Path, evaluated: dict):
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    use = metrics["input_use"]
+    assert use["distinct_references"] >= use["distinct_predictions"] >= 1
+    assert 0 <= use["changed_by_shuffle"] <= metrics["n_records"]
+    assert isinstance(use["warnings"], list)
+    assert metrics["model"]["decoder"] == "builtin" and metrics["model"]["steps"] > 0
+    assert metrics["majority_report"]["report"] and "clinical_f1_micro" in metrics["majority_report"]
+    rows = {r["condition"]: r for r in json.loads((tiny_run / "controls.json").read_text())}
+    diff = rows["ecg=shuffle"]["paired_difference_from_ecg"]["clinical_f1_micro"]
+    assert diff["ci95"][0] <= diff["difference"] <= diff["ci95"][1]
+    assert rows["majority report"]["kind"] == "baseline"
+    html = (tiny_run / "report.html").read_text()
+    assert 'id="run"' in html and "distinct generated reports" in html
+    assert "BERTScore model: not computed" in html and "fusion: kv" in html
+
+
 def test_robustness_outputs(tiny_run: Path, evaluated: dict):
     rows = json.loads((tiny_run / "robustness.json").read_text())
     assert [r["condition"] for r in rows] == ["clean", "meit:0.80", "snr:0dB"]

@@ -60,11 +60,11 @@ def test_kv_lora_run_stores_only_new_weights_and_checks_its_base(tiny_lm: Path, 
     train(cfg, progress=False)
     state = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
     kinds = {
-        k.split(".")[0] if k.startswith(("encoder", "value_gate"))
+        k.split(".")[0] if k.startswith(("encoder", "ecg_gate"))
         else "lora" if "lora_" in k else "rows" if "trainable_tokens" in k else k
         for k in state
     }  # fmt: skip
-    assert kinds == {"encoder", "value_gate", "lora", "rows"}
+    assert kinds == {"encoder", "ecg_gate", "lora", "rows"}
     rows = [v for k, v in state.items() if "trainable_tokens_delta" in k]
     assert [r.shape for r in rows] == [(7, 64)]  # our 7 special tokens; the head is tied
     summary = json.loads((run / "model.json").read_text())
@@ -75,9 +75,9 @@ def test_kv_lora_run_stores_only_new_weights_and_checks_its_base(tiny_lm: Path, 
 
     # a checkpoint missing a tensor is an error, never a silent random init
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
-    ckpt["model"].pop("value_gate")
+    ckpt["model"].pop("ecg_gate")
     torch.save(ckpt, run / "checkpoint.pt")
-    with pytest.raises(UserError, match="lacks.*value_gate"):
+    with pytest.raises(UserError, match="lacks.*ecg_gate"):
         evaluate_run(EvalOptions(run=run, split="test", meteor="none", progress=False, limit=1))
 
     # another base model under the same path is refused
@@ -105,3 +105,88 @@ def test_bf16_weights_with_fp32_adapters(tiny_lm: Path, tiny_dataset: Path, tmp_
     loss = model.loss(ids, ids, torch.randn(1, 12, 1000))
     assert torch.isfinite(loss)
     loss.backward()
+
+
+def test_a_base_with_other_weight_values_is_refused(tiny_lm: Path, tiny_dataset: Path,
+                                                    tmp_path: Path, monkeypatch):  # fmt: skip
+    """Same config, same tensor names and shapes, randomised values: evaluate and --resume
+    refuse it in one line (the config+index hash alone let it through)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    pytest.importorskip("peft")
+    monkeypatch.setenv("ECG_INSTRUCT_CACHE", str(tmp_path / "cache"))
+    base = tmp_path / "base"
+    shutil.copytree(tiny_lm, base)
+    run = tmp_path / "run"
+    cfg = small_config(tiny_dataset, run, max_steps=1, hf_model=str(base), lora=True, lora_r=4,
+                       model={"fusion": "kv", "ecg_tokens": 2})  # fmt: skip
+    train(cfg, progress=False)
+    identity = json.loads((run / "run.json").read_text())["base_model"]
+    assert len(identity["weights_sha256"]) == 64
+    digests = json.loads((tmp_path / "cache" / "file-digests.json").read_text())
+    assert any(key.startswith(str((base / "model.safetensors").resolve())) for key in digests)
+
+    weights = load_file(base / "model.safetensors")
+    torch.manual_seed(1)
+    save_file({k: torch.randn_like(v) for k, v in weights.items()}, base / "model.safetensors",
+              metadata={"format": "pt"})  # fmt: skip
+    with pytest.raises(UserError, match="not the base model.*weight values differ"):
+        evaluate_run(EvalOptions(run=run, split="test", meteor="none", progress=False, limit=1))
+    cfg.max_steps = 2
+    with pytest.raises(UserError, match="not the base model.*weight values differ"):
+        train(cfg, resume=True, progress=False)
+
+
+def test_model_defaults_are_the_measured_recipe(tiny_lm: Path, tiny_dataset: Path, tmp_path: Path):
+    """`train-baseline --model` with no recipe flag: 16 ECG tokens (not 1), the encoder stage,
+    frozen-LM steps, 10x ECG-side lr, no prompt gradient, LoRA dropout 0, trunk frozen."""
+    pytest.importorskip("peft")
+    from typer.testing import CliRunner
+
+    app = typer_app()
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "--data", str(tiny_dataset), "--out", str(run), "--model", str(tiny_lm),
+        "--max-steps", "2", "--encoder-pretrain-steps", "3", "--frozen-lm-steps", "1",
+        "--no-progress", "--threads", "1"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    cfg = json.loads((run / "run.json").read_text())
+    assert cfg["model"]["ecg_tokens"] == 16 and cfg["model"]["fusion"] == "kv"
+    assert cfg["fusion_lr_scale"] == 10.0 and cfg["prompt_grad"] is False
+    assert cfg["lora"] is True and cfg["lora_dropout"] == 0.0 and cfg["freeze_encoder_trunk"]
+    stage = json.loads((run / "model.json").read_text())["encoder_pretrain"]
+    assert stage["steps"] == 3 and stage["first_loss"] > 0
+    state = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
+    assert "encoder.stem.0.weight" in state  # the frozen trunk is still saved (stage 0 trained it)
+    evaluate_run(EvalOptions(run=run, split="test", meteor="none", progress=False, limit=2,
+                             max_new_tokens=3))  # fmt: skip
+
+
+def typer_app():
+    import typer
+
+    from ecg_instruct.train.command import train_baseline
+
+    app = typer.Typer()
+    app.command()(train_baseline)
+    return app
+
+
+def test_recipe_resumes_exactly_across_its_stages(tiny_lm: Path, tiny_dataset: Path, tmp_path: Path):
+    """Encoder stage, frozen-LM steps and trunk freezing: a run resumed after the frozen stage
+    ends with the same weights and losses as an uninterrupted one."""
+    pytest.importorskip("peft")
+    common = dict(hf_model=str(tiny_lm), lora=True, lora_r=4, lora_dropout=0.0, max_report_tokens=8,
+                  encoder_pretrain_steps=3, frozen_lm_steps=1, fusion_lr_scale=10.0,
+                  prompt_grad=False, model={"fusion": "kv", "ecg_tokens": 3})  # fmt: skip
+    train(small_config(tiny_dataset, tmp_path / "full", max_steps=3, **common), progress=False)
+    part = small_config(tiny_dataset, tmp_path / "part", max_steps=2, save_interval=1, **common)
+    train(part, progress=False)
+    part.max_steps = 3
+    train(part, resume=True, progress=False)
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert _losses(tmp_path / "full") == _losses(tmp_path / "part")

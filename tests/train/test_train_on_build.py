@@ -29,7 +29,7 @@ def test_train_and_evaluate_on_the_built_sample(built_dataset: Path, tmp_path: P
     result = evaluate_run(EvalOptions(run=run, split="test", controls=True, meteor="none",
                                       progress=False))  # fmt: skip
     rows = {r["condition"]: r for r in result["rows"]}
-    assert set(rows) == {"clean", "ecg=zeros", "ecg=shuffle"}
+    assert set(rows) == {"clean", "ecg=zeros", "ecg=shuffle", "majority report"}
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["config"] == "ptbxl" and metrics["n_records"] >= 1
     assert 0.0 <= metrics["bleu_4"] <= 1.0 and metrics["cider_d"] >= 0.0
