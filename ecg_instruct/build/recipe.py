@@ -1,4 +1,4 @@
-"""Recipes: the declarative description of a build (`ecg_instruct/recipes/*.yaml`).
+"""Recipes: the declarative description of a build (`pipelines/*.yaml`).
 
 The bundled recipes ship inside the package, so `--recipe meit` works from any directory after
 `pip install`; a path to the user's own YAML file works too.
@@ -22,12 +22,14 @@ from typing import Any, Literal
 
 import yaml
 
+from ecg_instruct.bundled import RECIPES_DIR
 from ecg_instruct.errors import UserError
 from ecg_instruct.index.split import DEFAULT_MIMIC_FRACTIONS, DEFAULT_PTBXL_FOLDS, SPLITS
 from ecg_instruct.sources import SOURCE_DIRS
 
-#: The recipes shipped with the package (`--recipe meit` = `BUNDLED_RECIPES / "meit.yaml"`).
-BUNDLED_RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+#: The recipes shipped with the package (`--recipe meit` = `BUNDLED_RECIPES / "meit.yaml"`):
+#: the checkout's `pipelines/`, installed as `ecg_instruct/recipes/`.
+BUNDLED_RECIPES = RECIPES_DIR
 
 
 @dataclass(frozen=True)
