@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import sys
 from enum import Enum
 from pathlib import Path
@@ -22,7 +21,9 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
-SAMPLE_MARKER = ".complete"
+SAMPLE_MARKER = ".complete"  # ecg_instruct.sample.folder.COMPLETE_MARKER
+#: The marker text of the default sample mirror (`ecg-instruct sample` without --records).
+SAMPLE_TEXT = "written by `ecg-instruct sample`\n"
 
 
 class SourceChoice(str, Enum):
@@ -110,27 +111,58 @@ def write_sample_collections(folder: Path) -> None:
     from ecg_instruct.sample.cinc2021 import write_cinc2021
 
     write_cinc2021(folder, ptbxl_root=folder / "ptb-xl")
+    _write_code15_part(folder)
+
+
+def _h5py_missing() -> bool:
     try:
         import h5py  # noqa: F401
     except ImportError:
-        console.print("Sample: no code-15/ folder (CODE-15% needs h5py: pip install "
-                      "\"ecg-instruct[code15]\").", highlight=False)
+        return True
+    return False
+
+
+CODE15_ADVICE = 'CODE-15% needs h5py: pip install "ecg-instruct[code15]"'
+
+
+def _write_code15_part(folder: Path) -> None:
+    """The sample's `code-15/` folder, written beside and renamed into place (a mirror marked
+    complete never holds half of it); without h5py, one line saying which extra to install."""
+    if _h5py_missing():
+        console.print(f"Sample: no code-15/ folder ({CODE15_ADVICE}).", highlight=False,
+                      markup=False)
         return
-    from ecg_instruct.sample.code15 import write_code15
+    import shutil
 
-    write_code15(folder)
+    from ecg_instruct.sample.code15 import CODE15_DIR, write_code15
+
+    staging = folder / ".code-15.tmp"
+    shutil.rmtree(staging, ignore_errors=True)  # our own leftover (inside our sample mirror)
+    write_code15(staging)
+    os.replace(staging / CODE15_DIR, folder / CODE15_DIR)
+    staging.rmdir()
 
 
-def ensure_sample_mirror(folder: Path) -> Path:
-    """Write the synthetic sample mirror into `folder` unless a complete one is there."""
+def ensure_sample_mirror(folder: Path, option: str = "--out") -> Path:
+    """Write the synthetic sample mirror into `folder` unless a complete one is there.
+
+    A complete default mirror written without h5py gets its `code-15/` part once h5py is
+    installed. A non-empty folder that is not a sample mirror is refused (never deleted)."""
     from ecg_instruct.sample import write_sample_mirror
+    from ecg_instruct.sample.folder import claim_sample_folder, mark_sample_complete
 
-    if not (folder / SAMPLE_MARKER).exists():
-        if folder.exists():
-            shutil.rmtree(folder)
-        write_sample_mirror(folder)
-        write_sample_collections(folder)
-        (folder / SAMPLE_MARKER).write_text("written by `ecg-instruct sample`\n")
+    marker = folder / SAMPLE_MARKER
+    if marker.is_file():
+        if marker.read_text() == SAMPLE_TEXT and not (folder / "code-15").is_dir() \
+                and not _h5py_missing():
+            console.print(f"Sample: adding the code-15/ folder to {folder}/ (h5py is now "
+                          f"installed).", highlight=False, markup=False)
+            _write_code15_part(folder)
+        return folder
+    claim_sample_folder(folder, option)
+    write_sample_mirror(folder)
+    write_sample_collections(folder)
+    mark_sample_complete(folder, SAMPLE_TEXT)
     return folder
 
 
@@ -264,8 +296,14 @@ def build(
                 f"in {sample_fallback}/ (real data: `make download` or `ecg-instruct download`).",
                 highlight=False,
             )
-            raw, used_sample = ensure_sample_mirror(sample_fallback), True
-            present = wanted
+            raw, used_sample = ensure_sample_mirror(sample_fallback, "--sample-fallback"), True
+            present = [s for s in wanted if source_root(raw, s).is_dir()]
+            if "code15" in wanted and "code15" not in present:
+                if not present:
+                    raise UserError("the sample mirror has no code-15/ folder", path=raw,
+                                    fix=f"{CODE15_ADVICE}, then rerun")
+                console.print(f"Skipping code15: the sample mirror has no code-15/ "
+                              f"({CODE15_ADVICE}).", highlight=False, markup=False)
         elif source == SourceChoice.all and present and len(present) < len(wanted):
             skipped = ", ".join(s for s in wanted if s not in present)
             console.print(f"Skipping {skipped}: not found under {raw}/.", highlight=False)
@@ -322,12 +360,17 @@ def sample(
             write_learnable_mirror(out, records, mimic_records or records, SAMPLE_MARKER)
             return
         if force and (out / SAMPLE_MARKER).exists():
+            # Still a sample mirror for claim_sample_folder: it is rewritten, not refused.
+            from ecg_instruct.sample.folder import WRITING_MARKER
+
+            (out / WRITING_MARKER).write_text("rewriting (--force)\n")
             (out / SAMPLE_MARKER).unlink()
         ensure_sample_mirror(out)
 
     _guarded(run)
-    console.print(f"Sample mirror written to {out}/ (ptb-xl/, mimic-iv-ecg/, challenge-2021/, "
-                  f"code-15/)", highlight=False)
+    parts = ", ".join(sorted(f"{p.name}/" for p in out.iterdir() if p.is_dir()
+                             and not p.name.startswith(".")))
+    console.print(f"Sample mirror written to {out}/ ({parts})", highlight=False, markup=False)
 
 
 templates_app = typer.Typer(help="List, show and check prompt templates.", no_args_is_help=True)
@@ -350,13 +393,22 @@ def _template_setup(templates: list[Path] | None, recipe: str | None):
     return library, cfg
 
 
+def _templates_sample(sample: Path) -> Path:
+    """The sample mirror templates render on; says where it is written when it is not there."""
+    if not (sample / SAMPLE_MARKER).is_file():
+        console.print(f"Writing the synthetic sample mirror to {sample}/ to render the templates "
+                      f"on (choose the folder with --sample, or use --data/--raw-dir).",
+                      highlight=False, markup=False)
+    return ensure_sample_mirror(sample, "--sample")
+
+
 def _check_records(data: Path | None, raw_dir: Path | None, sample: Path):
     """Records and statement tables for rendering: a dataset, a mirror, or the sample mirror."""
     from ecg_instruct.instruct.check import records_from_dataset, records_from_mirror
     from ecg_instruct.instruct.fields import load_statement_tables
     from ecg_instruct.sources import source_root
 
-    mirror = raw_dir if raw_dir is not None else ensure_sample_mirror(sample)
+    mirror = raw_dir if raw_dir is not None else _templates_sample(sample)
     statements = load_statement_tables(mirror, ["ptbxl"]) \
         if source_root(mirror, "ptbxl").is_dir() else {}
     records = records_from_dataset(data) if data is not None else records_from_mirror(mirror)
