@@ -67,10 +67,20 @@ def _log_traceback(error: BaseException) -> Path:
     return Path(name)
 
 
-def _guarded(action):
-    """Run a command body: user errors, Ctrl-C and bugs each end in one line, never a traceback."""
+def _guarded(action, options: dict | None = None, rerun: str = "rerun the same command to resume"):
+    """Run a command body: user errors, Ctrl-C, faults of the machine (unwritable or full
+    disk), unreadable dataset files, missing optional packages and bugs each end in one line,
+    never a traceback. `options` are the command's arguments (its --data/--run name the
+    dataset to search for a damaged file)."""
+    import click
+
+    from ecg_instruct.command_errors import damaged_dataset_error, missing_module_error
+
     try:
         return action()
+    except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort,
+            click.ClickException):
+        raise  # the command's own exit status (or typer's usage errors)
     except UserError as error:
         _fail(error)
     except KeyboardInterrupt:
@@ -78,15 +88,40 @@ def _guarded(action):
                       highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
     except OSError as error:
-        if error.errno not in _ENVIRONMENT_ERRNOS:
-            _internal(error)
-        where = f"{error.filename}: " if error.filename else ""
-        console.print(f"[bold red]error:[/] {_one_line(where + (error.strerror or str(error)))} — "
-                      f"{_ENVIRONMENT_ERRNOS[error.errno]}, then rerun the same command to resume",
-                      highlight=False, soft_wrap=True, markup=True)
-        raise typer.Exit(1) from None
-    except Exception as error:  # a bug (or a broken environment): say where the details are
+        if error.errno in _ENVIRONMENT_ERRNOS:
+            where = f"{error.filename}: " if error.filename else ""
+            console.print(f"[bold red]error:[/] {_one_line(where + (error.strerror or str(error)))}"
+                          f" — {_ENVIRONMENT_ERRNOS[error.errno]}, then {rerun}",
+                          highlight=False, soft_wrap=True, markup=True)
+            raise typer.Exit(1) from None
+        damaged = damaged_dataset_error(error, options or {})
+        if damaged is not None:
+            _fail(damaged)
         _internal(error)
+    except ImportError as error:
+        missing = missing_module_error(error)
+        if missing is None:
+            _internal(error)
+        _fail(missing)
+    except Exception as error:  # a bug (or a broken environment): say where the details are
+        damaged = damaged_dataset_error(error, options or {})
+        if damaged is not None:
+            _fail(damaged)
+        _internal(error)
+
+
+def one_line_errors(command):
+    """`command` (a typer command function) with every fault ended by :func:`_guarded`."""
+    import functools
+
+    from ecg_instruct.command_errors import quiet_dataset_read_errors
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        quiet_dataset_read_errors()
+        return _guarded(lambda: command(*args, **kwargs), kwargs, rerun="rerun the command")
+
+    return wrapper
 
 
 def _internal(error: BaseException) -> None:
@@ -102,6 +137,8 @@ _ENVIRONMENT_ERRNOS = {
     errno.ENOSPC: "free disk space", errno.EDQUOT: "free space within your quota",
     errno.EACCES: "check the folder's permissions", errno.EPERM: "check the folder's permissions",
     errno.EROFS: "choose a writable --out", errno.EMFILE: "raise the open-file limit (ulimit -n)",
+    errno.ENOTDIR: "a parent of that path is a file, not a folder: choose another --out",
+    errno.EISDIR: "that path is a folder: name a file",
 }
 
 
@@ -505,12 +542,10 @@ def export(
     """Export a published dataset for LLaVA-style trainers, TRL, ShareGPT tools or MEIT."""
     from ecg_instruct.export import export_dataset
 
-    try:
-        summary = export_dataset(data, out, format.value, tasks=task or None,
-                                 splits=[s.value for s in split] if split else None,
-                                 token=token, media_key=media_key)
-    except UserError as error:
-        _fail(error)
+    summary = _guarded(lambda: export_dataset(
+        data, out, format.value, tasks=task or None,
+        splits=[s.value for s in split] if split else None, token=token, media_key=media_key),
+        {"data": data}, rerun="rerun the command")
     for name, rows in summary.files.items():
         console.print(f"{out / name}: {rows} rows", highlight=False)
     console.print(f"{summary.n_signals} ECGs written to {out / 'ecgs'}/ (.npy, float32 mV)",
@@ -525,11 +560,11 @@ def _register_optional_commands() -> None:
     from ecg_instruct.plot.command import plot
     from ecg_instruct.train.command import train_baseline
 
-    app.command("download")(download)
-    app.command("train-baseline")(train_baseline)
-    app.command("evaluate")(evaluate)
-    app.command("plot")(plot)
-    app.command("score")(score)
+    app.command("download")(one_line_errors(download))
+    app.command("train-baseline")(one_line_errors(train_baseline))
+    app.command("evaluate")(one_line_errors(evaluate))
+    app.command("plot")(one_line_errors(plot))
+    app.command("score")(one_line_errors(score))
 
 
 _register_optional_commands()
