@@ -324,6 +324,7 @@ def build(
         raw = raw_dir
         parsed = load_recipe(recipe)
         parsed = _override_reports(parsed, translator, translator_model, report_style)
+        _warn_task_counts(parsed, templates)
         wanted = parsed.sources.enabled if source == SourceChoice.all else [source.value]
         present = [s for s in wanted if source_root(raw, s).is_dir()]
         used_sample = False
@@ -368,6 +369,16 @@ def build(
     _print_summary(summary)
     console.print(f"Dataset written to {out}/ — load it with datasets.load_dataset(\"{out}\")",
                   highlight=False)
+
+
+def _warn_task_counts(recipe, templates: list[Path] | None) -> None:
+    """Say when the recipe asks for more examples of a task than there are templates."""
+    from ecg_instruct.instruct.templates import BUNDLED_TEMPLATES, TemplateLibrary
+    from ecg_instruct.recipe import task_count_warnings
+
+    library = TemplateLibrary([BUNDLED_TEMPLATES, *templates] if templates else None)
+    for line in task_count_warnings(recipe, library):
+        console.print(f"warning: {line}", highlight=False, markup=False, soft_wrap=True)
 
 
 def default_out(source: str, splits: list[str] | None) -> Path:
