@@ -335,8 +335,13 @@ def build(
         out = default_out(source.value, [s.value for s in split] if split else None)
 
     def run():
+        from ecg_instruct.mirror_choice import sample_instead_of_default, sample_notice
+
         raw = raw_dir
         parsed = load_recipe(recipe)
+        if sample_fallback is None and (sample := sample_instead_of_default(raw)) is not None:
+            console.print(sample_notice(raw, sample), highlight=False, markup=False)
+            raw = sample
         parsed = _override_reports(parsed, translator, translator_model, report_style)
         _warn_task_counts(parsed, templates)
         wanted = parsed.sources.enabled if source == SourceChoice.all else [source.value]
