@@ -135,3 +135,24 @@ def test_templates_check_says_where_it_writes_its_sample(tmp_path: Path, monkeyp
     assert err.count("Writing the synthetic sample mirror to") == 1
     assert f"{tmp_path / 's'}/" in err and "--sample" in err
     assert written == [(tmp_path / "s", "--sample")] * 2
+
+
+def test_a_sample_fallback_without_code15_skips_it_naming_the_extra(tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    """Without h5py the sample mirror has no code-15/: a 4-source build skips code15 saying
+    which extra to install (before: `download code15`, which a sample user cannot act on)."""
+    monkeypatch.setitem(sys.modules, "h5py", None)  # and so no code-15/ top-up either
+    sample = tmp_path / "sample"
+    for part in ("ptb-xl", "mimic-iv-ecg", "challenge-2021"):
+        (sample / part).mkdir(parents=True)
+    (sample / ".complete").write_text(SAMPLE_TEXT)
+    (tmp_path / "raw").mkdir()
+    result = CliRunner().invoke(app, ["build", "--recipe", "meit-multisource", "--raw-dir",
+                                      str(tmp_path / "raw"), "--sample-fallback", str(sample),
+                                      "--out", str(tmp_path / "o"), "--no-progress"],
+                                env={"COLUMNS": "400"})
+    said = " ".join(result.output.split())
+    assert ('Skipping code15: the sample mirror has no code-15/ (CODE-15% needs h5py: '
+            'pip install "ecg-instruct[code15]")') in said
+    assert "download code15" not in said
+    assert not (sample / "code-15").exists()
