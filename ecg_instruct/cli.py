@@ -392,8 +392,8 @@ def build(
 
 def _warn_task_counts(recipe, templates: list[Path] | None) -> None:
     """Say when the recipe asks for more examples of a task than there are templates."""
+    from ecg_instruct.build.recipe import task_count_warnings
     from ecg_instruct.instruct.templates import BUNDLED_TEMPLATES, TemplateLibrary
-    from ecg_instruct.recipe import task_count_warnings
 
     library = TemplateLibrary([BUNDLED_TEMPLATES, *templates] if templates else None)
     for line in task_count_warnings(recipe, library):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ecg_instruct.sample_folder import COMPLETE_MARKER
+from ecg_instruct.sample.folder import COMPLETE_MARKER
 
 #: Where `make dataset` (and the README) expect a PhysioNet mirror.
 DEFAULT_RAW = Path("data/raw")
