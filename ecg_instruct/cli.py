@@ -75,6 +75,7 @@ def _guarded(action, options: dict | None = None, rerun: str = "rerun the same c
     import click
 
     from ecg_instruct.command_errors import damaged_dataset_error, missing_module_error
+    from ecg_instruct.interrupts import restore_default_sigint
 
     restore_default_sigint()
     try:
@@ -109,19 +110,6 @@ def _guarded(action, options: dict | None = None, rerun: str = "rerun the same c
         if damaged is not None:
             _fail(damaged)
         _internal(error)
-
-
-def restore_default_sigint() -> None:
-    """Make Ctrl-C and `kill -INT` interrupt the command even when it was started with SIGINT
-    ignored (`ecg-instruct build &` in a script, `bash -c '... & wait'`, some schedulers):
-    Python then installs no KeyboardInterrupt handler, and a build could only be stopped with
-    kill -9. Worker processes still ignore SIGINT (the executor stops them)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is threading.main_thread() and \
-            signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def one_line_errors(command):

@@ -1,4 +1,5 @@
-"""A command started with SIGINT ignored still stops on SIGINT (`cli.restore_default_sigint`).
+"""A command started with SIGINT ignored still stops on SIGINT (`interrupts.restore_default_sigint`,
+called by the CLI's command guard and by `download`).
 
 `cmd &` in a non-interactive shell starts `cmd` with SIGINT ignored; Python then raises no
 KeyboardInterrupt, so before the fix a build started that way ignored `kill -INT` (and the
