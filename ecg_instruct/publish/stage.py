@@ -426,8 +426,9 @@ class PublishStage:
             context.summary = publish(context.options, context.index, context.work,
                                       context.library, context.signal_shards,
                                       before_swap=context.workdir.mark_published)
-        except BaseException:
-            # `<out>.tmp/` is rebuilt from the work files by every run: a failed one (a full
-            # disk) leaves nothing there taking the space
+        except OSError:
+            # `<out>.tmp/` is rebuilt from the work files by every run: one that failed on the
+            # machine (a full disk) leaves nothing there taking the space. (A user error, such
+            # as no record surviving, keeps it: its one line points to OUT.tmp/rejects.parquet.)
             shutil.rmtree(staging, ignore_errors=True)
             raise
