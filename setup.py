@@ -17,7 +17,7 @@ setup(
               "ecg_instruct.templates", *(f"ecg_instruct.templates.{t}" for t in TASK_FOLDERS),
               "ecg_instruct.recipes"],
     package_dir={"ecg_instruct.templates": "templates", "ecg_instruct.recipes": "pipelines"},
-    package_data={"ecg_instruct.data": ["*.yaml"], "ecg_instruct.recipes": ["*.yaml"],
+    package_data={"ecg_instruct.data": ["*.yaml", "*.csv"], "ecg_instruct.recipes": ["*.yaml"],
                   "ecg_instruct.templates": ["*.j2"],
                   **{f"ecg_instruct.templates.{t}": ["*.j2"] for t in TASK_FOLDERS}},
 )

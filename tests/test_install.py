@@ -68,6 +68,8 @@ def test_wheel_install_builds_from_any_directory(tmp_path: Path, tmp_path_factor
     assert {n for n in names if n.startswith("ecg_instruct/recipes/")} == {
         f"ecg_instruct/recipes/{p.name}" for p in (REPO_ROOT / "pipelines").glob("*.yaml")}
     assert "ecg_instruct/recipes/meit.yaml" in names
+    assert {f"ecg_instruct/data/{p.name}" for p in (REPO_ROOT / "ecg_instruct" / "data").iterdir()
+            if p.is_file()} <= names  # the package's tables (YAML and the Challenge CSVs)
 
     venv = _fresh_venv(tmp_path / "env", wheel)
     elsewhere = tmp_path / "elsewhere"
