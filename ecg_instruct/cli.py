@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import sys
 from enum import Enum
 from pathlib import Path
@@ -22,7 +21,9 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
-SAMPLE_MARKER = ".complete"
+SAMPLE_MARKER = ".complete"  # ecg_instruct.sample.folder.COMPLETE_MARKER
+#: The marker text of the default sample mirror (`ecg-instruct sample` without --records).
+SAMPLE_TEXT = "written by `ecg-instruct sample`\n"
 
 
 class SourceChoice(str, Enum):
@@ -66,10 +67,22 @@ def _log_traceback(error: BaseException) -> Path:
     return Path(name)
 
 
-def _guarded(action):
-    """Run a command body: user errors, Ctrl-C and bugs each end in one line, never a traceback."""
+def _guarded(action, options: dict | None = None, rerun: str = "rerun the same command to resume"):
+    """Run a command body: user errors, Ctrl-C, faults of the machine (unwritable or full
+    disk), unreadable dataset files, missing optional packages and bugs each end in one line,
+    never a traceback. `options` are the command's arguments (its --data/--run name the
+    dataset to search for a damaged file)."""
+    import click
+
+    from ecg_instruct.command_errors import damaged_dataset_error, missing_module_error
+    from ecg_instruct.interrupts import restore_default_sigint
+
+    restore_default_sigint()
     try:
         return action()
+    except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort,
+            click.ClickException):
+        raise  # the command's own exit status (or typer's usage errors)
     except UserError as error:
         _fail(error)
     except KeyboardInterrupt:
@@ -77,15 +90,40 @@ def _guarded(action):
                       highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
     except OSError as error:
-        if error.errno not in _ENVIRONMENT_ERRNOS:
-            _internal(error)
-        where = f"{error.filename}: " if error.filename else ""
-        console.print(f"[bold red]error:[/] {_one_line(where + (error.strerror or str(error)))} — "
-                      f"{_ENVIRONMENT_ERRNOS[error.errno]}, then rerun the same command to resume",
-                      highlight=False, soft_wrap=True, markup=True)
-        raise typer.Exit(1) from None
-    except Exception as error:  # a bug (or a broken environment): say where the details are
+        if error.errno in _ENVIRONMENT_ERRNOS:
+            where = f"{error.filename}: " if error.filename else ""
+            console.print(f"[bold red]error:[/] {_one_line(where + (error.strerror or str(error)))}"
+                          f" — {_ENVIRONMENT_ERRNOS[error.errno]}, then {rerun}",
+                          highlight=False, soft_wrap=True, markup=True)
+            raise typer.Exit(1) from None
+        damaged = damaged_dataset_error(error, options or {})
+        if damaged is not None:
+            _fail(damaged)
         _internal(error)
+    except ImportError as error:
+        missing = missing_module_error(error)
+        if missing is None:
+            _internal(error)
+        _fail(missing)
+    except Exception as error:  # a bug (or a broken environment): say where the details are
+        damaged = damaged_dataset_error(error, options or {})
+        if damaged is not None:
+            _fail(damaged)
+        _internal(error)
+
+
+def one_line_errors(command):
+    """`command` (a typer command function) with every fault ended by :func:`_guarded`."""
+    import functools
+
+    from ecg_instruct.command_errors import quiet_dataset_read_errors
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        quiet_dataset_read_errors()
+        return _guarded(lambda: command(*args, **kwargs), kwargs, rerun="rerun the command")
+
+    return wrapper
 
 
 def _internal(error: BaseException) -> None:
@@ -101,6 +139,8 @@ _ENVIRONMENT_ERRNOS = {
     errno.ENOSPC: "free disk space", errno.EDQUOT: "free space within your quota",
     errno.EACCES: "check the folder's permissions", errno.EPERM: "check the folder's permissions",
     errno.EROFS: "choose a writable --out", errno.EMFILE: "raise the open-file limit (ulimit -n)",
+    errno.ENOTDIR: "a parent of that path is a file, not a folder: choose another --out",
+    errno.EISDIR: "that path is a folder: name a file",
 }
 
 
@@ -110,27 +150,58 @@ def write_sample_collections(folder: Path) -> None:
     from ecg_instruct.sample.cinc2021 import write_cinc2021
 
     write_cinc2021(folder, ptbxl_root=folder / "ptb-xl")
+    _write_code15_part(folder)
+
+
+def _h5py_missing() -> bool:
     try:
         import h5py  # noqa: F401
     except ImportError:
-        console.print("Sample: no code-15/ folder (CODE-15% needs h5py: pip install "
-                      "\"ecg-instruct[code15]\").", highlight=False)
+        return True
+    return False
+
+
+CODE15_ADVICE = 'CODE-15% needs h5py: pip install "ecg-instruct[code15]"'
+
+
+def _write_code15_part(folder: Path) -> None:
+    """The sample's `code-15/` folder, written beside and renamed into place (a mirror marked
+    complete never holds half of it); without h5py, one line saying which extra to install."""
+    if _h5py_missing():
+        console.print(f"Sample: no code-15/ folder ({CODE15_ADVICE}).", highlight=False,
+                      markup=False)
         return
-    from ecg_instruct.sample.code15 import write_code15
+    import shutil
 
-    write_code15(folder)
+    from ecg_instruct.sample.code15 import CODE15_DIR, write_code15
+
+    staging = folder / ".code-15.tmp"
+    shutil.rmtree(staging, ignore_errors=True)  # our own leftover (inside our sample mirror)
+    write_code15(staging)
+    os.replace(staging / CODE15_DIR, folder / CODE15_DIR)
+    staging.rmdir()
 
 
-def ensure_sample_mirror(folder: Path) -> Path:
-    """Write the synthetic sample mirror into `folder` unless a complete one is there."""
+def ensure_sample_mirror(folder: Path, option: str = "--out") -> Path:
+    """Write the synthetic sample mirror into `folder` unless a complete one is there.
+
+    A complete default mirror written without h5py gets its `code-15/` part once h5py is
+    installed. A non-empty folder that is not a sample mirror is refused (never deleted)."""
     from ecg_instruct.sample import write_sample_mirror
+    from ecg_instruct.sample.folder import claim_sample_folder, mark_sample_complete
 
-    if not (folder / SAMPLE_MARKER).exists():
-        if folder.exists():
-            shutil.rmtree(folder)
-        write_sample_mirror(folder)
-        write_sample_collections(folder)
-        (folder / SAMPLE_MARKER).write_text("written by `ecg-instruct sample`\n")
+    marker = folder / SAMPLE_MARKER
+    if marker.is_file():
+        if marker.read_text() == SAMPLE_TEXT and not (folder / "code-15").is_dir() \
+                and not _h5py_missing():
+            console.print(f"Sample: adding the code-15/ folder to {folder}/ (h5py is now "
+                          f"installed).", highlight=False, markup=False)
+            _write_code15_part(folder)
+        return folder
+    claim_sample_folder(folder, option)
+    write_sample_mirror(folder)
+    write_sample_collections(folder)
+    mark_sample_complete(folder, SAMPLE_TEXT)
     return folder
 
 
@@ -252,9 +323,15 @@ def build(
         out = default_out(source.value, [s.value for s in split] if split else None)
 
     def run():
+        from ecg_instruct.mirror_choice import sample_instead_of_default, sample_notice
+
         raw = raw_dir
         parsed = load_recipe(recipe)
+        if sample_fallback is None and (sample := sample_instead_of_default(raw)) is not None:
+            console.print(sample_notice(raw, sample), highlight=False, markup=False)
+            raw = sample
         parsed = _override_reports(parsed, translator, translator_model, report_style)
+        _warn_task_counts(parsed, templates)
         wanted = parsed.sources.enabled if source == SourceChoice.all else [source.value]
         present = [s for s in wanted if source_root(raw, s).is_dir()]
         used_sample = False
@@ -264,8 +341,14 @@ def build(
                 f"in {sample_fallback}/ (real data: `make download` or `ecg-instruct download`).",
                 highlight=False,
             )
-            raw, used_sample = ensure_sample_mirror(sample_fallback), True
-            present = wanted
+            raw, used_sample = ensure_sample_mirror(sample_fallback, "--sample-fallback"), True
+            present = [s for s in wanted if source_root(raw, s).is_dir()]
+            if "code15" in wanted and "code15" not in present:
+                if not present:
+                    raise UserError("the sample mirror has no code-15/ folder", path=raw,
+                                    fix=f"{CODE15_ADVICE}, then rerun")
+                console.print(f"Skipping code15: the sample mirror has no code-15/ "
+                              f"({CODE15_ADVICE}).", highlight=False, markup=False)
         elif source == SourceChoice.all and present and len(present) < len(wanted):
             skipped = ", ".join(s for s in wanted if s not in present)
             console.print(f"Skipping {skipped}: not found under {raw}/.", highlight=False)
@@ -295,6 +378,16 @@ def build(
                   highlight=False)
 
 
+def _warn_task_counts(recipe, templates: list[Path] | None) -> None:
+    """Say when the recipe asks for more examples of a task than there are templates."""
+    from ecg_instruct.build.recipe import task_count_warnings
+    from ecg_instruct.instruct.templates import BUNDLED_TEMPLATES, TemplateLibrary
+
+    library = TemplateLibrary([BUNDLED_TEMPLATES, *templates] if templates else None)
+    for line in task_count_warnings(recipe, library):
+        console.print(f"warning: {line}", highlight=False, markup=False, soft_wrap=True)
+
+
 def default_out(source: str, splits: list[str] | None) -> Path:
     """`out/meit` for a full build; a filtered build gets its own folder (`out/meit-mimic-test`)
     so that trying a README example never replaces a full build."""
@@ -322,12 +415,17 @@ def sample(
             write_learnable_mirror(out, records, mimic_records or records, SAMPLE_MARKER)
             return
         if force and (out / SAMPLE_MARKER).exists():
+            # Still a sample mirror for claim_sample_folder: it is rewritten, not refused.
+            from ecg_instruct.sample.folder import WRITING_MARKER
+
+            (out / WRITING_MARKER).write_text("rewriting (--force)\n")
             (out / SAMPLE_MARKER).unlink()
         ensure_sample_mirror(out)
 
     _guarded(run)
-    console.print(f"Sample mirror written to {out}/ (ptb-xl/, mimic-iv-ecg/, challenge-2021/, "
-                  f"code-15/)", highlight=False)
+    parts = ", ".join(sorted(f"{p.name}/" for p in out.iterdir() if p.is_dir()
+                             and not p.name.startswith(".")))
+    console.print(f"Sample mirror written to {out}/ ({parts})", highlight=False, markup=False)
 
 
 templates_app = typer.Typer(help="List, show and check prompt templates.", no_args_is_help=True)
@@ -350,13 +448,22 @@ def _template_setup(templates: list[Path] | None, recipe: str | None):
     return library, cfg
 
 
+def _templates_sample(sample: Path) -> Path:
+    """The sample mirror templates render on; says where it is written when it is not there."""
+    if not (sample / SAMPLE_MARKER).is_file():
+        console.print(f"Writing the synthetic sample mirror to {sample}/ to render the templates "
+                      f"on (choose the folder with --sample, or use --data/--raw-dir).",
+                      highlight=False, markup=False)
+    return ensure_sample_mirror(sample, "--sample")
+
+
 def _check_records(data: Path | None, raw_dir: Path | None, sample: Path):
     """Records and statement tables for rendering: a dataset, a mirror, or the sample mirror."""
     from ecg_instruct.instruct.check import records_from_dataset, records_from_mirror
     from ecg_instruct.instruct.fields import load_statement_tables
     from ecg_instruct.sources import source_root
 
-    mirror = raw_dir if raw_dir is not None else ensure_sample_mirror(sample)
+    mirror = raw_dir if raw_dir is not None else _templates_sample(sample)
     statements = load_statement_tables(mirror, ["ptbxl"]) \
         if source_root(mirror, "ptbxl").is_dir() else {}
     records = records_from_dataset(data) if data is not None else records_from_mirror(mirror)
@@ -453,12 +560,10 @@ def export(
     """Export a published dataset for LLaVA-style trainers, TRL, ShareGPT tools or MEIT."""
     from ecg_instruct.export import export_dataset
 
-    try:
-        summary = export_dataset(data, out, format.value, tasks=task or None,
-                                 splits=[s.value for s in split] if split else None,
-                                 token=token, media_key=media_key)
-    except UserError as error:
-        _fail(error)
+    summary = _guarded(lambda: export_dataset(
+        data, out, format.value, tasks=task or None,
+        splits=[s.value for s in split] if split else None, token=token, media_key=media_key),
+        {"data": data}, rerun="rerun the command")
     for name, rows in summary.files.items():
         console.print(f"{out / name}: {rows} rows", highlight=False)
     console.print(f"{summary.n_signals} ECGs written to {out / 'ecgs'}/ (.npy, float32 mV)",
@@ -473,11 +578,11 @@ def _register_optional_commands() -> None:
     from ecg_instruct.plot.command import plot
     from ecg_instruct.train.command import train_baseline
 
-    app.command("download")(download)
-    app.command("train-baseline")(train_baseline)
-    app.command("evaluate")(evaluate)
-    app.command("plot")(plot)
-    app.command("score")(score)
+    app.command("download")(one_line_errors(download))
+    app.command("train-baseline")(one_line_errors(train_baseline))
+    app.command("evaluate")(one_line_errors(evaluate))
+    app.command("plot")(one_line_errors(plot))
+    app.command("score")(one_line_errors(score))
 
 
 _register_optional_commands()

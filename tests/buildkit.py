@@ -13,7 +13,7 @@ import yaml
 from ecg_instruct.build.recipe import recipe_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RECIPE_100HZ = recipe_path("meit-100hz")  # package data: ecg_instruct/recipes/
+RECIPE_100HZ = recipe_path("meit-100hz")  # pipelines/ (a wheel: ecg_instruct/recipes/)
 N_PTBXL = 20
 N_MIMIC = 20
 

@@ -8,8 +8,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_DIR = REPO_ROOT.parent / "shared" / "data" / "real"
-# The bundled recipes are package data (ecg_instruct/recipes/): ask for them by name, e.g.
-# `load_recipe("meit")` or `ecg_instruct.build.recipe.recipe_path("meit-100hz")` for the file.
+# The bundled recipes are the checkout's pipelines/ (package data in a wheel): ask for them by
+# name, e.g. `load_recipe("meit")` or `ecg_instruct.build.recipe.recipe_path("meit-100hz")`.
 
 
 @pytest.fixture(autouse=True)

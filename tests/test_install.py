@@ -1,8 +1,10 @@
 """A normal (non-editable) install works from any directory.
 
-The wheel must carry the templates and recipes as package data; an editable install or a run
-from the checkout hides their absence, so this builds the real wheel, installs it into a fresh
-virtual environment and runs the installed `ecg-instruct` from a folder outside the checkout.
+The templates and recipes are edited in the checkout's top-level `templates/` and `pipelines/`;
+the wheel must carry them as package data (setup.py maps them to `ecg_instruct/templates/` and
+`ecg_instruct/recipes/`). An editable install or a run from the checkout hides their absence, so
+this builds the real wheel, installs it into a fresh virtual environment and runs the installed
+`ecg-instruct` from a folder outside the checkout, then from the checkout with a recipe path.
 
 Cost: ~20 s on 2 cores (wheel ~2 s, venv + install ~1 s, the build ~5 s plus ~12 s of numba
 compilation, which a fresh install pays once).
@@ -26,10 +28,11 @@ def _build_wheel(dest: Path) -> Path:
     """Build the wheel from a copy of the sources (building in the checkout would leave build/)."""
     src = dest / "src"
     src.mkdir(parents=True)
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy2(REPO_ROOT / name, src / name)
-    shutil.copytree(REPO_ROOT / "ecg_instruct", src / "ecg_instruct",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.nbi", "*.nbc"))
+    for folder in ("ecg_instruct", "templates", "pipelines"):
+        shutil.copytree(REPO_ROOT / folder, src / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.nbi", "*.nbc"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-index",
                     "--no-build-isolation", "-w", str(dest / "dist"), str(src)],
                    check=True, capture_output=True, text=True)
@@ -55,10 +58,18 @@ def _fresh_venv(dest: Path, wheel: Path) -> Path:
 @pytest.mark.skipif(os.name != "posix", reason="venv layout of POSIX systems")
 def test_wheel_install_builds_from_any_directory(tmp_path: Path, tmp_path_factory) -> None:
     wheel = _build_wheel(tmp_path / "wheel")
-    names = zipfile.ZipFile(wheel).namelist()
+    names = set(zipfile.ZipFile(wheel).namelist())
+    # Every top-level template and recipe, and nothing else, ships under the package.
+    shipped_templates = {n.removeprefix("ecg_instruct/templates/") for n in names
+                         if n.startswith("ecg_instruct/templates/")}
+    assert shipped_templates == {p.relative_to(REPO_ROOT / "templates").as_posix()
+                                 for p in (REPO_ROOT / "templates").rglob("*.j2")}
+    assert "report/plain-01.j2" in shipped_templates and "card.md.j2" in shipped_templates
+    assert {n for n in names if n.startswith("ecg_instruct/recipes/")} == {
+        f"ecg_instruct/recipes/{p.name}" for p in (REPO_ROOT / "pipelines").glob("*.yaml")}
     assert "ecg_instruct/recipes/meit.yaml" in names
-    assert "ecg_instruct/templates/card.md.j2" in names
-    assert "ecg_instruct/templates/report/plain-01.j2" in names
+    assert {f"ecg_instruct/data/{p.name}" for p in (REPO_ROOT / "ecg_instruct" / "data").iterdir()
+            if p.is_file()} <= names  # the package's tables (YAML and the Challenge CSVs)
 
     venv = _fresh_venv(tmp_path / "env", wheel)
     elsewhere = tmp_path / "elsewhere"
@@ -90,8 +101,36 @@ def test_wheel_install_builds_from_any_directory(tmp_path: Path, tmp_path_factor
     assert listed.returncode == 0, listed.stderr
     assert str(user / "plain-01.j2") in listed.stdout.replace("\n", "")
 
-    # The old in-checkout path is not there: one line naming the bundled name instead.
+    # Outside the checkout there is no pipelines/ folder: one line naming the bundled name.
     missing = run("build", "--raw-dir", str(mirror), "--out", "x", "--recipe", "pipelines/meit.yaml")
     assert missing.returncode == 2
     assert "pass --recipe meit (the bundled recipe)" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+    # From the checkout, the README's recipe path works with the installed command too.
+    in_checkout = subprocess.run(
+        [str(venv / "bin" / "ecg-instruct"), "build", "--raw-dir", str(mirror), "--out",
+         str(tmp_path / "from-checkout"), "--recipe", "pipelines/meit.yaml", "--workers", "1",
+         "--no-progress"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert in_checkout.returncode == 0, in_checkout.stderr[-2000:]
+    assert list((tmp_path / "from-checkout" / "data").glob("*/train-*.parquet"))
+
+
+def test_checkout_reads_the_top_level_folders(tmp_path: Path) -> None:
+    """Run from the checkout (PYTHONPATH or an editable install), the templates and recipes are
+    the top-level folders, and `--recipe pipelines/meit.yaml` names the same recipe as `meit`."""
+    code = ("from dataclasses import replace; "
+            "from ecg_instruct.bundled import TEMPLATES_DIR, RECIPES_DIR; "
+            "from ecg_instruct.build.recipe import load_recipe; "
+            "print(TEMPLATES_DIR); print(RECIPES_DIR); "
+            "print(replace(load_recipe('pipelines/meit.yaml'), path='') == "
+            "replace(load_recipe('meit'), path=''))")
+    env = os.environ | {"PYTHONPATH": str(REPO_ROOT)}
+    shown = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env,
+                           capture_output=True, text=True, check=True)
+    templates, recipes, same = shown.stdout.split("\n")[:3]
+    assert Path(templates) == REPO_ROOT / "templates"
+    assert Path(recipes) == REPO_ROOT / "pipelines"
+    assert same == "True"
+    assert not (REPO_ROOT / "ecg_instruct" / "templates").exists()  # one place to edit
+    assert not (REPO_ROOT / "ecg_instruct" / "recipes").exists()

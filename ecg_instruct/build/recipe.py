@@ -1,4 +1,4 @@
-"""Recipes: the declarative description of a build (`ecg_instruct/recipes/*.yaml`).
+"""Recipes: the declarative description of a build (`pipelines/*.yaml`).
 
 The bundled recipes ship inside the package, so `--recipe meit` works from any directory after
 `pip install`; a path to the user's own YAML file works too.
@@ -22,12 +22,14 @@ from typing import Any, Literal
 
 import yaml
 
+from ecg_instruct.bundled import RECIPES_DIR
 from ecg_instruct.errors import UserError
 from ecg_instruct.index.split import DEFAULT_MIMIC_FRACTIONS, DEFAULT_PTBXL_FOLDS, SPLITS
 from ecg_instruct.sources import SOURCE_DIRS
 
-#: The recipes shipped with the package (`--recipe meit` = `BUNDLED_RECIPES / "meit.yaml"`).
-BUNDLED_RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+#: The recipes shipped with the package (`--recipe meit` = `BUNDLED_RECIPES / "meit.yaml"`):
+#: the checkout's `pipelines/`, installed as `ecg_instruct/recipes/`.
+BUNDLED_RECIPES = RECIPES_DIR
 
 
 @dataclass(frozen=True)
@@ -313,6 +315,11 @@ def check_values(recipe: Recipe, path: str | Path) -> None:
     if signals.n_samples < 1:
         fail(f"signals.fs x duration_s is {signals.fs * signals.duration_s:g}: "
              "less than one sample per lead", "e.g. fs: 500, duration_s: 10")
+    from ecg_instruct.reports.translate import TRANSLATORS
+
+    if recipe.reports.translator not in TRANSLATORS:
+        fail(f"reports.translator: unknown translator {recipe.reports.translator!r}",
+             f"use one of {', '.join(TRANSLATORS)}")
     if not 0 <= recipe.reports.min_coverage <= 1:
         fail(f"reports.min_coverage must be in 0..1, got {recipe.reports.min_coverage:g}",
              "a share of the report's tokens, e.g. 0.8")
@@ -322,6 +329,20 @@ def check_values(recipe: Recipe, path: str | Path) -> None:
             fail(f"publish.{key} must be at least 1, got {value}",
                  "e.g. rows_per_file: 1000, row_group_rows: 128")
     recipe.instruct.validate(path)
+
+
+def task_count_warnings(recipe: Recipe, library) -> list[str]:
+    """One line per `instruct.tasks` count above the task's number of templates: a record gets
+    at most one example per template (no template twice), so the count is capped there."""
+    lines = []
+    for task, wanted in sorted(recipe.instruct.tasks.items()):
+        have = len(library.for_task(task))
+        if wanted > have > 0:
+            lines.append(f"{recipe.path or recipe.name}: instruct.tasks.{task}: {wanted} examples "
+                         f"per record asked, but there are {have} {task} templates: each record "
+                         f"gets at most {have} (one per template); add templates with "
+                         f"--templates or lower the count")
+    return lines
 
 
 def _check_folds(folds: dict[str, list[int]], fail: Callable[[str, str], typing.NoReturn]) -> None:

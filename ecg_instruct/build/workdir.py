@@ -146,10 +146,18 @@ def _describe(selection: dict) -> str:
     return f"{', '.join(selection.get('sources') or [])}: {splits}"
 
 
+def _pairs(selection: dict) -> set[tuple[str, str]]:
+    """The (source, split) pairs a filter or a published dataset covers."""
+    return {(source, split) for source in selection.get("sources") or []
+            for split in (selection.get("splits") or SPLITS)}
+
+
 def check_replacement(options: BuildOptions) -> None:
     """A build with another source/split filter must not silently replace the dataset in
     `--out` (e.g. `--source mimic --split test` over a full build): refuse without
-    `--overwrite`. Same filter (another seed or recipe): replaced, as a rebuild is."""
+    `--overwrite`. Same filter (another seed or recipe), or one covering every source and
+    split the dataset holds (the full build after a filtered `--overwrite`): replaced, as a
+    rebuild is, since nothing the folder holds is lost."""
     if options.overwrite or not options.out.is_dir():
         return
     try:
@@ -159,18 +167,14 @@ def check_replacement(options: BuildOptions) -> None:
         previous = published_selection(options.out)
         if previous is None:
             return
-        covered = {(source, split) for source in options.sources
-                   for split in (options.splits or SPLITS)}
-        held = {(source, split) for source in previous["sources"] for split in previous["splits"]}
-        if held <= covered:
-            return
     mine = filter_of(options)
-    if previous != mine:
-        raise UserError(
-            f"holds a dataset built from {_describe(previous)}; this build "
-            f"({_describe(mine)}) would replace it", path=options.out,
-            fix="choose another --out (a filtered build's default is out/meit-<source>-<split>), "
-                "or pass --overwrite to replace it")
+    if _pairs(previous) <= _pairs(mine):
+        return
+    raise UserError(
+        f"holds a dataset built from {_describe(previous)}; this build "
+        f"({_describe(mine)}) would replace it", path=options.out,
+        fix="choose another --out (a filtered build's default is out/meit-<source>-<split>), "
+            "or pass --overwrite to replace it")
 
 
 def published_selection(out: Path) -> dict | None:

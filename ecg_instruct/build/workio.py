@@ -36,6 +36,20 @@ def writing(path: str | Path) -> Iterator[None]:
         raise disk_full(path) from None
 
 
+@contextlib.contextmanager
+def temporary(path: str | Path) -> Iterator[str]:
+    """`<path>.tmp-<pid>`, the file a writer fills before renaming it to `path`, removed when
+    the block fails: a full disk must not leave a partial file behind (taking more of the
+    space) until the next run's cleanup."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        yield tmp
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def disk_full(path: str | Path) -> OSError:
     return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
@@ -55,8 +69,7 @@ def parquet_bytes(frame_or_table: pd.DataFrame | pa.Table,
 
 
 def atomic_write(data: bytes, path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    with writing(path):
+    with writing(path), temporary(path) as tmp:
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()

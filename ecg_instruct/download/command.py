@@ -83,6 +83,9 @@ def download(
     Re-run the same command after any interruption: verified files are skipped and partial
     files continue where they stopped.
     """
+    from ecg_instruct.interrupts import restore_default_sigint
+
+    restore_default_sigint()  # Ctrl-C / kill -INT work even when started as `cmd &`
     try:
         split_config = load_recipe(recipe).split if recipe is not None else None
         summary = download_release(

@@ -1,5 +1,9 @@
 """Reading another model's outputs for ``ecg-instruct score``: JSONL or Parquet rows of
-``id``, ``prediction`` and optionally ``reference``.
+``id``, ``prediction`` and optionally ``reference`` and ``condition``.
+
+``evaluate`` writes its own ``predictions.parquet`` with one row per record and ``condition``
+(``clean``: the real ECG; with ``--controls`` also ``ecg=zeros`` and ``ecg=shuffle``; noise levels
+with ``--noise``): the rows of one condition are scored, ``clean`` unless another is asked for.
 
 Bad input is a one-line ``UserError`` naming the file (missing column, duplicate id, unknown id,
 unreadable file). A missing or empty prediction is kept as "" and counted, never dropped: a
@@ -15,6 +19,8 @@ from pathlib import Path
 from ecg_instruct.errors import UserError
 
 REQUIRED = ("id", "prediction")
+#: The condition scored by default in a file with a ``condition`` column: the real, clean ECG.
+REAL_CONDITION = "clean"
 
 
 @dataclass
@@ -22,10 +28,12 @@ class PredictionRows:
     ids: list[str]
     predictions: list[str]
     references: list[str] | None  # None when the file has no reference column
+    condition: str | None = None  # the condition scored, when the file has a condition column
 
 
-def read_predictions(path: Path) -> PredictionRows:
-    """Rows of a ``.jsonl`` or ``.parquet`` predictions file, validated."""
+def read_predictions(path: Path, condition: str | None = None) -> PredictionRows:
+    """Rows of a ``.jsonl`` or ``.parquet`` predictions file, validated; in a file with a
+    ``condition`` column, the rows of `condition` (default: ``clean``, the real ECG)."""
     path = Path(path)
     if not path.is_file():
         raise UserError("predictions file not found", path, "pass a .jsonl or .parquet file")
@@ -51,6 +59,18 @@ def read_predictions(path: Path) -> PredictionRows:
             f"missing column(s) {missing} (have {sorted(table)})", path,
             "every row needs `id` and `prediction` (and `reference`, or pass --data)",
         )  # fmt: skip
+    chosen = None
+    if "condition" in table:
+        chosen = condition or REAL_CONDITION
+        present = sorted({str(c) for c in table["condition"]})
+        if chosen not in present:
+            raise UserError(f"no rows of condition {chosen!r} (conditions: {', '.join(present)})",
+                            path, f"pass --condition with one of {', '.join(present)}")
+        keep = [str(c) == chosen for c in table["condition"]]
+        table = {k: [v for v, k_ in zip(vals, keep, strict=True) if k_] for k, vals in table.items()}
+    elif condition is not None:
+        raise UserError(f"--condition {condition!r} given but the file has no condition column",
+                        path, "drop --condition")
     ids = [str(i) for i in table["id"]]
     if not ids:
         raise UserError("no rows", path, "write one row per record")
@@ -63,7 +83,7 @@ def read_predictions(path: Path) -> PredictionRows:
     references = None
     if "reference" in table:
         references = ["" if r is None else str(r) for r in table["reference"]]
-    return PredictionRows(ids, predictions, references)
+    return PredictionRows(ids, predictions, references, chosen)
 
 
 def _jsonl_rows(path: Path) -> list[dict]:

@@ -51,12 +51,14 @@ def score_file(
     bertscore_model: str | None = None,
     bootstrap: int = 1000,
     seed: int = 0,
+    condition: str | None = None,
 ) -> dict:
-    """Metrics of a predictions file (the dict ``evaluate`` writes to metrics.json)."""
+    """Metrics of a predictions file (the dict ``evaluate`` writes to metrics.json); in
+    ``evaluate``'s own file, of one condition (``clean`` unless `condition` names another)."""
     from ecg_instruct.evaluate.predictions_file import read_predictions
     from ecg_instruct.evaluate.scoring import public, score
 
-    rows = read_predictions(predictions)
+    rows = read_predictions(predictions, condition)
     scp_codes = None
     if data is not None:
         refs_by_id, codes_by_id = dataset_references(data, config, split)
@@ -81,11 +83,15 @@ def score_file(
     )  # fmt: skip
     source = {"predictions": str(predictions), "references": "file column" if data is None
               else f"{data} {config}/{split}", "seed": seed}  # fmt: skip
+    if rows.condition is not None:
+        source["condition"] = rows.condition
     return {**source, **public(metrics)}
 
 
 def score(
-    predictions: Annotated[Path, typer.Option(help="JSONL or Parquet: id, prediction[, reference].")],
+    predictions: Annotated[Path, typer.Option(
+        help="JSONL or Parquet: id, prediction[, reference] (your model's outputs), or the "
+        "predictions.parquet `evaluate` writes into its run folder.")],
     out: Annotated[Path | None, typer.Option(help="Write the metrics here (JSON).")] = None,
     data: Annotated[
         Path | None, typer.Option(help="Published dataset to take references from by id.")
@@ -100,6 +106,9 @@ def score(
     ] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for 95 % intervals.")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    condition: Annotated[str | None, typer.Option(
+        help="With evaluate's predictions.parquet: the condition to score (default clean, the "
+        "real ECG; with --controls also ecg=zeros, ecg=shuffle).")] = None,
 ) -> None:
     """Score a predictions file with the same metrics as `evaluate` (prints them; --out: JSON)."""
     from ecg_instruct.evaluate.command import format_metrics
@@ -107,12 +116,13 @@ def score(
     try:
         result = score_file(
             predictions, data, config, split, meteor,
-            None if bertscore_model is None else str(bertscore_model), bootstrap, seed,
+            None if bertscore_model is None else str(bertscore_model), bootstrap, seed, condition,
         )  # fmt: skip
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"{result['n_records']} records ({result['n_empty_predictions']} empty predictions): "
+    scored = f" of condition {result['condition']}" if result.get("condition") else ""
+    typer.echo(f"{result['n_records']} records{scored} ({result['n_empty_predictions']} empty predictions): "
                f"{format_metrics(result)}")  # fmt: skip
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

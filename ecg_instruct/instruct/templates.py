@@ -40,13 +40,14 @@ import yaml
 from jinja2 import StrictUndefined, TemplateError, UndefinedError, meta
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
+from ecg_instruct.bundled import TEMPLATES_DIR
 from ecg_instruct.errors import UserError
 from ecg_instruct.instruct.fields import KNOWN_FIELDS, join_and
 
 _FRONT_MATTER = re.compile(r"\A\{#---\s*\n(.*?)\n---#\}\s*\n?", re.DOTALL)
 _TURN_MARKER = re.compile(r"^[ \t]*\{#--\s*(user|assistant)\s*--#\}[ \t]*\n?", re.MULTILINE)
-#: Shipped inside the package (package data), so a wheel install finds them from any directory.
-BUNDLED_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+#: The checkout's `templates/`, shipped inside the package by a wheel (ecg_instruct.bundled).
+BUNDLED_TEMPLATES = TEMPLATES_DIR
 
 #: Answer used when a template of this task has no `{#-- assistant --#}` turn.
 DEFAULT_ANSWERS = {"report": "{{ report }}"}

@@ -76,6 +76,11 @@ def run_plot(data: Path | None, record_id: str | None, split: str | None, n: int
         raise UserError(f"--dpi {dpi} is outside 10..1200", fix="use e.g. --dpi 150")
     if record_id is not None:
         if raw_dir is not None:
+            from ecg_instruct.mirror_choice import sample_instead_of_default, sample_notice
+
+            if (sample := sample_instead_of_default(raw_dir)) is not None:
+                typer.echo(sample_notice(raw_dir, sample), err=True)
+                raw_dir = sample
             quality, records = _recipe_settings(recipe)
             view = raw_view(raw_dir, record_id, quality, records, data)
         elif data is not None:

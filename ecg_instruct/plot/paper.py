@@ -224,6 +224,7 @@ def save(fig, path: Path) -> None:
                         fix="name the output .png, .svg or .pdf")
     metadata = {".png": {"Software": None}, ".svg": {"Date": None, "Creator": None},
                 ".pdf": {"CreationDate": None, "Creator": None, "Producer": None}}[suffix]
+    path.parent.mkdir(parents=True, exist_ok=True)  # `--out figures/ecg.png` as a user expects
     with matplotlib.rc_context({"svg.hashsalt": "ecg-instruct", "svg.fonttype": "path",
                                 "pdf.compression": 6}):
         fig.savefig(path, dpi=fig.dpi, metadata=metadata)

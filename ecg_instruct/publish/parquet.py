@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ecg_instruct.build.workio import temporary
 from ecg_instruct.publish.features import published_features
 from ecg_instruct.signals.storage import parquet_write_options
 
@@ -30,11 +31,11 @@ def plain_schema(n_samples: int, signal_dtype: str, signal_type: pa.DataType) ->
 
 
 def write_parquet(table: pa.Table, path: Path, signal_dtype: str, row_group_rows: int) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     options = dict(parquet_write_options(signal_dtype))
     options["row_group_size"] = row_group_rows
-    pq.write_table(table, tmp, **options)
-    os.replace(tmp, path)
+    with temporary(path) as tmp:
+        pq.write_table(table, tmp, **options)
+        os.replace(tmp, path)
 
 
 def write_split_files(

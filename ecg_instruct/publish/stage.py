@@ -32,7 +32,7 @@ from ecg_instruct.build.options import BuildOptions, BuildSummary
 from ecg_instruct.build.recipe import SignalsConfig
 from ecg_instruct.build.stage import BuildContext
 from ecg_instruct.build.validate import PUBLISHED_NAMES
-from ecg_instruct.build.workio import atomic_parquet, atomic_write, writing
+from ecg_instruct.build.workio import atomic_parquet, atomic_write, temporary, writing
 from ecg_instruct.errors import UserError
 from ecg_instruct.index.split import SPLITS
 from ecg_instruct.instruct.templates import TemplateLibrary
@@ -127,8 +127,7 @@ def write_split_file(
     pieces = (_kept_rows(shard, start, stop, exclude) for shard, start, stop in parts)
     schema = plain_schema(cfg.n_samples, cfg.dtype,
                           signal_arrow_type(len(CANONICAL_LEADS), cfg.n_samples, cfg.dtype))
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with writing(path):
+    with writing(path), temporary(path) as tmp:
         with pq.ParquetWriter(tmp, schema, **options) as writer:
             for group in _row_groups(pieces, row_group_rows):
                 signals = group.columns.add_column(1, "signal", group.signal_column(cfg.dtype))
@@ -422,6 +421,14 @@ class PublishStage:
     def run(self, context: BuildContext) -> None:
         # the marker goes first: killed between the two, `<out>` still holds the old
         # dataset and a rerun of this build (same filter) goes ahead and replaces it
-        context.summary = publish(context.options, context.index, context.work, context.library,
-                                  context.signal_shards,
-                                  before_swap=context.workdir.mark_published)
+        staging = context.options.out.with_name(context.options.out.name + ".tmp")
+        try:
+            context.summary = publish(context.options, context.index, context.work,
+                                      context.library, context.signal_shards,
+                                      before_swap=context.workdir.mark_published)
+        except OSError:
+            # `<out>.tmp/` is rebuilt from the work files by every run: one that failed on the
+            # machine (a full disk) leaves nothing there taking the space. (A user error, such
+            # as no record surviving, keeps it: its one line points to OUT.tmp/rejects.parquet.)
+            shutil.rmtree(staging, ignore_errors=True)
+            raise

@@ -261,15 +261,16 @@ def write_sample_mirror(
 
 
 def write_learnable_mirror(out, n_ptbxl: int, n_mimic: int, marker: str, seed: int = 0):
-    """``ecg-instruct sample --records N``: a fresh mirror of physiological records with progress."""
-    import shutil
+    """``ecg-instruct sample --records N``: a fresh mirror of physiological records with progress.
+
+    Replaces only a sample mirror (``sample.folder``): any other non-empty `out` is refused."""
+    from ecg_instruct.sample.folder import claim_sample_folder, mark_sample_complete
 
     out = Path(out)
     wanted = f"written by `ecg-instruct sample --records {n_ptbxl}` (mimic {n_mimic}, seed {seed})\n"
     if (out / marker).is_file() and (out / marker).read_text() == wanted:
         return out
-    if out.exists():
-        shutil.rmtree(out)
+    claim_sample_folder(out)
     write_sample_mirror(out, n_ptbxl, n_mimic, seed, physiological=True)
-    (out / marker).write_text(wanted)
+    mark_sample_complete(out, wanted)
     return out

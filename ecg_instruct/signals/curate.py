@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ecg_instruct.build.recipe import SignalsConfig
+from ecg_instruct.build.workio import temporary
 from ecg_instruct.errors import RecordReject
 from ecg_instruct.index.windows import split_window
 from ecg_instruct.paths import UnsafePath, safe_join_str
@@ -684,10 +685,10 @@ def _write_work_shard(table: pa.Table, path: str) -> None:
     (:func:`read_work_shard`, :func:`work_shard_ids`). (Parquet shards of earlier versions
     are not ``<shard>.arrow`` files: a resumed build does those shards again.)
     """
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
-    os.replace(tmp, path)
+    with temporary(path) as tmp:
+        with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        os.replace(tmp, path)
 
 
 def work_shard_ids(path: str | Path) -> list[str]:
@@ -698,6 +699,6 @@ def work_shard_ids(path: str | Path) -> list[str]:
 
 
 def _write_atomic(table: pa.Table, path: str, **options) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    pq.write_table(table, tmp, **({"compression": "zstd"} | options))
-    os.replace(tmp, path)
+    with temporary(path) as tmp:
+        pq.write_table(table, tmp, **({"compression": "zstd"} | options))
+        os.replace(tmp, path)

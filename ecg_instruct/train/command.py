@@ -23,8 +23,11 @@ BUILTIN_DEFAULTS = {
 
 
 def train_baseline(
-    data: Annotated[Path, typer.Option(help="Published dataset folder (`build --out`).")],
-    out: Annotated[Path, typer.Option(help="Run folder: checkpoint, tokenizer, logs.")],
+    data: Annotated[Path, typer.Option(help="Published dataset folder (`build --out`).")] = Path(
+        "out/meit"),
+    out: Annotated[Path | None, typer.Option(
+        help="Run folder: checkpoint, tokenizer, logs. Default: a new runs/<config>[-N] (an "
+        "existing run is never overwritten).")] = None,
     config: Annotated[str, typer.Option(help="Dataset config: ptbxl, mimic or all.")] = "ptbxl",
     max_steps: Annotated[
         int | None, typer.Option(help="Optimizer steps (default 300; with --model 100).")
@@ -128,6 +131,12 @@ def train_baseline(
     ] = None,
 ) -> None:
     """Train the baseline ECG-to-report model on a published dataset."""
+    if out is None:
+        if resume:
+            typer.echo("error: --resume needs --out (the run folder to continue)", err=True)
+            raise typer.Exit(2)
+        out = default_run_dir(config)
+        typer.echo(f"Run folder: {out}/ (choose one with --out)", err=True)
     try:
         summary = _run(**locals())  # every option above, by name
     except UserError as exc:
@@ -137,6 +146,15 @@ def train_baseline(
         typer.echo("interrupted — the last checkpoint is kept; rerun with --resume", err=True)
         raise typer.Exit(130) from None
     typer.echo(summary)
+
+
+def default_run_dir(config: str, runs: Path = Path("runs")) -> Path:
+    """`runs/<config>`, or the first `runs/<config>-N` that does not exist yet: a bare
+    `ecg-instruct train-baseline` never writes into an earlier run."""
+    candidate, n = runs / config, 2
+    while candidate.exists():
+        candidate, n = runs / f"{config}-{n}", n + 1
+    return candidate
 
 
 def _run(**opts) -> str:

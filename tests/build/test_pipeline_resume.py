@@ -257,6 +257,9 @@ def test_a_full_disk_names_the_file_and_leaves_the_previous_dataset_intact(
         run_build(mirror, out, recipe, workers=1, seed=1)
     assert re.search(r"meit\.tmp/data/\w+/\w+-\d{5}-of-\d{5}\.parquet$", raised.value.filename)
     assert tree_digest(out) == previous
+    # nothing of the failed run is left taking the space: no partial file, no meit.tmp/
+    assert not out.with_name("meit.tmp").exists()
+    assert list(tmp_path.rglob("*.tmp-*")) == []
 
 
 def test_a_full_disk_in_a_worker_names_the_shard(setup, tmp_path, monkeypatch):
@@ -271,6 +274,31 @@ def test_a_full_disk_in_a_worker_names_the_shard(setup, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space left on device") as raised:
         run_build(mirror, tmp_path / "meit", recipe, workers=2, seed=1)
     assert re.search(r"signals/mimic-\w+-\d{5}\.\w{16}\.arrow$", raised.value.filename)
+
+
+def test_a_full_disk_in_a_worker_leaves_no_partial_shard(setup, tmp_path, monkeypatch):
+    """The disk fills while a worker writes its signal shard: the worker removes its partial
+    `*.tmp-<pid>` file itself (before: left until the next run's cleanup)."""
+    import types
+
+    import pyarrow as pa
+
+    import ecg_instruct.signals.curate as curate
+
+    mirror, _, recipe, _, _ = setup
+
+    def new_file(sink, schema):
+        sink.write(b"half a shard")
+        raise OSError(28, "No space left on device")
+
+    full = types.SimpleNamespace(**{name: getattr(pa, name) for name in dir(pa)
+                                    if not name.startswith("__")})
+    full.ipc = types.SimpleNamespace(new_file=new_file)
+    monkeypatch.setattr(curate, "pa", full)
+    with pytest.raises(OSError, match="No space left on device"):
+        run_build(mirror, tmp_path / "meit", recipe, workers=2, seed=1)
+    assert list(tmp_path.rglob("*.tmp-*")) == []
+    assert not (tmp_path / "meit.tmp").exists()
 
 
 def test_two_builds_into_one_folder_cannot_run_at_once(setup, tmp_path):

@@ -38,6 +38,8 @@ def test_fingerprint_ignores_location_but_not_content(tmp_path: Path) -> None:
         ("name: x\nshard_size: true\n", r"shard_size: expected int"),
         ("name: x\nsplit: {mimic_fractions: [0.5, 0.5, 0.5]}\n", r"summing to 1"),
         ("name: x\nsources: {enabled: [ptbxl, eicu]}\n", r"unknown source 'eicu'"),
+        ("name: x\nreports: {translator: klingon}\n",
+         r"reports.translator: unknown translator 'klingon' — use one of glossary, marian"),
         ("signals: {}\n", r"missing key name"),
         ("name: [unclosed\n", r"not valid YAML"),
         ("- a list\n", r"must be a YAML mapping"),
@@ -67,3 +69,27 @@ def test_recipe_by_bundled_name_from_any_directory(tmp_path: Path, monkeypatch) 
         load_recipe("nope")
     with pytest.raises(UserError, match=r"pass --recipe meit-100hz \(the bundled recipe\)"):
         load_recipe("pipelines/meit-100hz.yaml")
+
+
+def test_task_count_above_the_templates_is_said_naming_the_recipe(tmp_path: Path) -> None:
+    """`instruct.tasks: {report: 1000}` is capped at the number of report templates: said in one
+    line naming the recipe file, before the build starts."""
+    from typer.testing import CliRunner
+
+    from ecg_instruct.cli import app
+    from ecg_instruct.instruct.templates import TemplateLibrary
+
+    n_report = len(TemplateLibrary().for_task("report"))
+    recipe = tmp_path / "many.yaml"
+    recipe.write_text("name: many\ninstruct: {tasks: {report: 1000}}\n")
+    result = CliRunner().invoke(app, ["build", "--recipe", str(recipe), "--source", "mimic",
+                                      "--raw-dir", str(tmp_path), "--out", str(tmp_path / "o"),
+                                      "--no-progress"], env={"COLUMNS": "400"})
+    said = " ".join(result.output.split())
+    assert (f"warning: {recipe}: instruct.tasks.report: 1000 examples per record asked, but "
+            f"there are {n_report} report templates: each record gets at most {n_report}") in said
+    recipe.write_text(f"name: few\ninstruct: {{tasks: {{report: {n_report}}}}}\n")
+    result = CliRunner().invoke(app, ["build", "--recipe", str(recipe), "--source", "mimic",
+                                      "--raw-dir", str(tmp_path), "--out", str(tmp_path / "o"),
+                                      "--no-progress"], env={"COLUMNS": "400"})
+    assert "warning" not in result.output

@@ -91,3 +91,38 @@ def test_registered_in_the_cli():
     from ecg_instruct.cli import app
 
     assert "score" in [c.name for c in app.registered_commands]
+
+
+def test_evaluates_own_predictions_with_controls_score_one_condition(tmp_path: Path):
+    """`evaluate --controls` writes each id once per condition: score takes the real ECG's rows
+    (`clean`) unless --condition names another, and records which in the JSON."""
+    refs = ["sinus rhythm. normal ecg.", "atrial fibrillation. left axis deviation.",
+            "sinus bradycardia. first degree av block.", "sinus rhythm. left bundle branch block."]
+    ids = [f"ptbxl/{i:05d}" for i in range(1, 5)]
+    conditions = {"clean": refs, "ecg=zeros": ["sinus rhythm."] * 4,
+                  "ecg=shuffle": refs[1:] + refs[:1]}
+    table = {"id": [], "condition": [], "reference": [], "prediction": []}
+    for condition, predictions in conditions.items():
+        table["id"] += ids
+        table["condition"] += [condition] * 4
+        table["reference"] += refs
+        table["prediction"] += predictions
+    path = tmp_path / "predictions.parquet"
+    pq.write_table(pa.table(table), path)
+
+    res = _invoke("--predictions", str(path), "--out", str(tmp_path / "clean.json"))
+    assert res.exit_code == 0, res.output
+    assert "4 records of condition clean" in res.output
+    clean = json.loads((tmp_path / "clean.json").read_text())
+    assert clean["condition"] == "clean" and abs(clean["bleu_4"] - 1.0) < 1e-9
+
+    res = _invoke("--predictions", str(path), "--condition", "ecg=zeros",
+                  "--out", str(tmp_path / "zeros.json"))
+    assert res.exit_code == 0, res.output
+    zeros = json.loads((tmp_path / "zeros.json").read_text())
+    assert zeros["condition"] == "ecg=zeros" and zeros["bleu_1"] < clean["bleu_1"]
+
+    res = _invoke("--predictions", str(path), "--condition", "noise")
+    assert res.exit_code == 2
+    assert "no rows of condition 'noise' (conditions: clean, ecg=shuffle, ecg=zeros)" in \
+        " ".join(res.output.split())
