@@ -131,6 +131,10 @@ def ensure_sample_mirror(folder: Path) -> Path:
         write_sample_mirror(folder)
         write_sample_collections(folder)
         (folder / SAMPLE_MARKER).write_text("written by `ecg-instruct sample`\n")
+    elif not (folder / "ecg-qa").exists():  # a mirror written before the questions existed
+        from ecg_instruct.sample_ecgqa import write_ecgqa_sample
+
+        write_ecgqa_sample(folder)
     return folder
 
 
@@ -327,7 +331,7 @@ def sample(
 
     _guarded(run)
     console.print(f"Sample mirror written to {out}/ (ptb-xl/, mimic-iv-ecg/, challenge-2021/, "
-                  f"code-15/)", highlight=False)
+                  f"code-15/, ecg-qa/)", highlight=False)
 
 
 templates_app = typer.Typer(help="List, show and check prompt templates.", no_args_is_help=True)
