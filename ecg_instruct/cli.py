@@ -187,6 +187,14 @@ def _print_summary(summary) -> None:
         f"{totals['rejected']}",
         highlight=False,
     )
+    questions = getattr(summary, "questions", None)
+    if questions is not None:
+        splits = ", ".join(f"{split} {n}" for split, n in questions.counts.items())
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(questions.reasons.items())) or "none"
+        console.print(
+            f"ECG-QA questions ({questions.policy} splits): {splits}; rejected: {reasons}\n"
+            f"questions in = published + rejected: {questions.n_in} = {questions.n_published} + "
+            f"{questions.n_rejected}", highlight=False)
 
 
 def _override_reports(recipe, translator, translator_model, report_style):

@@ -1,0 +1,100 @@
+"""Signals for rows that reference ECGs by id (`ecgqa`): `with_signals(ds, "./out/meit")`.
+
+A question row stores its ECGs' record ids (`ecg_ids`), not their samples (ECG-QA asks ~20
+questions per ECG). `SignalStore` finds each id's row in the source configs
+(`data/<source>/*.parquet`) and reads the row group that holds it, so a row's `signals` are the
+very values of those ECGs' `signal` column (shape (k, 12, n), the stored dtype). Lazy: nothing
+is copied into a cache; a few decoded row groups are kept, which makes reading in file order
+cheap.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from ecg_instruct.errors import UserError
+from ecg_instruct.schema import DERIVED_CONFIGS
+
+#: Decoded row groups kept (one is 128 records: ~31 MB at 12 x 5000 float32).
+CACHED_GROUPS = 4
+
+
+class SignalStore:
+    """Record id -> its published signal, read from a built dataset's source configs."""
+
+    def __init__(self, data: str | Path, cached_groups: int = CACHED_GROUPS):
+        self.data = Path(data)
+        files = sorted(p for p in (self.data / "data").glob("*/*.parquet")
+                       if p.parent.name not in DERIVED_CONFIGS)
+        if not files:
+            raise UserError("no published record files (data/<source>/*.parquet)", path=self.data,
+                            fix="pass the --out folder of `ecg-instruct build`")
+        self._files = files
+        self._where: dict[str, tuple[int, int, int]] = {}  # id -> (file, row group, row in it)
+        for number, path in enumerate(files):
+            parquet = pq.ParquetFile(path)
+            ids = parquet.read(columns=["id"]).column("id").to_pylist()
+            row = 0
+            for group in range(parquet.metadata.num_row_groups):
+                size = parquet.metadata.row_group(group).num_rows
+                for offset in range(size):
+                    self._where[ids[row + offset]] = (number, group, offset)
+                row += size
+        self._groups: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self._cached = cached_groups
+
+    def __contains__(self, record_id: str) -> bool:
+        return record_id in self._where
+
+    def _group(self, number: int, group: int) -> np.ndarray:
+        key = (number, group)
+        if key in self._groups:
+            self._groups.move_to_end(key)
+            return self._groups[key]
+        column = pq.ParquetFile(self._files[number]).read_row_group(
+            group, columns=["signal"]).column("signal").combine_chunks()
+        leads = column.flatten()
+        values = leads.flatten().to_numpy(zero_copy_only=False)
+        n_leads = len(leads) // len(column)
+        array = values.reshape(len(column), n_leads, -1)
+        self._groups[key] = array
+        if len(self._groups) > self._cached:
+            self._groups.popitem(last=False)
+        return array
+
+    def signal(self, record_id: str) -> np.ndarray:
+        """One record's stored signal (12, n)."""
+        try:
+            number, group, row = self._where[record_id]
+        except KeyError:
+            raise UserError(f"record {record_id!r} is not in the source configs", path=self.data,
+                            fix="use the dataset the rows were published with") from None
+        return self._group(number, group)[row]
+
+    def signals(self, record_ids: Sequence[str]) -> np.ndarray:
+        """The records' signals stacked in the given order: (k, 12, n)."""
+        return np.stack([self.signal(i) for i in record_ids])
+
+
+def with_signals(ds: Any, data: str | Path, column: str = "ecg_ids") -> Any:
+    """`ds` (a `datasets.Dataset` or `DatasetDict` of rows with `ecg_ids`) whose rows also carry
+    `signals`, a (k, 12, n) numpy array equal to those ECGs' `signal` rows in the source configs.
+
+    Applied lazily as the dataset's transform (`Dataset.with_transform`): rows are read on
+    access, nothing is materialised; columns other than `signals` come back as Python values.
+    """
+    store = SignalStore(data)
+
+    def add(batch: dict[str, list]) -> dict[str, list]:
+        batch["signals"] = [store.signals(ids) for ids in batch[column]]
+        return batch
+
+    if hasattr(ds, "keys") and hasattr(ds, "values") and not hasattr(ds, "with_transform"):
+        return type(ds)({name: split.with_transform(add) for name, split in ds.items()})
+    return ds.with_transform(add)
