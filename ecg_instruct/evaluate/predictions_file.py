@@ -24,8 +24,9 @@ class PredictionRows:
     references: list[str] | None  # None when the file has no reference column
 
 
-def read_predictions(path: Path) -> PredictionRows:
-    """Rows of a ``.jsonl`` or ``.parquet`` predictions file, validated."""
+def read_predictions(path: Path, keep_lists: bool = False) -> PredictionRows:
+    """Rows of a ``.jsonl`` or ``.parquet`` predictions file, validated. ``keep_lists``: a
+    prediction given as a list of strings stays a list (ECG-QA answer terms)."""
     path = Path(path)
     if not path.is_file():
         raise UserError("predictions file not found", path, "pass a .jsonl or .parquet file")
@@ -59,7 +60,8 @@ def read_predictions(path: Path) -> PredictionRows:
         if i in seen:
             raise UserError(f"duplicate id {i!r}", path, "one prediction per record")
         seen.add(i)
-    predictions = ["" if p is None else str(p) for p in table["prediction"]]
+    predictions = ["" if p is None else list(map(str, p)) if keep_lists and isinstance(p, list)
+                   else str(p) for p in table["prediction"]]
     references = None
     if "reference" in table:
         references = ["" if r is None else str(r) for r in table["reference"]]

@@ -119,3 +119,47 @@ def test_benchmark_policy_keeps_release_splits_and_reports_shared_ecgs(tmp_path_
     assert leakage and sum(c["elsewhere"] for c in leakage.values()) > 0
     card = (folder / "meit" / "README.md").read_text()
     assert "| question split | ECGs | also in another split of any config |" in card
+
+
+def test_score_gives_one_for_the_answers_and_per_type_accuracy_otherwise(ecgqa_build, tmp_path):
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from ecg_instruct.evaluate.score_command import score
+
+    app = typer.Typer()
+    app.command("score")(score)
+    app.command("noop")(lambda: None)
+    _, out, _ = ecgqa_build
+    questions = _config(out, "ecgqa")
+    train = questions[questions["split"] == "train"]
+    perfect = tmp_path / "perfect.jsonl"
+    perfect.write_text("".join(json.dumps({"id": i, "prediction": ", ".join(reversed(a))}) + "\n"
+                               for i, a in zip(train["id"], train["answer"], strict=True)))
+    result = CliRunner().invoke(app, ["score", "--predictions", str(perfect), "--data", str(out),
+                                      "--split", "train", "--bootstrap", "50",
+                                      "--out", str(tmp_path / "perfect.json")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "perfect.json").read_text())
+    assert metrics["metric"] == "ecgqa_exact_match" and metrics["overall"]["accuracy"] == 1.0
+    assert all(c["accuracy"] == 1.0 for c in metrics["question_type"].values())
+    yes = tmp_path / "yes.jsonl"
+    yes.write_text("".join(json.dumps({"id": i, "prediction": ["YES "]}) + "\n" for i in train["id"]))
+    result = CliRunner().invoke(app, ["score", "--predictions", str(yes), "--data", str(out),
+                                      "--config", "ecgqa", "--split", "train", "--bootstrap", "50",
+                                      "--out", str(tmp_path / "yes.json")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "yes.json").read_text())
+    is_yes = train["answer"].map(lambda a: list(a) == ["yes"])
+    assert metrics["overall"]["accuracy"] == pytest.approx(is_yes.mean())
+    assert metrics["question_type"]["single-query"]["accuracy"] == 0.0
+    verify = train["question_type"] == "single-verify"
+    assert metrics["question_type"]["single-verify"]["accuracy"] == pytest.approx(
+        is_yes[verify].mean())
+    unknown = tmp_path / "unknown.jsonl"
+    unknown.write_text(json.dumps({"id": "ecgqa/ptbxl/template/train/999999", "prediction": "no"}))
+    result = CliRunner().invoke(app, ["score", "--predictions", str(unknown), "--data", str(out),
+                                      "--split", "train"])
+    assert result.exit_code == 2 and "not in ecgqa/train" in result.output
