@@ -4,7 +4,7 @@ Written from the mirror's own metadata (`ptb-xl/ptbxl_database.csv` + `scp_state
 `mimic-iv-ecg/machine_measurements.csv`), so every answer follows from the record's labels
 (PTB-XL statements; MIMIC-IV-ECG machine statements), for the default and the learnable mirror
 alike. Layout and fields are those of ECG-QA 1.0.2 (`ecg-qa/ecgqa/<edition>/<variant>/<split>/
-NNNNNN.json`, see `sources/ecgqa.py`); the questions are generated here, nothing is copied from
+<first sample_id>.json`, see `sources/ecgqa.py`); the questions are generated here, nothing is copied from
 the release. Its splits are a hash of the ECG, deliberately not PTB-XL's `strat_fold`, like the
 real release's, and a few samples are broken on purpose so every reject reason is exercised: an
 ECG absent from the mirror (`missing_ecg`), questions on the records the sample damages (curation
@@ -119,8 +119,8 @@ class _Writer:
                     row.update({key: sample[key] for key in ("answer", "ecg_id", "attribute")})
                     rows.append(row)
                 for start in range(0, max(1, len(rows)), CHUNK):
-                    (folder / f"{start:06d}.json").write_text(
-                        json.dumps(rows[start:start + CHUNK], indent=1) + "\n", encoding="utf-8")
+                    (folder / f"{start}.json").write_text(
+                        json.dumps(rows[start:start + CHUNK], indent=4), encoding="utf-8")
 
 
 def _questions(writer: _Writer, labels: dict[int, set[str]], patients: dict[int, str],

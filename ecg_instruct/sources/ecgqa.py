@@ -4,9 +4,10 @@ ECG-QA is not a source of ECGs but of questions about them: each sample names on
 PTB-XL (by `ecg_id`) or MIMIC-IV-ECG (by `study_id`). This module reads a local copy of the
 release's `ecgqa/` folder, kept under `<raw-dir>/ecg-qa/`:
 
-    ecg-qa/ecgqa/{ptbxl,mimic-iv-ecg}/{template,paraphrased}/{train,valid,test}/NNNNNN.json
+    ecg-qa/ecgqa/{ptbxl,mimic-iv-ecg}/{template,paraphrased}/{train,valid,test}/<N>.json
 
-(chunks of up to 10,000 samples named by their first `sample_id`; older releases have a single
+(chunks of up to 10,000 samples named by their first `sample_id`, e.g. `test/80000.json`, read in
+numeric order; older releases have a single
 `{train,valid,test}.json` instead of the folder). Each file is a JSON list of samples with
 `template_id`, `question_id`, `sample_id` (ints), `question_type`, `attribute_type`, `question`
 (str), `answer` (list of str), `ecg_id` (list of 1 or 2 ints) and `attribute` (list of str or null).
@@ -63,12 +64,15 @@ def question_id(edition: str, variant: str, release_split: str, sample_id: objec
 
 
 def question_files(root: Path, edition: str, variant: str, release_split: str) -> list[Path]:
-    """The JSON files of one (edition, variant, split): the chunk folder's `*.json` in name
-    order, else the older single `<split>.json`, else none."""
+    """The JSON files of one (edition, variant, split): the chunk folder's `*.json` in numeric
+    order of their names (`0.json`, `10000.json`, ...; other names after, by name), else the
+    older single `<split>.json`, else none."""
     base = root / edition / variant
     folder = base / release_split
     if folder.is_dir():
-        return sorted(p for p in folder.iterdir() if p.suffix == ".json" and p.is_file())
+        return sorted((p for p in folder.iterdir() if p.suffix == ".json" and p.is_file()),
+                      key=lambda p: (not p.stem.isdigit(), int(p.stem) if p.stem.isdigit() else 0,
+                                     p.name))
     single = base / f"{release_split}.json"
     return [single] if single.is_file() else []
 
@@ -84,7 +88,7 @@ def check_release(raw_dir: str | Path, sources: Sequence[str], variants: Sequenc
         for variant in variants:
             if not any(question_files(root, edition, variant, s) for s in RELEASE_SPLITS):
                 raise UserError(
-                    "no ECG-QA question files (expected {train,valid,test}/NNNNNN.json or "
+                    "no ECG-QA question files (expected {train,valid,test}/<N>.json or "
                     "{train,valid,test}.json)", path=root / edition / variant,
                     fix="run `ecg-instruct download ecgqa --out <raw-dir>` (or `ecg-instruct "
                         "sample` for the synthetic mirror), or drop `ecgqa` from the recipe")

@@ -22,15 +22,16 @@ def sample(sample_id: int, ecgs: list[int], answer: list[str], question_type: st
 
 def write_part(raw: Path, edition: str, variant: str, split: str, samples: list,
                chunk: int | None = 10_000, single: bool = False) -> None:
-    """`ecg-qa/ecgqa/<edition>/<variant>/<split>/NNNNNN.json` chunks (named by the first
-    sample_id), or the older single `<split>.json`."""
+    """`ecg-qa/ecgqa/<edition>/<variant>/<split>/<N>.json` chunks (named by the first
+    sample_id, unpadded: `80000.json`), indented like the release, or the older single
+    `<split>.json`."""
     base = raw / "ecg-qa" / "ecgqa" / edition / variant
     if single:
         base.mkdir(parents=True, exist_ok=True)
-        (base / f"{split}.json").write_text(json.dumps(samples))
+        (base / f"{split}.json").write_text(json.dumps(samples, indent=4))
         return
     folder = base / split
     folder.mkdir(parents=True, exist_ok=True)
     for start in range(0, len(samples), chunk):
         part = samples[start:start + chunk]
-        (folder / f"{part[0]['sample_id']:06d}.json").write_text(json.dumps(part))
+        (folder / f"{part[0]['sample_id']}.json").write_text(json.dumps(part, indent=4))

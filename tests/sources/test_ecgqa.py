@@ -20,12 +20,21 @@ def test_chunked_layout_reads_every_file_in_order(tmp_path: Path):
     samples = [sample(i, [i + 1], ["yes"]) for i in range(25)]
     write_part(tmp_path, "ptbxl", "template", "train", samples, chunk=10)
     assert sorted(p.name for p in (tmp_path / "ecg-qa/ecgqa/ptbxl/template/train").iterdir()) \
-        == ["000000.json", "000010.json", "000020.json"]
+        == ["0.json", "10.json", "20.json"]
     rows = read_questions(tmp_path, ["ptbxl"], ["template"])
     assert [r["sample_id"] for r in rows] == list(range(25))
     assert rows[17]["id"] == "ecgqa/ptbxl/template/train/17"
     assert rows[17]["ecg_native"] == [18] and rows[17]["problem"] is None
-    assert rows[17]["file"] == "ptbxl/template/train/000010.json"
+    assert rows[17]["file"] == "ptbxl/template/train/10.json"
+
+
+def test_chunks_are_read_in_numeric_order(tmp_path: Path):
+    write_part(tmp_path, "ptbxl", "template", "test",
+               [sample(i, [i + 1], ["no"]) for i in range(100_000, 100_002)])
+    write_part(tmp_path, "ptbxl", "template", "test", [sample(i, [i + 1], ["no"])
+                                                       for i in range(20_000, 20_002)])
+    rows = read_questions(tmp_path, ["ptbxl"], ["template"])
+    assert [r["sample_id"] for r in rows] == [20_000, 20_001, 100_000, 100_001]
 
 
 def test_single_file_layout_and_both_editions(tmp_path: Path):
@@ -78,8 +87,8 @@ def test_malformed_and_duplicate_ids_stay_unique(tmp_path: Path):
     ids = [r["id"] for r in rows]
     assert len(set(ids)) == 4
     assert [r["problem"] is None for r in rows] == [True, False, False, False]
-    assert "appears twice" in rows[1]["problem"] and ids[1] == "ecgqa/ptbxl/template/train/0#000000-1"
-    assert ids[2] == "ecgqa/ptbxl/template/train/000000#2"
+    assert "appears twice" in rows[1]["problem"] and ids[1] == "ecgqa/ptbxl/template/train/0#0-1"
+    assert ids[2] == "ecgqa/ptbxl/template/train/0#2"
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -88,10 +97,10 @@ def test_malformed_and_duplicate_ids_stay_unique(tmp_path: Path):
 def test_a_damaged_file_is_one_line_naming_it(tmp_path: Path, content: str, message: str):
     folder = tmp_path / "ecg-qa/ecgqa/ptbxl/template/train"
     folder.mkdir(parents=True)
-    (folder / "000000.json").write_text(content)
+    (folder / "0.json").write_text(content)
     with pytest.raises(UserError, match=message) as error:
         read_questions(tmp_path, ["ptbxl"], ["template"])
-    assert "000000.json" in str(error.value) and "\n" not in str(error.value)
+    assert "train/0.json" in str(error.value) and "\n" not in str(error.value)
 
 
 def test_missing_release_is_named_before_any_work(tmp_path: Path):
