@@ -37,9 +37,12 @@ class SignalStore:
                             fix="pass the --out folder of `ecg-instruct build`")
         self._files = files
         self._where: dict[str, tuple[int, int, int]] = {}  # id -> (file, row group, row in it)
+        self._fs: dict[str, int] = {}
         for number, path in enumerate(files):
             parquet = pq.ParquetFile(path)
-            ids = parquet.read(columns=["id"]).column("id").to_pylist()
+            table = parquet.read(columns=["id", "fs"])
+            ids = table.column("id").to_pylist()
+            self._fs.update(zip(ids, table.column("fs").to_pylist(), strict=True))
             row = 0
             for group in range(parquet.metadata.num_row_groups):
                 size = parquet.metadata.row_group(group).num_rows
@@ -51,6 +54,10 @@ class SignalStore:
 
     def __contains__(self, record_id: str) -> bool:
         return record_id in self._where
+
+    def fs(self, record_id: str) -> int:
+        """The record's published sampling rate (Hz)."""
+        return int(self._fs[record_id])
 
     def _group(self, number: int, group: int) -> np.ndarray:
         key = (number, group)

@@ -18,7 +18,9 @@ from ecg_instruct.train.config import ModelConfig, TrainConfig
 def train_baseline(
     data: Annotated[Path, typer.Option(help="Published dataset folder (`build --out`).")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoint, tokenizer, logs.")],
-    config: Annotated[str, typer.Option(help="Dataset config: ptbxl, mimic or all.")] = "ptbxl",
+    config: Annotated[str, typer.Option(
+        help="Dataset config: ptbxl, mimic, all, or ecgqa (ECG-QA questions, 1-2 ECGs each; "
+             "built-in model).")] = "ptbxl",
     max_steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 300,
     batch_size: Annotated[int, typer.Option()] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 1e-3,
@@ -107,6 +109,7 @@ def _run(**opts) -> str:
             d_model=opts["d_model"], n_layer=opts["n_layer"], n_head=opts["n_head"],
             dropout=opts["dropout"],
             ecg_tokens=opts["ecg_tokens"] or (1 if opts["model"] else 8),
+            max_ecgs=2 if opts["config"] == "ecgqa" else 1,  # ECG-QA comparisons: 2 ECGs
         ),  # fmt: skip
         **{k: opts[k] for k in (
             "seed", "max_steps", "batch_size", "lr", "warmup_steps", "vocab_size",
@@ -120,6 +123,9 @@ def _run(**opts) -> str:
             "grad_accum", "length_bucketing",
         )},  # fmt: skip
     )
+    if opts["model"] and opts["config"] == "ecgqa":
+        raise UserError("--model (a pretrained LM) does not take two-ECG examples yet; the "
+                        "built-in model does", fix="drop --model to train on ecgqa")
     if opts["lora"] and not opts["model"]:
         raise UserError("--lora applies to --model only", fix="add --model smollm2 (or a path)")
     s = train(cfg, resume=opts["resume"], progress=opts["progress"])
