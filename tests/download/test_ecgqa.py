@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from questions.ecgqa_files import sample
 
 from ecg_instruct.download.ecgqa import download_ecgqa
 from ecg_instruct.errors import UserError
 from ecg_instruct.sources.ecgqa import read_questions
-from tests.questions.ecgqa_files import sample
 
 from .conftest import FAST, tree_files
 from .physionet_server import PhysioNetServer

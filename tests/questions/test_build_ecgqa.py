@@ -12,18 +12,6 @@ import pytest
 from ecg_instruct.sources.ecgqa import read_questions
 
 
-@pytest.fixture(scope="module")
-def ecgqa_build(tmp_path_factory) -> tuple[Path, Path, object]:
-    from buildkit import quick_recipe, run_build, sample_mirror
-
-    mirror = sample_mirror(tmp_path_factory)
-    folder = tmp_path_factory.mktemp("ecgqa-build")
-    recipe = quick_recipe(folder, ecgqa={"variant": "both", "split": "ours"})
-    out = folder / "meit"
-    summary = run_build(mirror, out, recipe)
-    return mirror, out, summary
-
-
 def _config(out: Path, name: str) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(p) for p in sorted((out / "data" / name).glob("*.parquet"))],
                      ignore_index=True)

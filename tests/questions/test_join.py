@@ -14,7 +14,7 @@ from ecg_instruct.questions.join import (
     record_id,
 )
 from ecg_instruct.sources.ecgqa import read_questions
-from tests.questions.ecgqa_files import sample, write_part
+from questions.ecgqa_files import sample, write_part
 
 
 def test_record_ids_match_the_source_configs():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from questions.ecgqa_files import sample, write_part
 
 from ecg_instruct.errors import UserError
 from ecg_instruct.sources.ecgqa import (
@@ -13,7 +14,6 @@ from ecg_instruct.sources.ecgqa import (
     sample_problem,
     variants_of,
 )
-from tests.questions.ecgqa_files import sample, write_part
 
 
 def test_chunked_layout_reads_every_file_in_order(tmp_path: Path):
