@@ -106,42 +106,49 @@ def _reject(question: Mapping[str, Any], reason: str, detail: str) -> dict[str, 
 def join_questions(questions: Iterable[Mapping[str, Any]], records: RecordOutcomes,
                    policy: str = "ours", ecg_token: str = "<ecg>") -> JoinResult:
     """Each question (rows of `sources.ecgqa.read_questions`) published or rejected, once."""
+    result = JoinResult()
+    for question in questions:
+        row, reject = join_question(question, records, policy, ecg_token)
+        if row is not None:
+            result.rows.append(row)
+        else:
+            result.rejects.append(reject)
+    return result
+
+
+def join_question(question: Mapping[str, Any], records: RecordOutcomes, policy: str = "ours",
+                  ecg_token: str = "<ecg>") -> tuple[dict[str, Any] | None, dict[str, str] | None]:
+    """One question: (published row, None) or (None, reject row)."""
     if policy not in ("ours", "benchmark"):
         raise ValueError(f"unknown split policy {policy!r}")
     published = records.published
-    result = JoinResult()
-    for question in questions:
-        if question["problem"] is not None:
-            result.rejects.append(_reject(question, "malformed_question",
-                                          f"{question['file']}: {question['problem']}"))
-            continue
-        ids = [record_id(question["source"], native) for native in question["ecg_native"]]
-        missing = [i for i in ids if i not in published]
-        if missing:
-            result.rejects.append(_reject(question, "missing_ecg", "; ".join(
-                records.why_missing(i) for i in missing)))
-            continue
-        splits = [published[i] for i in ids]
-        if policy == "benchmark":
-            split = SPLIT_NAMES[question["release_split"]]
-        elif len(set(splits)) > 1:
-            result.rejects.append(_reject(question, "cross_split", ", ".join(
-                f"{i} is in {s}" for i, s in zip(ids, splits, strict=True))))
-            continue
-        else:
-            split = splits[0]
-        result.rows.append({
-            "id": question["id"], "source": question["source"], "split": split,
-            "variant": question["variant"], "release_split": question["release_split"],
-            "sample_id": question["sample_id"],
-            "messages": question_messages(question["question"], question["answer"], len(ids),
-                                          ecg_token),
-            "question": question["question"], "question_type": question["question_type"],
-            "attribute_type": question["attribute_type"], "template_id": question["template_id"],
-            "question_id": question["question_id"], "answer": list(question["answer"]),
-            "attribute": question["attribute"], "ecg_ids": ids,
-        })
-    return result
+    if question["problem"] is not None:
+        return None, _reject(question, "malformed_question",
+                             f"{question['file']}: {question['problem']}")
+    ids = [record_id(question["source"], native) for native in question["ecg_native"]]
+    missing = [i for i in ids if i not in published]
+    if missing:
+        return None, _reject(question, "missing_ecg", "; ".join(
+            records.why_missing(i) for i in missing))
+    splits = [published[i] for i in ids]
+    if policy == "benchmark":
+        split = SPLIT_NAMES[question["release_split"]]
+    elif len(set(splits)) > 1:
+        return None, _reject(question, "cross_split", ", ".join(
+            f"{i} is in {s}" for i, s in zip(ids, splits, strict=True)))
+    else:
+        split = splits[0]
+    return {
+        "id": question["id"], "source": question["source"], "split": split,
+        "variant": question["variant"], "release_split": question["release_split"],
+        "sample_id": question["sample_id"],
+        "messages": question_messages(question["question"], question["answer"], len(ids),
+                                      ecg_token),
+        "question": question["question"], "question_type": question["question_type"],
+        "attribute_type": question["attribute_type"], "template_id": question["template_id"],
+        "question_id": question["question_id"], "answer": list(question["answer"]),
+        "attribute": question["attribute"], "ecg_ids": ids,
+    }, None
 
 
 def leakage_counts(rows: Iterable[Mapping[str, Any]], records: RecordOutcomes
@@ -152,6 +159,12 @@ def leakage_counts(rows: Iterable[Mapping[str, Any]], records: RecordOutcomes
     ecgs_by_split: dict[str, set[str]] = {}
     for row in rows:
         ecgs_by_split.setdefault(row["split"], set()).update(row["ecg_ids"])
+    return leakage_counts_by_split(ecgs_by_split, records)
+
+
+def leakage_counts_by_split(ecgs_by_split: Mapping[str, set[str]], records: RecordOutcomes
+                            ) -> dict[str, dict[str, int]]:
+    """`leakage_counts` from each question split's set of ECG ids."""
     counts = {}
     for split, ecgs in ecgs_by_split.items():
         elsewhere = {e for e in ecgs if records.published.get(e) != split}

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import DatasetInfo, Features, List, Value
 
+from ecg_instruct.build.accounting import AccountingError
 from ecg_instruct.build.workio import atomic_parquet
 from ecg_instruct.index.split import SPLITS
 
@@ -79,27 +80,72 @@ class QuestionsInfo:
                 "leakage": [{"split": s, **self.leakage[s]} for s in SPLITS if s in self.leakage]}
 
 
+class QuestionFiles:
+    """Each split's rows, in the order added, as `<split>-NNNNN-of-NNNNN.parquet` files of
+    `rows_per_file` rows, written as rows arrive (held as Arrow, ~0.5 kB a question, one file's
+    worth at most per split): the release's millions of questions never sit in memory as Python
+    objects. A file is written as `<split>-NNNNN.partial` and renamed once the split's number
+    of files is known (`close`)."""
+
+    def __init__(self, folder: Path, rows_per_file: int = ROWS_PER_FILE):
+        self.folder, self.rows_per_file = folder, rows_per_file
+        self.schema = question_features().arrow_schema.remove_metadata()
+        self.pending: dict[str, list[pa.Table]] = {}
+        self.n_pending: dict[str, int] = {}
+        self.written: dict[str, list[Path]] = {}
+        self.rows: dict[str, int] = {}
+
+    def add(self, rows: Sequence[dict[str, Any]]) -> None:
+        for split in SPLITS:
+            part = [row for row in rows if row["split"] == split]
+            if not part:
+                continue
+            table = pa.Table.from_pylist([{name: row[name] for name in self.schema.names}
+                                          for row in part], schema=self.schema)
+            self.pending.setdefault(split, []).append(table)
+            self.n_pending[split] = self.n_pending.get(split, 0) + table.num_rows
+            self.rows[split] = self.rows.get(split, 0) + table.num_rows
+            while self.n_pending[split] >= self.rows_per_file:
+                self._flush(split, self.rows_per_file)
+
+    def _flush(self, split: str, n: int) -> None:
+        table = pa.concat_tables(self.pending[split])
+        number = len(self.written.setdefault(split, []))
+        path = self.folder / f"{split}-{number:05d}.partial"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_parquet(table.slice(0, n), path, row_group_size=ROW_GROUP_ROWS)
+        self.written[split].append(path)
+        rest = table.slice(n)
+        self.pending[split] = [rest] if rest.num_rows else []
+        self.n_pending[split] = rest.num_rows
+
+    def close(self) -> dict[str, int]:
+        """Write what is left, name every file `-of-N`; returns bytes per split."""
+        sizes: dict[str, int] = {}
+        for split in SPLITS:
+            if self.n_pending.get(split):
+                self._flush(split, self.n_pending[split])
+            paths = self.written.get(split, [])
+            if not paths:
+                continue
+            sizes[split] = 0
+            for number, path in enumerate(paths):
+                final = self.folder / f"{split}-{number:05d}-of-{len(paths):05d}.parquet"
+                path.rename(final)
+                sizes[split] += final.stat().st_size
+            if len(paths) != math.ceil(self.rows[split] / self.rows_per_file):
+                raise AccountingError(f"ecgqa {split}: {len(paths)} files for "
+                                      f"{self.rows[split]} questions")
+        return sizes
+
+
 def write_question_files(rows: Sequence[dict[str, Any]], folder: Path,
                          rows_per_file: int = ROWS_PER_FILE) -> dict[str, int]:
     """Each split's rows (in their given order) as `<split>-NNNNN-of-NNNNN.parquet`; returns
     bytes written per split."""
-    schema = question_features().arrow_schema.remove_metadata()
-    sizes: dict[str, int] = {}
-    for split in SPLITS:
-        part = [row for row in rows if row["split"] == split]
-        if not part:
-            continue
-        folder.mkdir(parents=True, exist_ok=True)
-        n_files = max(1, math.ceil(len(part) / rows_per_file))
-        sizes[split] = 0
-        for number in range(n_files):
-            chunk = part[number * rows_per_file:(number + 1) * rows_per_file]
-            table = pa.Table.from_pylist([{name: row[name] for name in schema.names}
-                                          for row in chunk], schema=schema)
-            path = folder / f"{split}-{number:05d}-of-{n_files:05d}.parquet"
-            atomic_parquet(table, path, row_group_size=ROW_GROUP_ROWS)
-            sizes[split] += path.stat().st_size
-    return sizes
+    files = QuestionFiles(folder, rows_per_file)
+    files.add(rows)
+    return files.close()
 
 
 def add_questions_config(header: dict[str, Any], info: QuestionsInfo) -> None:
