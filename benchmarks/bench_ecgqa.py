@@ -40,7 +40,8 @@ CHUNK = 10_000
 
 
 def write_release(raw: Path, n: int, seed: int = 0) -> None:
-    """`raw/ecg-qa/ecgqa/ptbxl/template/{train,valid,test}/NNNNNN.json` (80 / 10 / 10 %)."""
+    """`raw/ecg-qa/ecgqa/ptbxl/template/{train,valid,test}/<first sample_id>.json` (80 / 10 / 10 %),
+    indented like the release."""
     rng = np.random.default_rng(seed)
     counts = {"train": int(n * 0.8), "valid": int(n * 0.1)}
     counts["test"] = n - sum(counts.values())
@@ -65,7 +66,7 @@ def write_release(raw: Path, n: int, seed: int = 0) -> None:
                     "answer": ["yes"] if rng.random() < 0.5 else ["no"],
                     "ecg_id": ecgs, "attribute": [attribute],
                 })
-            (folder / f"{start:06d}.json").write_text(json.dumps(samples))
+            (folder / f"{start}.json").write_text(json.dumps(samples, indent=4))
 
 
 def record_outcomes(seed: int = 0) -> tuple[RecordOutcomes, pd.DataFrame]:
