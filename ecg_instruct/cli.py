@@ -132,7 +132,7 @@ def ensure_sample_mirror(folder: Path) -> Path:
         write_sample_collections(folder)
         (folder / SAMPLE_MARKER).write_text("written by `ecg-instruct sample`\n")
     elif not (folder / "ecg-qa").exists():  # a mirror written before the questions existed
-        from ecg_instruct.sample_ecgqa import write_ecgqa_sample
+        from ecg_instruct.sample.ecgqa import write_ecgqa_sample
 
         write_ecgqa_sample(folder)
     return folder

@@ -12,19 +12,21 @@ controls.json/.md into the evaluation folder.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from ecg_instruct.errors import UserError
 from ecg_instruct.evaluate.ecgqa_accuracy import ecgqa_accuracy, majority_answers, paired_difference
 
 
-def evaluate_questions(opts, cfg, encoder, model, ds, split, out_dir: Path, base: dict) -> dict:
-    """Score a run on an `ecgqa` split; returns {"out_dir", "rows"} like `evaluate_run`."""
+def evaluate_questions(opts, cfg, encoder, model, ds, split, out_dir: Path, base: dict,
+                       generate: Callable) -> dict:
+    """Score a run on an `ecgqa` split; returns {"out_dir", "rows"} like `evaluate_run`.
+    `generate` is `runner.generate` (passed in: the runner calls this module)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from ecg_instruct.evaluate.noise import Noise
-    from ecg_instruct.evaluate.runner import generate
     from ecg_instruct.train.data import load_split
 
     if opts.noise:

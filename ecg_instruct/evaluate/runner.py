@@ -186,7 +186,7 @@ def evaluate_run(opts: EvalOptions) -> dict:
         base = {"run": str(run), "config": config, "trained_on": cfg.config, "split": opts.split,
                 "limit": opts.limit, "decoding": "greedy", "fusion": cfg.model.fusion,
                 "seed": opts.seed}
-        return evaluate_questions(opts, cfg, encoder, model, ds, split, out_dir, base)
+        return evaluate_questions(opts, cfg, encoder, model, ds, split, out_dir, base, generate)
     scp_codes = _scp_codes(ds)
 
     conditions: list[tuple[str, Noise]] = [("signal", Noise("clean"))]

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ecg_instruct.index.split import SPLITS, mimic_split
+from ecg_instruct.sample.ecgqa import write_ecgqa_sample
 from ecg_instruct.sample.physiology import PhysiologicalDraw
 from ecg_instruct.sample.simulator import Finding, Simulator, write_checksums
 
@@ -258,8 +259,6 @@ def write_sample_mirror(
         draw = PhysiologicalDraw(simulator)
     write_ptbxl(out / "ptb-xl", n_ptbxl, seed, simulator, draw)
     write_mimic(out / "mimic-iv-ecg", n_mimic, seed, simulator, draw)
-    from ecg_instruct.sample_ecgqa import write_ecgqa_sample
-
     write_ecgqa_sample(out, seed)  # questions about these records (ECG-QA's layout)
     return out
 
