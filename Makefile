@@ -58,6 +58,9 @@ bench: $(STAMP)
 	# the index stage on a full-size MIMIC-IV-ECG release (800,035 records, metadata only); its
 	# last line: `index stage: 800,035 records in X s (Y records/s; Z CPU s)`
 	$(PY) benchmarks/bench_index.py
+	# ECG-QA questions read and joined on a 400,000-question synthetic release; its last line:
+	# `questions stage: 400,000 questions joined in X s (Y questions/s; ...; R x naive ...)`
+	$(PY) benchmarks/bench_ecgqa.py
 	# the whole build (20,000 records; BENCH_BUILD_N to change), then the two tracked last
 	# lines: `end-to-end build speedup vs naive: X` and `signal-stage speedup vs naive: Y`
 	$(PY) benchmarks/bench_build.py --n $(BENCH_BUILD_N)

@@ -197,6 +197,10 @@ def ensure_sample_mirror(folder: Path, option: str = "--out") -> Path:
             console.print(f"Sample: adding the code-15/ folder to {folder}/ (h5py is now "
                           f"installed).", highlight=False, markup=False)
             _write_code15_part(folder)
+        if not (folder / "ecg-qa").exists():  # a mirror written before the questions existed
+            from ecg_instruct.sample.ecgqa import write_ecgqa_sample
+
+            write_ecgqa_sample(folder)
         return folder
     claim_sample_folder(folder, option)
     write_sample_mirror(folder)
@@ -254,6 +258,14 @@ def _print_summary(summary) -> None:
         f"{totals['rejected']}",
         highlight=False,
     )
+    questions = getattr(summary, "questions", None)
+    if questions is not None:
+        splits = ", ".join(f"{split} {n}" for split, n in questions.counts.items())
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(questions.reasons.items())) or "none"
+        console.print(
+            f"ECG-QA questions ({questions.policy} splits): {splits}; rejected: {reasons}\n"
+            f"questions in = published + rejected: {questions.n_in} = {questions.n_published} + "
+            f"{questions.n_rejected}", highlight=False)
 
 
 def _override_reports(recipe, translator, translator_model, report_style):

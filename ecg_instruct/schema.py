@@ -43,6 +43,10 @@ INDEX_COLUMNS: tuple[str, ...] = (
     "split",
 )
 
+#: Configs under `data/` whose rows reference records by id instead of holding their signals
+#: (`data/<name>/`): every reader of the per-source folders skips them.
+DERIVED_CONFIGS = frozenset({"instructions", "ecgqa"})
+
 REJECT_SCHEMA = pa.schema(
     [
         ("id", pa.string()),

@@ -49,3 +49,17 @@ def built_dataset(sample_mirror: Path, tmp_path_factory: pytest.TempPathFactory)
                        recipe=load_recipe("meit"),
                        sources=["ptbxl", "mimic"], workers=2, progress=False))
     return out
+
+
+@pytest.fixture(scope="session")
+def ecgqa_build(tmp_path_factory: pytest.TempPathFactory):
+    """(mirror, out, summary): the 20 + 20 record sample mirror built at 100 Hz with the ECG-QA
+    task (both wordings, default split policy); shared by the questions and training tests."""
+    from buildkit import quick_recipe, run_build, sample_mirror
+
+    mirror = sample_mirror(tmp_path_factory)
+    folder = tmp_path_factory.mktemp("ecgqa-build")
+    recipe = quick_recipe(folder, ecgqa={"variant": "both", "split": "ours"})
+    out = folder / "meit"
+    summary = run_build(mirror, out, recipe)
+    return mirror, out, summary

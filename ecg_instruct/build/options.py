@@ -43,3 +43,4 @@ class BuildSummary:
     instructions: Any = None  # publish.instructions.InstructionsInfo: examples per task/split
     fidelity: Any = None  # publish.fidelity.Fidelity: PTB-XL report vs SCP label agreement
     timings: dict[str, float] = field(default_factory=dict)  # stage -> wall seconds, this run
+    questions: Any = None  # questions.publish.QuestionsInfo when the recipe has `ecgqa`

@@ -109,6 +109,17 @@ class PublishConfig:
 
 
 @dataclass(frozen=True)
+class EcgqaConfig:
+    """The ECG-QA question task (`ecgqa:` in the recipe; absent = not built). See docs/ecgqa.md."""
+
+    variant: Literal["template", "paraphrased", "both"] = "template"
+    """Which of the release's question wordings to read."""
+    split: Literal["ours", "benchmark"] = "ours"
+    """`ours`: a question takes its ECGs' split in this build (no leakage across configs);
+    `benchmark`: ECG-QA's own train/valid/test, for numbers comparable with published ones."""
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     description: str = ""
@@ -119,17 +130,20 @@ class Recipe:
     reports: ReportsConfig = field(default_factory=ReportsConfig)
     instruct: InstructConfig = field(default_factory=InstructConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
+    ecgqa: EcgqaConfig | None = None
     path: str = ""
 
     def fingerprint(self) -> str:
         """A hash of everything that changes the output (not the file's location)."""
-        payload = dataclasses.asdict(self)
-        payload.pop("path")
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
+        """The recipe's settings; a section that is off (`ecgqa`) is left out, so recipes
+        written before it existed keep their fingerprint (and their datasets' bytes)."""
         payload = dataclasses.asdict(self)
         payload.pop("path")
+        if payload["ecgqa"] is None:
+            payload.pop("ecgqa")
         return payload
 
 

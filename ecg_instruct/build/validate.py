@@ -102,4 +102,8 @@ def validate_build(options: BuildOptions) -> TemplateLibrary:
         raise UserError("--workers must be at least 1", fix="e.g. --workers 2")
     _validate_templates(options, library)
     _validate_locations(options)
+    if options.recipe.ecgqa is not None:
+        from ecg_instruct.sources.ecgqa import check_release, variants_of
+
+        check_release(options.raw_dir, options.sources, variants_of(options.recipe.ecgqa.variant))
     return library

@@ -27,6 +27,7 @@ from ecg_instruct.errors import UserError
 from ecg_instruct.index.split import SPLITS
 from ecg_instruct.instruct.templates import TemplateLibrary
 from ecg_instruct.paths import recover_interrupted_swap
+from ecg_instruct.schema import DERIVED_CONFIGS
 
 #: Work folders of other builds into the same `--out` kept after a build (newest first): a
 #: switch between a few seeds or filters stays cheap, and the disk holds a bounded number.
@@ -183,7 +184,7 @@ def published_selection(out: Path) -> dict | None:
     held: dict[str, set[str]] = {}
     for path in out.glob("data/*/*-*-of-*.parquet"):
         split = path.name.split("-", 1)[0]
-        if path.parent.name != "instructions" and split in SPLITS:
+        if path.parent.name not in DERIVED_CONFIGS and split in SPLITS:
             held.setdefault(path.parent.name, set()).add(split)
     if not held:
         return None

@@ -20,11 +20,12 @@ from ecg_instruct.errors import UserError
 
 
 class Dataset(str, Enum):
-    """Releases the command knows (PhysioNet open access)."""
+    """Releases the command knows (PhysioNet open access; ECG-QA from its repository)."""
 
     ptbxl = "ptbxl"
     mimic = "mimic"
     cinc2021 = "cinc2021"
+    ecgqa = "ecgqa"
 
 
 class Rate(str, Enum):
@@ -44,13 +45,15 @@ class Split(str, Enum):
 
 def download(
     dataset: Annotated[Dataset, typer.Argument(
-        help="Release to fetch: ptbxl, mimic or cinc2021 (Challenge 2021).")],
+        help="Release to fetch: ptbxl, mimic, cinc2021 (Challenge 2021) or ecgqa (ECG-QA "
+             "questions, both editions).")],
     out: Annotated[Path, typer.Option(
-        help="Raw-data folder; files go to OUT/ptb-xl/, OUT/mimic-iv-ecg/ or "
-             "OUT/challenge-2021/.")] = Path("data/raw"),
+        help="Raw-data folder; files go to OUT/ptb-xl/, OUT/mimic-iv-ecg/, "
+             "OUT/challenge-2021/ or OUT/ecg-qa/.")] = Path("data/raw"),
     base_url: Annotated[str | None, typer.Option(
         help="Release URL (the folder holding SHA256SUMS.txt), e.g. a private mirror. "
-             "Default: PhysioNet.")] = None,
+             "Default: PhysioNet. ecgqa: the repository root as raw files (default "
+             "https://raw.githubusercontent.com/Jwoo5/ecg-qa/master).")] = None,
     rate: Annotated[Rate | None, typer.Option(
         help="PTB-XL only: fetch records100 or records500, not both.")] = None,
     limit: Annotated[int | None, typer.Option(
@@ -87,6 +90,17 @@ def download(
 
     restore_default_sigint()  # Ctrl-C / kill -INT work even when started as `cmd &`
     try:
+        if dataset is Dataset.ecgqa:
+            _no_record_options(rate=rate, limit=limit, records=records, split=split,
+                               metadata_only=metadata_only or None, database=database)
+            from ecg_instruct.download.ecgqa import download_ecgqa
+
+            summary = download_ecgqa(out, base_url, progress=progress,
+                                     config=FetchConfig(retries=retries))
+            _report(summary)
+            if not summary.ok:
+                raise typer.Exit(1)
+            return
         split_config = load_recipe(recipe).split if recipe is not None else None
         summary = download_release(
             dataset.value,
@@ -115,6 +129,14 @@ def download(
     _report(summary)
     if not summary.ok:
         raise typer.Exit(1)
+
+
+def _no_record_options(**given: object) -> None:
+    """ECG-QA has no records to choose: the PhysioNet subset options are an error, not ignored."""
+    used = [name for name, value in given.items() if value]
+    if used:
+        raise UserError(f"--{used[0].replace('_', '-')} selects PhysioNet records; ECG-QA's "
+                        "question files are fetched whole", fix="drop it for `download ecgqa`")
 
 
 def _report(summary: Summary) -> None:

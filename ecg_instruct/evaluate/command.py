@@ -84,6 +84,15 @@ def evaluate(
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if "majority_baseline" in result:  # ECG-QA questions
+        from ecg_instruct.evaluate.ecgqa_accuracy import format_accuracy
+
+        for row in result["rows"]:
+            typer.echo(f"{row['config']}/{row['split']} {row['condition']}: "
+                       f"{format_accuracy(row)}")
+        typer.echo(f"majority-answer baseline: {format_accuracy(result['majority_baseline'])}")
+        typer.echo(f"wrote {result['out_dir']}/metrics.json")
+        return
     for row in result["rows"]:
         typer.echo(f"{row['config']}/{row['split']} {row['condition']}: {format_metrics(row)}")
     typer.echo(f"wrote {result['out_dir']}/metrics.json")

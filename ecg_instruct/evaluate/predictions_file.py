@@ -31,9 +31,11 @@ class PredictionRows:
     condition: str | None = None  # the condition scored, when the file has a condition column
 
 
-def read_predictions(path: Path, condition: str | None = None) -> PredictionRows:
+def read_predictions(path: Path, condition: str | None = None,
+                     keep_lists: bool = False) -> PredictionRows:
     """Rows of a ``.jsonl`` or ``.parquet`` predictions file, validated; in a file with a
-    ``condition`` column, the rows of `condition` (default: ``clean``, the real ECG)."""
+    ``condition`` column, the rows of `condition` (default: ``clean``, the real ECG).
+    ``keep_lists``: a prediction given as a list of strings stays a list (ECG-QA answer terms)."""
     path = Path(path)
     if not path.is_file():
         raise UserError("predictions file not found", path, "pass a .jsonl or .parquet file")
@@ -79,7 +81,8 @@ def read_predictions(path: Path, condition: str | None = None) -> PredictionRows
         if i in seen:
             raise UserError(f"duplicate id {i!r}", path, "one prediction per record")
         seen.add(i)
-    predictions = ["" if p is None else str(p) for p in table["prediction"]]
+    predictions = ["" if p is None else list(map(str, p)) if keep_lists and isinstance(p, list)
+                   else str(p) for p in table["prediction"]]
     references = None
     if "reference" in table:
         references = ["" if r is None else str(r) for r in table["reference"]]

@@ -84,8 +84,8 @@ def generate(model, split, encoder, cfg, opts: EvalOptions, ecg: str, noise: Noi
                 for i, s in zip(idx, signal, strict=True)
             ]
             signal = torch.from_numpy(np.stack(noisy))
-        if ecg == "zeros":
-            signal = torch.zeros_like(signal)
+        if ecg == "zeros":  # every ECG zeroed; an absent second ECG (all NaN) stays absent
+            signal = torch.where(torch.isnan(signal), signal, torch.zeros_like(signal))
         with autocast(device):
             ids = model.generate(
                 b["ids"].to(device), b["valid"].to(device), signal.to(device), max_new,
@@ -174,8 +174,7 @@ def evaluate_run(opts: EvalOptions) -> dict:
     ds = load_split(opts.data or cfg.data, config, opts.split)
     if opts.limit:
         ds = ds.select(range(min(opts.limit, len(ds))))
-    split = tokenise_split(ds, encoder, cfg.max_report_tokens)
-    scp_codes = _scp_codes(ds)
+    split = tokenise_split(ds, encoder, cfg.max_report_tokens, opts.data or cfg.data)
     # the run's own test split goes to the run folder; anything else to its own sub-folder
     own = config == cfg.config and opts.data in (None, cfg.data) and opts.split == "test"
     out_dir = Path(opts.out_dir) if opts.out_dir else (
@@ -183,6 +182,14 @@ def evaluate_run(opts: EvalOptions) -> dict:
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(opts.seed)
+    if "ecg_ids" in ds.column_names:  # ECG-QA questions: exact-match accuracy, not report metrics
+        from ecg_instruct.evaluate.ecgqa_eval import evaluate_questions
+
+        base = {"run": str(run), "config": config, "trained_on": cfg.config, "split": opts.split,
+                "limit": opts.limit, "decoding": "greedy", "fusion": cfg.model.fusion,
+                "seed": opts.seed}
+        return evaluate_questions(opts, cfg, encoder, model, ds, split, out_dir, base, generate)
+    scp_codes = _scp_codes(ds)
 
     conditions: list[tuple[str, Noise]] = [("signal", Noise("clean"))]
     if opts.controls:

@@ -54,11 +54,15 @@ def score_file(
     condition: str | None = None,
 ) -> dict:
     """Metrics of a predictions file (the dict ``evaluate`` writes to metrics.json); in
-    ``evaluate``'s own file, of one condition (``clean`` unless `condition` names another)."""
+    ``evaluate``'s own file, of one condition (``clean`` unless `condition` names another).
+    ECG-QA question ids are scored by the benchmark's exact-match accuracy."""
+    from ecg_instruct.evaluate.ecgqa_score import is_ecgqa, score_questions
     from ecg_instruct.evaluate.predictions_file import read_predictions
     from ecg_instruct.evaluate.scoring import public, score
 
     rows = read_predictions(predictions, condition)
+    if is_ecgqa(rows.ids, config):  # question answering: ECG-QA's exact-match accuracy
+        return score_questions(predictions, data, split, bootstrap, seed)
     scp_codes = None
     if data is not None:
         refs_by_id, codes_by_id = dataset_references(data, config, split)
@@ -91,7 +95,8 @@ def score_file(
 def score(
     predictions: Annotated[Path, typer.Option(
         help="JSONL or Parquet: id, prediction[, reference] (your model's outputs), or the "
-        "predictions.parquet `evaluate` writes into its run folder.")],
+        "predictions.parquet `evaluate` writes into its run folder. ECG-QA question ids "
+        "(ecgqa/...) are scored by exact-match accuracy against --data's ecgqa config.")],
     out: Annotated[Path | None, typer.Option(help="Write the metrics here (JSON).")] = None,
     data: Annotated[
         Path | None, typer.Option(help="Published dataset to take references from by id.")
@@ -121,9 +126,14 @@ def score(
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    scored = f" of condition {result['condition']}" if result.get("condition") else ""
-    typer.echo(f"{result['n_records']} records{scored} ({result['n_empty_predictions']} empty predictions): "
-               f"{format_metrics(result)}")  # fmt: skip
+    if result.get("metric") == "ecgqa_exact_match":
+        from ecg_instruct.evaluate.ecgqa_accuracy import format_accuracy
+
+        typer.echo(f"{result['n_questions']} ECG-QA questions: {format_accuracy(result)}")
+    else:
+        scored = f" of condition {result['condition']}" if result.get("condition") else ""
+        typer.echo(f"{result['n_records']} records{scored} ({result['n_empty_predictions']} "
+                   f"empty predictions): {format_metrics(result)}")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n")

@@ -23,6 +23,12 @@ Formats (one file per split; rows in dataset order):
   MEIT reads `ecg_path` with `wfdb.rdsamp`; here it names the `.npy` file (`np.load(path)` gives
   the (12, n) array that `rdsamp(...)[0].T` gives there).
 
+ECG-QA questions (config `ecgqa`, task `ecgqa`) are exported with the instructions in the first
+three formats: their `id` is the question id, and the ECG field holds the ECG's path, or a list
+of two paths, in the question's order, for a comparison question (its user turn has one
+placeholder per ECG; LLaMA-Factory's multi-image rows are shaped the same way). `meit` is report
+generation only and leaves them out.
+
 An export folder holds one export, described by `export.json` (format, splits, tasks, files). It
 is written beside the folder and swapped into place like a build, so re-exporting (say, only the
 test split) leaves no file of the previous export behind, and an interrupted export leaves the
@@ -53,6 +59,8 @@ from ecg_instruct.paths import is_within, replace_dir
 
 FORMATS = ("llava", "sharegpt", "openai-jsonl", "meit")
 INSTRUCTIONS = "instructions"
+#: ECG-QA questions: rows that reference one or two ECGs by id (`ecg_ids`).
+QUESTIONS = "ecgqa"
 MEIT_SPLIT_NAMES = {"train": "train", "validation": "val", "test": "test"}
 _FIX = "pass --data pointing at the output folder of `ecg-instruct build`"
 #: The file that marks a folder as an export (and says what is in it).
@@ -205,7 +213,7 @@ def _export_into(
     splits: list[str] | None, token: str | None, media_key: str,
 ) -> ExportSummary:
     configs = read_configs(data, header)
-    sources = [name for name in configs if name not in ("all", INSTRUCTIONS)]
+    sources = [name for name in configs if name not in ("all", INSTRUCTIONS, QUESTIONS)]
     dataset_token = str((header.get("ecg_instruct") or {}).get("ecg_token", "<ecg>"))
     summary = ExportSummary(out)
     wanted_ids: set[str] = set()
@@ -239,14 +247,21 @@ def _export_into(
         else:  # a dataset built before the instructions config: one example per record
             rows = [{**r, "example_id": r["id"]} for s in sources
                     for r in _rows(configs[s].get(split, []), ["id", "task", "messages"])]
+        if QUESTIONS in configs:
+            rows += [{"example_id": r["id"], "id": r["ecg_ids"], "task": QUESTIONS,
+                      "messages": r["messages"]}
+                     for r in _rows(configs[QUESTIONS].get(split, []),
+                                    ["id", "ecg_ids", "messages"])]
         if tasks:
             rows = [r for r in rows if r["task"] in tasks]
         if not rows:
             continue
         records = []
         for row in rows:
-            wanted_ids.add(row["id"])
-            path = ecg_path(row["id"])
+            ecgs = row["id"] if isinstance(row["id"], list) else [row["id"]]
+            wanted_ids.update(ecgs)
+            paths = [ecg_path(i) for i in ecgs]
+            path: str | list[str] = paths[0] if len(paths) == 1 else paths
             if fmt == "openai-jsonl":
                 messages = [{"role": m["role"], "content": m["content"] if token is None
                              else m["content"].replace(dataset_token, token)}

@@ -21,6 +21,7 @@ from ecg_instruct.errors import UserError
 from ecg_instruct.instruct.fields import RecordFacts, Statement, record_facts
 from ecg_instruct.instruct.stage import check_messages
 from ecg_instruct.instruct.templates import PromptTemplate, TemplateLibrary
+from ecg_instruct.schema import DERIVED_CONFIGS
 
 RECORD_COLUMNS = ("id", "source", "split", "report", "labels", "scp_codes", "measurements", "age",
                   "sex")
@@ -36,7 +37,7 @@ class CheckResult:
 def records_from_dataset(data: Path) -> list[dict[str, Any]]:
     """Record rows (no signals) of a published dataset: `data/<source>/*.parquet`."""
     files = sorted(p for p in (data / "data").glob("*/*.parquet")
-                   if p.parent.name != "instructions")
+                   if p.parent.name not in DERIVED_CONFIGS)
     if not files:
         raise UserError("no published record files (data/<source>/*.parquet)", path=data,
                         fix="pass --data pointing at the output of `ecg-instruct build`")

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from ecg_instruct.plot.load import read_published
 from ecg_instruct.plot.paper import render, save
+from ecg_instruct.schema import DERIVED_CONFIGS
 
 FIGURES_DIR = "figures"
 GALLERY_DPI = 100
@@ -94,6 +95,6 @@ def write_card_figures(staging: Path, rejects: pd.DataFrame, dpi: int = GALLERY_
     ``{"gallery": [{source, id, split, path}], "rejects": path or None}`` (paths relative to
     the dataset folder, as README.md links them)."""
     sources = sorted(p.name for p in (staging / "data").iterdir()
-                     if p.is_dir() and p.name != "instructions")
+                     if p.is_dir() and p.name not in DERIVED_CONFIGS)
     return {"gallery": write_gallery(staging, sources, dpi),
             "rejects": write_rejects_figure(staging, rejects, dpi)}

@@ -30,6 +30,7 @@ from ecg_instruct.index.split import SPLITS
 from ecg_instruct.instruct.templates import TemplateLibrary
 from ecg_instruct.publish.features import published_features
 from ecg_instruct.publish.parquet import write_parquet
+from ecg_instruct.schema import DERIVED_CONFIGS
 
 CONFIG_NAME = "instructions"
 N_CARD_EXAMPLES = 3
@@ -101,7 +102,7 @@ class _SignalLookup:
         self.columns = columns
         self.where: dict[str, tuple[Path, int]] = {}
         for path in sorted((staging / "data").glob(f"*/{split}-*.parquet")):
-            if path.parent.name == CONFIG_NAME:
+            if path.parent.name in DERIVED_CONFIGS:
                 continue
             ids = pq.read_table(path, columns=["id"]).column("id").to_pylist()
             self.where.update({rid: (path, row) for row, rid in enumerate(ids)})

@@ -43,6 +43,8 @@ from ecg_instruct.publish.duplicates import find_duplicates_in_shards
 from ecg_instruct.publish.fidelity import build_fidelity
 from ecg_instruct.publish.instructions import add_instructions_config, publish_instructions
 from ecg_instruct.publish.parquet import plain_schema
+from ecg_instruct.questions.publish import add_questions_config
+from ecg_instruct.questions.stage import run_questions
 from ecg_instruct.reports.stage import translator_provenance
 from ecg_instruct.schema import MEASUREMENT_FIELDS, REJECT_SCHEMA, read_rejects
 from ecg_instruct.signals.curate import WorkRows, read_work_rows, work_shard_ids
@@ -350,6 +352,16 @@ def publish(
     summary.fidelity = build_fidelity(_fidelity_rows(index, work, published_ids),
                                       published_ids, options.raw_dir, options.sources)
     add_instructions_config(header, instructions)
+    if recipe.ecgqa is not None:  # the questions about the published ECGs (docs/ecgqa.md)
+        summary.questions, question_rejects = run_questions(
+            options.raw_dir, recipe.ecgqa, options.sources, recipe.instruct.ecg_token,
+            ((i, plan.split) for plan in plans for i in plan.ids), rejects, staging,
+            filtered=bool(options.splits) or set(options.sources) != set(recipe.sources.enabled))
+        add_questions_config(header, summary.questions)
+        both = pd.concat([rejects, question_rejects], ignore_index=True).sort_values(
+            ["id", "stage"], kind="stable").reset_index(drop=True)
+        atomic_parquet(pa.Table.from_pandas(both, schema=REJECT_SCHEMA, preserve_index=False),
+                       staging / "rejects.parquet")
     context = {
         "recipe": recipe, "fingerprint": recipe.fingerprint(), "seed": options.seed,
         # The folder name only: the card's bytes must not depend on where the dataset was built.
@@ -371,6 +383,7 @@ def publish(
         "figures": write_card_figures(staging, rejects),  # figures/: one ECG per source, rejects
         "duplicate_pairs": duplicates.pair_counts(),
         "unknown_codes": _unknown_codes(index, published_ids),
+        "questions": summary.questions.card_context() if summary.questions else None,
     }
     atomic_write(render_card(options.out, context, header).encode("utf-8"), staging / "README.md")
     unknown = {path.name for path in staging.iterdir()} - PUBLISHED_NAMES

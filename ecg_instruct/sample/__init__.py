@@ -2,7 +2,8 @@
 
 `mirror` writes the PTB-XL and MIMIC-IV-ECG layouts (fixed findings, or reports that follow
 from the signals via `physiology`), `cinc2021` and `code15` the Challenge 2021 and CODE-15%
-layouts; all simulate their signals with `simulator`.
+layouts; all simulate their signals with `simulator`. `ecgqa` writes ECG-QA-shaped questions
+about the PTB-XL and MIMIC-IV-ECG records, answered from their labels.
 """
 
 from ecg_instruct.sample.cinc2021 import write_cinc2021

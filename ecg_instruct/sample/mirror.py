@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ecg_instruct.index.split import SPLITS, mimic_split
+from ecg_instruct.sample.ecgqa import write_ecgqa_sample
 from ecg_instruct.sample.physiology import PhysiologicalDraw
 from ecg_instruct.sample.simulator import Finding, Simulator, write_checksums
 
@@ -245,7 +246,8 @@ def write_mimic(root: Path, n_records: int, seed: int, simulator: Simulator, dra
 def write_sample_mirror(
     out: Path, n_ptbxl: int = 60, n_mimic: int = 60, seed: int = 0, physiological: bool = False
 ) -> Path:
-    """Write `out/ptb-xl/` and `out/mimic-iv-ecg/` in the PhysioNet layouts; returns `out`.
+    """Write `out/ptb-xl/` and `out/mimic-iv-ecg/` in the PhysioNet layouts, and `out/ecg-qa/`
+    (ECG-QA-shaped questions about those records); returns `out`.
 
     ``physiological``: reports follow from the signals (``sample.physiology``), for a sample a
     model can learn from; the default keeps the small fixed-findings mirror.
@@ -257,6 +259,7 @@ def write_sample_mirror(
         draw = PhysiologicalDraw(simulator)
     write_ptbxl(out / "ptb-xl", n_ptbxl, seed, simulator, draw)
     write_mimic(out / "mimic-iv-ecg", n_mimic, seed, simulator, draw)
+    write_ecgqa_sample(out, seed)  # questions about these records (ECG-QA's layout)
     return out
 
 

@@ -28,7 +28,9 @@ def train_baseline(
     out: Annotated[Path | None, typer.Option(
         help="Run folder: checkpoint, tokenizer, logs. Default: a new runs/<config>[-N] (an "
         "existing run is never overwritten).")] = None,
-    config: Annotated[str, typer.Option(help="Dataset config: ptbxl, mimic or all.")] = "ptbxl",
+    config: Annotated[str, typer.Option(
+        help="Dataset config: ptbxl, mimic, all, or ecgqa (ECG-QA questions, 1-2 ECGs each; "
+             "built-in model).")] = "ptbxl",
     max_steps: Annotated[
         int | None, typer.Option(help="Optimizer steps (default 300; with --model 100).")
     ] = None,
@@ -178,6 +180,7 @@ def _run(**opts) -> str:
             d_model=opts["d_model"], n_layer=opts["n_layer"], n_head=opts["n_head"],
             dropout=opts["dropout"],
             ecg_tokens=opts["ecg_tokens"],
+            max_ecgs=2 if opts["config"] == "ecgqa" else 1,  # ECG-QA comparisons: 2 ECGs
         ),  # fmt: skip
         **{k: opts[k] for k in (
             "seed", "max_steps", "batch_size", "lr", "warmup_steps", "vocab_size",
@@ -192,6 +195,9 @@ def _run(**opts) -> str:
             "encoder_pretrain_steps", "prompt_grad", "freeze_encoder_trunk",
         )},  # fmt: skip
     )
+    if opts["model"] and opts["config"] == "ecgqa":
+        raise UserError("--model (a pretrained LM) does not take two-ECG examples yet; the "
+                        "built-in model does", fix="drop --model to train on ecgqa")
     if opts["lora"] and not opts["model"]:
         raise UserError("--lora applies to --model only", fix="add --model smollm2 (or a path)")
     s = train(cfg, resume=opts["resume"], progress=opts["progress"])

@@ -24,6 +24,7 @@ class ModelConfig:
     ecg_tokens: int = 8  # the encoder pools any signal length to this many ECG tokens
     encoder_width: int = 32  # channels of the first ResNet stage; doubled at each later stage
     block_size: int = 512  # max positions of the decoder (prompt + ECG prefix + report)
+    max_ecgs: int = 1  # ECGs per example: 2 for ECG-QA's comparison questions (`ecgqa`)
 
     def __post_init__(self) -> None:
         if self.fusion not in ("prefix", "kv"):

@@ -16,6 +16,27 @@ from ecg_instruct.errors import UserError
 from ecg_instruct.train._torch import require_torch
 
 SIGNAL_COLUMNS = ("signal",)
+#: Columns a config must have: one ECG per row (the source configs), or ECGs by reference
+#: (`ecgqa`: one or two record ids per question, signals read from the source configs).
+RECORD_COLUMNS = ("id", "signal", "messages", "report")
+QUESTION_COLUMNS = ("id", "ecg_ids", "messages")
+
+
+class QuestionSignals:
+    """``signals[rows]["signal"]`` for rows that name their ECGs (``ecg_ids``): each a
+    (k, 12, n) array read from the dataset's source configs (``questions.signals``)."""
+
+    def __init__(self, data: str | Path, ecg_ids: Sequence[Sequence[str]]):
+        from ecg_instruct.questions.signals import SignalStore
+
+        self.store = SignalStore(data)
+        self.ecg_ids = [list(ids) for ids in ecg_ids]
+
+    def __getitem__(self, rows: Sequence[int]) -> dict:
+        return {"signal": [self.store.signals(self.ecg_ids[i]) for i in rows]}
+
+    def fs(self) -> list[int]:
+        return [self.store.fs(ids[0]) for ids in self.ecg_ids]
 
 
 def load_split(data: str | Path, config: str, split: str):
@@ -34,7 +55,8 @@ def load_split(data: str | Path, config: str, split: str):
         ds = datasets.load_dataset(str(path), config, split=split)
     except ValueError as exc:  # unknown config or split
         raise UserError(f"cannot load config {config!r} split {split!r}: {exc}", path=path) from exc
-    missing = {"id", "signal", "messages", "report"} - set(ds.column_names)
+    wanted = QUESTION_COLUMNS if "ecg_ids" in ds.column_names else RECORD_COLUMNS
+    missing = set(wanted) - set(ds.column_names)
     if missing:
         raise UserError(f"config {config!r} lacks columns {sorted(missing)}", path=path)
     if len(ds) == 0:
@@ -72,6 +94,10 @@ class Split:
         n = max(x.shape[-1] for x in out)
         if any(x.shape[-1] != n for x in out):  # mixed lengths: zero-pad at the end
             out = [torch.nn.functional.pad(x, (0, n - x.shape[-1])) for x in out]
+        if out[0].dim() == 3:  # rows of k ECGs: (B, K, 12, n), absent ECGs all NaN
+            k = max(x.shape[0] for x in out)
+            out = [torch.cat([x, x.new_full((k - x.shape[0], *x.shape[1:]), float("nan"))])
+                   for x in out]
         return torch.stack(out)
 
 
@@ -86,20 +112,32 @@ def resample(x: np.ndarray, fs: int, target_fs: int) -> np.ndarray:
     return y.astype(np.float32)
 
 
-def tokenise_split(ds, encoder, max_report_tokens: int) -> Split:
-    """Tokenise prompts and reports of a loaded split."""
-    wanted = [c for c in ("id", "messages", "report", "fs") if c in ds.column_names]
+def tokenise_split(ds, encoder, max_report_tokens: int, data: str | Path | None = None) -> Split:
+    """Tokenise prompts and reports of a loaded split. ``data``: the dataset folder, needed
+    for rows that reference their ECGs (``ecgqa``)."""
+    wanted = [c for c in ("id", "messages", "report", "fs", "ecg_ids") if c in ds.column_names]
     cols = ds.select_columns(wanted).to_dict()
-    fs = cols.get("fs") or [0] * len(cols["id"])
-    answers = [assistant_text(m, r) for m, r in zip(cols["messages"], cols["report"], strict=True)]
+    n = len(cols["id"])
+    if "ecg_ids" in cols:  # questions: signals by reference, from the source configs
+        if data is None:
+            raise UserError("rows reference their ECGs (ecg_ids): pass the dataset folder",
+                            fix="tokenise_split(ds, encoder, n, data=DATASET)")
+        signals = QuestionSignals(data, cols["ecg_ids"])
+        fs = signals.fs()
+    else:
+        signals = ds.select_columns(list(SIGNAL_COLUMNS)).with_format("torch")
+        fs = cols.get("fs") or [0] * n
+    reports = cols.get("report") or [""] * n
+    answers = [assistant_text(m, r) for m, r in zip(cols["messages"], reports, strict=True)]
     return Split(
         ids=list(cols["id"]),
         reports=answers,
         prompts=encoder.encode_prompts(cols["messages"]),
         targets=encoder.encode_reports(answers, max_report_tokens),
         fs=[int(f or 0) for f in fs],
-        signals=ds.select_columns(list(SIGNAL_COLUMNS)).with_format("torch"),
+        signals=signals,
     )
+
 
 
 def assistant_text(messages: Sequence[dict], report: str) -> str:

@@ -136,17 +136,21 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-def attention_mask(key_valid: torch.Tensor, n_query: int, n_memory: int) -> torch.Tensor:
+def attention_mask(key_valid: torch.Tensor, n_query: int, n_memory: int,
+                   memory_valid: torch.Tensor | None = None) -> torch.Tensor:
     """Boolean (B, 1, T, M + S) mask: causal over the S text keys (the last T are the queries),
-    padding keys hidden, the M ECG memory slots always visible. Every query also sees itself,
-    so a padding query never has an all-masked row (which would turn into NaN)."""
+    padding keys hidden, the M ECG memory slots visible (those of a row's absent second ECG,
+    ``memory_valid`` False, hidden). Every query also sees itself, so a padding query never has
+    an all-masked row (which would turn into NaN)."""
     b, s = key_valid.shape
     past = s - n_query
     i = torch.arange(n_query, device=key_valid.device)[:, None] + past
     j = torch.arange(s, device=key_valid.device)[None, :]
     m = ((j <= i)[None] & key_valid[:, None, :]) | (j == i)[None]
     if n_memory:
-        m = torch.cat([m.new_ones(b, n_query, n_memory), m], dim=-1)
+        memory = (m.new_ones(b, n_query, n_memory) if memory_valid is None
+                  else memory_valid[:, None, :].expand(b, n_query, n_memory))
+        m = torch.cat([memory, m], dim=-1)
     return m[:, None]
 
 
@@ -164,6 +168,10 @@ class ECGReportModel(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.lm_head = nn.Linear(cfg.d_model, vocab_size, bias=False)
         self.lm_head.weight = self.tok_emb.weight  # weight tying, as in GPT-2
+        # several ECGs per example (ECG-QA comparisons): each ECG's tokens get its own slots
+        # plus a learned "first / second ECG" vector; absent for one-ECG models (checkpoints
+        # of those stay loadable)
+        self.ecg_order = nn.Embedding(cfg.max_ecgs, cfg.d_model) if cfg.max_ecgs > 1 else None
         self.apply(self._init)
         for name, p in self.named_parameters():  # GPT-2 scaled init of residual projections
             if name.endswith("attn.out.weight") or name.endswith("mlp.2.weight"):
@@ -178,20 +186,39 @@ class ECGReportModel(nn.Module):
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, 0.0, 0.02)
 
-    def hidden(self, ids, positions, key_valid, ecg, caches=None):
-        """Decoder states for ``ids``; ``ecg`` is the encoder output (B, K, d)."""
+    def encode(self, signal):
+        """ECG tokens (B, M, d) and which are real (B, M) or None: a (B, 12, n) signal gives
+        ``ecg_tokens`` per row; a (B, E, 12, n) one (E ECGs per row, an absent one all NaN)
+        gives E x ``ecg_tokens``, each ECG's marked by its order embedding."""
+        if signal.dim() == 3:
+            return self.encoder(signal), None
+        if self.ecg_order is None or signal.shape[1] > self.ecg_order.num_embeddings:
+            raise ValueError(f"{signal.shape[1]} ECGs per example; this model takes "
+                             f"{self.cfg.max_ecgs} (ModelConfig.max_ecgs)")
+        b, e = signal.shape[:2]
+        present = ~torch.isnan(signal).flatten(2).all(-1)  # (B, E)
+        tokens = self.encoder(torch.nan_to_num(signal).flatten(0, 1))  # (B*E, T, d)
+        tokens = tokens.view(b, e, -1, tokens.shape[-1]) + self.ecg_order.weight[:e, None, :]
+        valid = present[:, :, None].expand(b, e, tokens.shape[2]).reshape(b, -1)
+        return tokens.reshape(b, -1, tokens.shape[-1]), valid
+
+    def hidden(self, ids, positions, key_valid, ecg, caches=None, ecg_valid=None):
+        """Decoder states for ``ids``; ``ecg`` is the encoder output (B, M, d), ``ecg_valid``
+        which of its slots hold a real ECG (None: all)."""
         if positions.max() >= self.cfg.block_size:
             raise ValueError(f"sequence longer than block_size={self.cfg.block_size}")
         x = self.tok_emb(ids)
         memory = None
         if self.cfg.fusion == "prefix":
             slots = ids == self.ecg_id
-            if slots.any():  # fills the <ecg> slots row by row, in order
-                x = x.masked_scatter(slots[..., None], ecg.to(x.dtype))
+            if slots.any():  # fills the <ecg> slots row by row, in order (real ECGs only)
+                source = ecg if ecg_valid is None else ecg[ecg_valid]
+                x = x.masked_scatter(slots[..., None], source.to(x.dtype))
         else:
             memory = ecg
         x = self.drop(x + self.pos_emb(positions))
-        mask = attention_mask(key_valid, ids.shape[1], 0 if memory is None else memory.shape[1])
+        mask = attention_mask(key_valid, ids.shape[1], 0 if memory is None else memory.shape[1],
+                              None if memory is None else ecg_valid)
         for layer, block in enumerate(self.blocks):
             x = block(x, mask, memory, None if caches is None else caches[layer])
         return self.ln_f(x)
@@ -200,7 +227,8 @@ class ECGReportModel(nn.Module):
         """Mean cross-entropy over report tokens (targets != -100)."""
         b, t = ids.shape
         positions = torch.arange(t, device=ids.device).expand(b, t)
-        h = self.hidden(ids, positions, ids != self.pad_id, self.encoder(signal))
+        ecg, valid = self.encode(signal)
+        h = self.hidden(ids, positions, ids != self.pad_id, ecg, ecg_valid=valid)
         keep = targets != -100
         logits = self.lm_head(h[keep])  # only where there is something to predict
         return F.cross_entropy(logits.float(), targets[keep])
@@ -210,10 +238,10 @@ class ECGReportModel(nn.Module):
     @torch.no_grad()
     def generate(self, ids, valid, signal, max_new_tokens: int, eos_id: int) -> torch.Tensor:
         """Greedy decoding from left-padded prompts with a KV cache; returns (B, <=max_new)."""
-        ecg = self.encoder(signal)
+        ecg, ecg_valid = self.encode(signal)
         positions = (valid.long().cumsum(1) - 1).clamp(min=0)
         caches = [{} for _ in self.blocks]
-        h = self.hidden(ids, positions, valid, ecg, caches)
+        h = self.hidden(ids, positions, valid, ecg, caches, ecg_valid)
         done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
         out = []
         pos = positions[:, -1:]
@@ -226,5 +254,5 @@ class ECGReportModel(nn.Module):
                 break
             pos = pos + 1
             valid = torch.cat([valid, torch.ones_like(valid[:, :1])], dim=1)
-            h = self.hidden(nxt[:, None], pos, valid, ecg, caches)
+            h = self.hidden(nxt[:, None], pos, valid, ecg, caches, ecg_valid)
         return torch.stack(out, 1)

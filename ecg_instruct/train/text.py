@@ -25,6 +25,9 @@ PAD, UNK, EOS = "<pad>", "<unk>", "</s>"
 SYSTEM, USER, ASSISTANT, ECG = "<|system|>", "<|user|>", "<|assistant|>", "<ecg>"
 SPECIAL_TOKENS = [PAD, UNK, EOS, SYSTEM, USER, ASSISTANT, ECG]
 CHAT_TAGS = (SYSTEM, USER, ASSISTANT, EOS, ECG)
+#: ECGs one example may hold: one per report, two for ECG-QA's comparison questions (one
+#: placeholder each, in order).
+MAX_ECGS = 2
 
 
 def prompt_text(messages: Sequence[dict]) -> str:
@@ -41,8 +44,9 @@ def prompt_text(messages: Sequence[dict]) -> str:
         parts.append(f"{SYSTEM if role == 'system' else USER}\n{content.strip()}\n")
     if n_ecg == 0:  # tolerate hand-made data without the placeholder: the ECG goes first
         parts.insert(0, f"{ECG}\n")
-    elif n_ecg > 1:
-        raise UserError(f"a user turn holds {n_ecg} {ECG} placeholders; the contract is one")
+    elif n_ecg > MAX_ECGS:
+        raise UserError(f"a prompt holds {n_ecg} {ECG} placeholders; the contract is one per "
+                        f"ECG, at most {MAX_ECGS}")
     return "".join(parts) + f"{ASSISTANT}\n"
 
 

@@ -282,8 +282,12 @@ def _prepare_text(cfg: TrainConfig, out: Path, train_ds, fresh: bool, dist) -> N
 
             prepare_tokenizer(load_tokenizer(cfg.hf_model), out)
         else:
-            cols = train_ds.select_columns(["messages", "report"]).to_dict()
-            texts = list(cols["report"]) + sorted({prompt_text(m) for m in cols["messages"]})
+            from ecg_instruct.train.data import assistant_text
+
+            columns = ["messages", "report"] if "report" in train_ds.column_names else ["messages"]
+            cols = train_ds.select_columns(columns).to_dict()
+            answers = cols.get("report") or [assistant_text(m, "") for m in cols["messages"]]
+            texts = list(answers) + sorted({prompt_text(m) for m in cols["messages"]})
             train_tokenizer(texts, cfg.vocab_size).save(str(out / "tokenizer.json"))
     dist.barrier()
 
@@ -325,10 +329,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
     train_ds = load_split(cfg.data, cfg.config, "train")
     _prepare_text(cfg, out, train_ds, fresh, dist)
     encoder = load_encoder(out)
-    train_split = tokenise_split(train_ds, encoder, cfg.max_report_tokens)
+    train_split = tokenise_split(train_ds, encoder, cfg.max_report_tokens, cfg.data)
     try:
         val_split = tokenise_split(
-            load_split(cfg.data, cfg.config, "validation"), encoder, cfg.max_report_tokens
+            load_split(cfg.data, cfg.config, "validation"), encoder, cfg.max_report_tokens,
+            cfg.data,
         )
     except UserError:
         val_split = None  # a dataset without a validation split still trains

@@ -65,7 +65,7 @@ def test_recipe_by_bundled_name_from_any_directory(tmp_path: Path, monkeypatch) 
     own.write_text((PIPELINES / "meit-100hz.yaml").read_text())
     assert load_recipe("meit").signals.fs == 100
     with pytest.raises(UserError, match=r"^nope: recipe not found — pass a bundled recipe name "
-                                        r"\(meit, meit-100hz, meit-instruct, meit-multisource\)"):
+                                        r"\(meit, meit-100hz, meit-ecgqa, meit-instruct, meit-multisource\)"):
         load_recipe("nope")
     with pytest.raises(UserError, match=r"pass --recipe meit-100hz \(the bundled recipe\)"):
         load_recipe("pipelines/meit-100hz.yaml")

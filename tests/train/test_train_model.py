@@ -43,8 +43,10 @@ def test_prompt_format_and_placeholder_rules():
     )
     no_ecg = [{"role": "user", "content": "Report?"}]
     assert prompt_text(no_ecg).startswith(f"{ECG}\n<|user|>")
-    with pytest.raises(UserError, match="2 <ecg>"):
-        prompt_text([{"role": "user", "content": "<ecg> and <ecg>"}])
+    two = prompt_text([{"role": "user", "content": "First ECG: <ecg>\nSecond ECG: <ecg>"}])
+    assert two.count(ECG) == 2  # one per ECG (ECG-QA comparisons)
+    with pytest.raises(UserError, match="3 <ecg>"):
+        prompt_text([{"role": "user", "content": "<ecg> and <ecg> and <ecg>"}])
 
 
 def test_reports_round_trip_and_truncation_drops_eos(encoder: ChatEncoder):

@@ -1,0 +1,83 @@
+"""`ecg-instruct evaluate` on the `ecgqa` config: ECG-QA accuracy against a majority baseline.
+
+Generates an answer per question (greedy, like reports), scores it by ECG-QA's exact match
+(`ecgqa_accuracy`: per question type, per attribute type, macro over question types, bootstrap
+95 % intervals) and sets it against the majority-answer baseline (the commonest training answer
+of each question type), with the paired interval of the difference. `--controls` adds the same
+model with its ECGs zeroed and with the ECGs of another question (the control that shows whether
+the model reads the ECG at all). Writes metrics.json, predictions.parquet and, with controls,
+controls.json/.md into the evaluation folder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from ecg_instruct.errors import UserError
+from ecg_instruct.evaluate.ecgqa_accuracy import ecgqa_accuracy, majority_answers, paired_difference
+
+
+def evaluate_questions(opts, cfg, encoder, model, ds, split, out_dir: Path, base: dict,
+                       generate: Callable) -> dict:
+    """Score a run on an `ecgqa` split; returns {"out_dir", "rows"} like `evaluate_run`.
+    `generate` is `runner.generate` (passed in: the runner calls this module)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ecg_instruct.evaluate.noise import Noise
+    from ecg_instruct.train.data import load_split
+
+    if opts.noise:
+        raise UserError("--noise applies to report configs; ECG-QA questions are scored without "
+                        "it", fix="drop --noise, or use --controls")
+    cols = ds.select_columns(["answer", "question_type", "attribute_type"]).to_dict()
+    answers, qtypes, atypes = cols["answer"], cols["question_type"], cols["attribute_type"]
+    train = load_split(opts.data or cfg.data, base["config"], "train")
+    train_cols = train.select_columns(["answer", "question_type"]).to_dict()
+    majority = majority_answers(train_cols["answer"], train_cols["question_type"], qtypes)
+    majority_score = ecgqa_accuracy(majority, answers, qtypes, atypes, opts.bootstrap, opts.seed)
+
+    conditions = ["signal"] + (["zeros", "shuffle"] if opts.controls else [])
+    rows, tables, predictions = [], [], {}
+    for ecg in conditions:
+        preds = generate(model, split, encoder, cfg, opts, ecg, Noise("clean"))
+        predictions[ecg] = preds
+        condition = "clean" if ecg == "signal" else f"ecg={ecg}"
+        result = ecgqa_accuracy(preds, answers, qtypes, atypes, opts.bootstrap, opts.seed)
+        result["vs_majority"] = paired_difference(preds, majority, answers, opts.bootstrap,
+                                                  opts.seed)
+        if ecg != "signal":
+            result["vs_signal"] = paired_difference(predictions["signal"], preds, answers,
+                                                    opts.bootstrap, opts.seed)
+        rows.append({**base, "ecg": ecg, "condition": condition, **result})
+        tables.append(pa.table({"id": split.ids, "condition": [condition] * len(preds),
+                                "reference": split.reports, "prediction": preds}))
+    main = {**rows[0], "majority_baseline": majority_score}
+    (out_dir / "metrics.json").write_text(json.dumps(main, indent=2) + "\n")
+    pq.write_table(pa.concat_tables(tables), out_dir / "predictions.parquet")
+    if opts.controls:
+        (out_dir / "controls.json").write_text(json.dumps(
+            rows + [{**base, "ecg": "none", "condition": "majority answer", **majority_score}],
+            indent=2) + "\n")
+        (out_dir / "controls.md").write_text(controls_table(rows, majority_score))
+    return {"out_dir": str(out_dir), "rows": rows, "majority_baseline": majority_score}
+
+
+def _cell(cell: dict) -> str:
+    ci = cell.get("ci95")
+    return f"{cell['accuracy']:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def controls_table(rows: list[dict], majority: dict) -> str:
+    """Markdown: accuracy and macro per condition, then per question type."""
+    qtypes = sorted(majority["question_type"])
+    head = "| condition | accuracy | macro over question types | " + " | ".join(qtypes) + " |"
+    lines = [head, "|---" * (3 + len(qtypes)) + "|"]
+    for name, result in [(r["condition"], r) for r in rows] + [("majority answer", majority)]:
+        lines.append(f"| {name} | {_cell(result['overall'])} | "
+                     f"{_cell(result['macro_question_type'])} | "
+                     + " | ".join(_cell(result["question_type"][t]) for t in qtypes) + " |")
+    return "\n".join(lines) + ("\n\nExact-match accuracy (answer sets after lower-casing and "
+                               "trimming) with bootstrap 95 % intervals over questions.\n")
