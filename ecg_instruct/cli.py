@@ -197,7 +197,9 @@ def ensure_sample_mirror(folder: Path, option: str = "--out") -> Path:
             console.print(f"Sample: adding the code-15/ folder to {folder}/ (h5py is now "
                           f"installed).", highlight=False, markup=False)
             _write_code15_part(folder)
-        if not (folder / "ecg-qa").exists():  # a mirror written before the questions existed
+        if not (folder / "ecg-qa").exists() and \
+                (folder / "ptb-xl" / "ptbxl_database.csv").is_file():
+            # a whole mirror written before the questions existed: add them (its labels are there)
             from ecg_instruct.sample.ecgqa import write_ecgqa_sample
 
             write_ecgqa_sample(folder)

@@ -111,10 +111,10 @@ def test_sample_records_names_only_the_folders_it_wrote(tmp_path: Path) -> None:
                                 env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
-    assert "(mimic-iv-ecg/, ptb-xl/)" in said
+    assert "(ecg-qa/, mimic-iv-ecg/, ptb-xl/)" in said
     assert "challenge-2021" not in said and "code-15" not in said
     assert sorted(p.name for p in (tmp_path / "l").iterdir() if p.is_dir()) == \
-        ["mimic-iv-ecg", "ptb-xl"]
+        ["ecg-qa", "mimic-iv-ecg", "ptb-xl"]
 
 
 def test_templates_check_says_where_it_writes_its_sample(tmp_path: Path, monkeypatch, capsys) -> None:
