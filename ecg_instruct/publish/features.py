@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datasets import Array2D, Features, List, Value
+from typing import Any
+
+from datasets import Array2D, DatasetInfo, Features, List, Value
 
 from ecg_instruct.schema import MEASUREMENT_FIELDS
 
@@ -40,3 +42,19 @@ def published_features(n_samples: int, signal_dtype: str = "float32") -> Feature
         }
     )
     return Features(columns)
+
+
+def declare_config(header: dict[str, Any], name: str, features: Features,
+                   splits: list[tuple[str, int, int]]) -> None:
+    """Add a derived config (never the default) to the card's YAML header: its data files and
+    its `dataset_info`; `splits` is (split, bytes, examples) in publishing order. One place, so
+    the `instructions` and `ecgqa` configs are declared alike."""
+    header["configs"].append({
+        "config_name": name,
+        "data_files": [{"split": s, "path": f"data/{name}/{s}-*.parquet"} for s, _, _ in splits],
+    })
+    header["dataset_info"].append({
+        "config_name": name,
+        **DatasetInfo(features=features)._to_yaml_dict(),
+        "splits": [{"name": s, "num_bytes": size, "num_examples": n} for s, size, n in splits],
+    })

@@ -22,13 +22,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from datasets import DatasetInfo, Features, List, Value
+from datasets import Features, List, Value
 
 from ecg_instruct.build.accounting import AccountingError
 from ecg_instruct.build.recipe import Recipe
 from ecg_instruct.index.split import SPLITS
 from ecg_instruct.instruct.templates import TemplateLibrary
-from ecg_instruct.publish.features import published_features
+from ecg_instruct.publish.features import declare_config, published_features
 from ecg_instruct.publish.parquet import write_parquet
 from ecg_instruct.schema import DERIVED_CONFIGS
 
@@ -306,13 +306,5 @@ def add_instructions_config(header: dict[str, Any], info: InstructionsInfo) -> N
     splits = [s for s in SPLITS if s in info.counts]
     if not splits or info.features is None:
         return
-    header["configs"].append({
-        "config_name": CONFIG_NAME,
-        "data_files": [{"split": s, "path": f"data/{CONFIG_NAME}/{s}-*.parquet"} for s in splits],
-    })
-    header["dataset_info"].append({
-        "config_name": CONFIG_NAME,
-        **DatasetInfo(features=info.features)._to_yaml_dict(),
-        "splits": [{"name": s, "num_bytes": info.split_bytes[s],
-                    "num_examples": sum(info.counts[s].values())} for s in splits],
-    })
+    declare_config(header, CONFIG_NAME, info.features,
+                   [(s, info.split_bytes[s], sum(info.counts[s].values())) for s in splits])

@@ -16,11 +16,12 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from datasets import DatasetInfo, Features, List, Value
+from datasets import Features, List, Value
 
 from ecg_instruct.build.accounting import AccountingError
 from ecg_instruct.build.workio import atomic_parquet
 from ecg_instruct.index.split import SPLITS
+from ecg_instruct.publish.features import declare_config
 
 CONFIG_NAME = "ecgqa"
 #: Question rows are small (~0.5 kB): large files, row groups a reader can skip through.
@@ -153,16 +154,8 @@ def add_questions_config(header: dict[str, Any], info: QuestionsInfo) -> None:
     splits = [s for s in SPLITS if s in info.counts]
     if not splits:
         return
-    header["configs"].append({
-        "config_name": CONFIG_NAME,
-        "data_files": [{"split": s, "path": f"data/{CONFIG_NAME}/{s}-*.parquet"} for s in splits],
-    })
-    header["dataset_info"].append({
-        "config_name": CONFIG_NAME,
-        **DatasetInfo(features=question_features())._to_yaml_dict(),
-        "splits": [{"name": s, "num_bytes": info.split_bytes[s], "num_examples": info.counts[s]}
-                   for s in splits],
-    })
+    declare_config(header, CONFIG_NAME, question_features(),
+                   [(s, info.split_bytes[s], info.counts[s]) for s in splits])
 
 
 def read_question_ids(folder: Path) -> list[str]:
