@@ -6,17 +6,20 @@ Generates an answer per question (greedy, like reports), scores it by ECG-QA's e
 of each question type), with the paired interval of the difference. `--controls` adds the same
 model with its ECGs zeroed and with the ECGs of another question (the control that shows whether
 the model reads the ECG at all). Writes metrics.json, predictions.parquet and, with controls,
-controls.json/.md into the evaluation folder.
+controls.json/.md into the evaluation folder; metrics.json's ``input_use`` counts the answers
+each control changed and warns when the model ignores its ECGs.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from ecg_instruct.errors import UserError
 from ecg_instruct.evaluate.ecgqa_accuracy import ecgqa_accuracy, majority_answers, paired_difference
+from ecg_instruct.evaluate.input_use import input_use
 
 
 def evaluate_questions(opts, cfg, encoder, model, ds, split, out_dir: Path, base: dict,
@@ -54,14 +57,18 @@ def evaluate_questions(opts, cfg, encoder, model, ds, split, out_dir: Path, base
         rows.append({**base, "ecg": ecg, "condition": condition, **result})
         tables.append(pa.table({"id": split.ids, "condition": [condition] * len(preds),
                                 "reference": split.reports, "prediction": preds}))
-    main = {**rows[0], "majority_baseline": majority_score}
+    main = {**rows[0], "majority_baseline": majority_score,
+            "input_use": input_use(predictions, split.reports, noun="answers")}
+    for warning in main["input_use"]["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     (out_dir / "metrics.json").write_text(json.dumps(main, indent=2) + "\n")
     pq.write_table(pa.concat_tables(tables), out_dir / "predictions.parquet")
     if opts.controls:
         (out_dir / "controls.json").write_text(json.dumps(
             rows + [{**base, "ecg": "none", "condition": "majority answer", **majority_score}],
             indent=2) + "\n")
-        (out_dir / "controls.md").write_text(controls_table(rows, majority_score))
+        (out_dir / "controls.md").write_text(controls_table(rows, majority_score,
+                                                            main["input_use"]))
     return {"out_dir": str(out_dir), "rows": rows, "majority_baseline": majority_score}
 
 
@@ -70,8 +77,15 @@ def _cell(cell: dict) -> str:
     return f"{cell['accuracy']:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
-def controls_table(rows: list[dict], majority: dict) -> str:
-    """Markdown: accuracy and macro per condition, then per question type."""
+def _difference(diff: dict) -> str:
+    ci = diff.get("ci95")
+    return f"{diff['difference']:+.4f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
+
+
+def controls_table(rows: list[dict], majority: dict, use: dict | None = None) -> str:
+    """Markdown: accuracy and macro per condition, then per question type; below it the paired
+    differences of the real ECGs to each control and to the majority answer, and how many
+    answers each control changed (``use``: ``input_use``)."""
     qtypes = sorted(majority["question_type"])
     head = "| condition | accuracy | macro over question types | " + " | ".join(qtypes) + " |"
     lines = [head, "|---" * (3 + len(qtypes)) + "|"]
@@ -79,5 +93,13 @@ def controls_table(rows: list[dict], majority: dict) -> str:
         lines.append(f"| {name} | {_cell(result['overall'])} | "
                      f"{_cell(result['macro_question_type'])} | "
                      + " | ".join(_cell(result["question_type"][t]) for t in qtypes) + " |")
+    lines += ["", "| paired difference (accuracy) | difference [95 % CI] | answers changed |",
+              "|---|---|---|"]
+    lines.append(f"| real - majority answer | {_difference(rows[0]['vs_majority'])} | |")
+    for row in rows[1:]:
+        changed = (use or {}).get(f"changed_by_{row['ecg']}")
+        changed_text = "" if changed is None else f"{changed} of {row['n_questions']}"
+        lines.append(f"| real - {row['condition']} | {_difference(row['vs_signal'])} | "
+                     f"{changed_text} |")
     return "\n".join(lines) + ("\n\nExact-match accuracy (answer sets after lower-casing and "
                                "trimming) with bootstrap 95 % intervals over questions.\n")

@@ -360,7 +360,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
             "first_loss": stage["first_loss"], "last_loss": stage["last_loss"],
             "seconds": round(time.perf_counter() - t_stage, 1),
         }  # fmt: skip
-    if cfg.hf_model and cfg.encoder_pretrain_steps and cfg.freeze_encoder_trunk:
+    if cfg.encoder_pretrain_steps and cfg.freeze_encoder_trunk:
         # The trained trunk stays as stage 0 left it (LLaVA keeps its vision encoder frozen):
         # at the gates' learning rate it was overwritten within a few steps and the ECG
         # became a constant soft prompt (measured: one report for every record). Projection,

@@ -78,9 +78,13 @@ def test_train_and_evaluate_on_ecgqa_against_the_majority_baseline(ecgqa_build, 
     result = CliRunner().invoke(app, [
         "train-baseline", "--data", str(out), "--config", "ecgqa", "--out", str(run),
         "--max-steps", "12", "--batch-size", "8", "--warmup-steps", "2", "--eval-interval", "6",
-        "--d-model", "64", "--n-layer", "1", "--no-progress"])
+        "--d-model", "64", "--n-layer", "1", "--encoder-pretrain-steps", "4", "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert json.loads((run / "run.json").read_text())["model"]["max_ecgs"] == 2
+    saved = json.loads((run / "run.json").read_text())
+    assert saved["model"]["max_ecgs"] == 2
+    assert saved["freeze_encoder_trunk"] and saved["encoder_pretrain_steps"] == 4
+    stage = json.loads((run / "model.json").read_text())["encoder_pretrain"]
+    assert stage["statements"] > 5 and stage["first_loss"] > 0  # the questions' per-ECG labels
     result = CliRunner().invoke(app, [
         "evaluate", "--run", str(run), "--split", "validation", "--controls", "--bootstrap", "50",
         "--no-progress"])
@@ -98,6 +102,11 @@ def test_train_and_evaluate_on_ecgqa_against_the_majority_baseline(ecgqa_build, 
     controls = json.loads((folder / "controls.json").read_text())
     assert [c["condition"] for c in controls] == ["clean", "ecg=zeros", "ecg=shuffle",
                                                   "majority answer"]
+    assert {"difference", "ci95"} <= set(controls[2]["vs_signal"])
+    use = metrics["input_use"]
+    assert 0 <= use["changed_by_shuffle"] <= metrics["n_questions"]
+    table = (folder / "controls.md").read_text()
+    assert "| real - ecg=shuffle |" in table and "| real - majority answer |" in table
     result = CliRunner().invoke(app, [
         "train-baseline", "--data", str(out), "--config", "ecgqa", "--out", str(tmp_path / "m"),
         "--model", "smollm2", "--max-steps", "1"])
