@@ -8,7 +8,9 @@ majority-answer baseline, single-verify accuracy (the type a model that ignores 
 beat: its answers are half yes, half no), answers changed by shuffling, and the train wall
 time. Finished variants are reused (their run folder is kept). ``--write-docs`` puts the table
 between the ``<!-- ecgqa-sweep:start -->`` / ``<!-- ecgqa-sweep:end -->`` markers of
-docs/ecgqa.md.
+docs/ecgqa.md. ``--test`` then scores the first variant (give it no flags: the bare
+``train-baseline --config ecgqa``) on the test questions with controls, and ``--write-docs``
+puts evaluate's own controls.md between the ``ecgqa-test`` markers.
 
     python benchmarks/ecgqa_sweep.py --data /tmp/qa/out --work /tmp/qa/sweep --steps 1000 \\
         --variant recipe= --variant "no encoder stage=--encoder-pretrain-steps 0" [--write-docs]
@@ -27,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "ecgqa.md"
 START, END = "<!-- ecgqa-sweep:start -->", "<!-- ecgqa-sweep:end -->"
+TEST_START, TEST_END = "<!-- ecgqa-test:start -->", "<!-- ecgqa-test:end -->"
 
 
 def cli(*args: str) -> float:
@@ -109,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", action="append", default=[],
                         help="NAME=FLAGS (FLAGS added to the defaults; empty for the defaults)")
     parser.add_argument("--common", default="", help="flags for every variant (e.g. --threads 2)")
+    parser.add_argument("--test", action="store_true",
+                        help="score the first variant on the test split with controls")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args(argv)
     args.common = shlex.split(args.common)
@@ -118,11 +123,26 @@ def main(argv: list[str] | None = None) -> None:
         name, _, flags = spec.partition("=")
         results.append(run_variant(args, name, shlex.split(flags)))
         print(render(results, args), flush=True)
+    test_table = None
+    if args.test and results:
+        run = args.work / slug(args.variant[0].partition("=")[0])
+        eval_dir = run / "eval-test"
+        if not (eval_dir / "controls.md").exists():
+            cli("evaluate", "--run", str(run), "--split", "test", "--controls",
+                "--out-dir", str(eval_dir), "--no-progress")  # fmt: skip
+        test_table = (eval_dir / "controls.md").read_text().strip()
+        print(test_table)
     if args.write_docs and results:
-        doc = DOC.read_text()
-        head, rest = doc.split(START, 1)
-        DOC.write_text(head + START + "\n" + render(results, args) + "\n" + END + rest.split(END, 1)[1])
+        _replace_between(START, END, render(results, args))
+        if test_table:
+            _replace_between(TEST_START, TEST_END, test_table)
         print(f"wrote {DOC}")
+
+
+def _replace_between(start: str, end: str, text: str) -> None:
+    doc = DOC.read_text()
+    head, rest = doc.split(start, 1)
+    DOC.write_text(head + start + "\n" + text + "\n" + end + rest.split(end, 1)[1])
 
 
 if __name__ == "__main__":

@@ -368,6 +368,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
         for name, p in raw_model.encoder.named_parameters():
             if name.startswith(("stem.", "stages.")):
                 p.requires_grad_(False)
+        frozen = describe_model(raw_model, cfg)  # what the next stages train
+        summary |= {k: frozen[k] for k in ("trainable_params", "estimated_memory_gb")}
     if dist.main:
         (out / "run.json").write_text(cfg.to_json())
         (out / "model.json").write_text(json.dumps(summary, indent=2) + "\n")
