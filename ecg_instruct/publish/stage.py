@@ -38,7 +38,7 @@ from ecg_instruct.index.split import SPLITS
 from ecg_instruct.instruct.templates import TemplateLibrary
 from ecg_instruct.paths import replace_dir
 from ecg_instruct.plot.card import write_card_figures
-from ecg_instruct.publish.card import card_yaml, render_card
+from ecg_instruct.publish.card import card_yaml, render_card, stamp_contents
 from ecg_instruct.publish.duplicates import find_duplicates_in_shards
 from ecg_instruct.publish.fidelity import build_fidelity
 from ecg_instruct.publish.instructions import add_instructions_config, publish_instructions
@@ -385,6 +385,7 @@ def publish(
         "unknown_codes": _unknown_codes(index, published_ids),
         "questions": summary.questions.card_context() if summary.questions else None,
     }
+    stamp_contents(header, staging)  # load_dataset never serves an earlier build's cache
     atomic_write(render_card(options.out, context, header).encode("utf-8"), staging / "README.md")
     unknown = {path.name for path in staging.iterdir()} - PUBLISHED_NAMES
     if unknown:  # a developer guard: `validate._validate_locations` must recognise our own datasets
