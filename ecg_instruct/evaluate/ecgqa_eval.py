@@ -35,6 +35,11 @@ def evaluate_questions(opts, cfg, encoder, model, ds, split, out_dir: Path, base
     if opts.noise:
         raise UserError("--noise applies to report configs; ECG-QA questions are scored without "
                         "it", fix="drop --noise, or use --controls")
+    most = max(len(ids) for ids in ds["ecg_ids"])
+    if most > cfg.model.max_ecgs:  # before any generation: not after the first comparison batch
+        raise UserError(f"{base['config']}/{opts.split} has questions about {most} ECGs; this run "
+                        f"(trained on {cfg.config}) takes {cfg.model.max_ecgs} per example",
+                        fix="evaluate a run trained with --config ecgqa")
     cols = ds.select_columns(["answer", "question_type", "attribute_type"]).to_dict()
     answers, qtypes, atypes = cols["answer"], cols["question_type"], cols["attribute_type"]
     train = load_split(opts.data or cfg.data, base["config"], "train")

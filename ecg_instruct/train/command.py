@@ -33,8 +33,8 @@ def train_baseline(
         help="Run folder: checkpoint, tokenizer, logs. Default: a new runs/<config>[-N] (an "
         "existing run is never overwritten).")] = None,
     config: Annotated[str, typer.Option(
-        help="Dataset config: ptbxl, mimic, all, or ecgqa (ECG-QA questions, 1-2 ECGs each; "
-             "built-in model).")] = "ptbxl",
+        help="Dataset config: ptbxl, mimic, all, or ecgqa (ECG-QA questions, 1-2 ECGs "
+             "each).")] = "ptbxl",
     max_steps: Annotated[
         int | None, typer.Option(help="Optimizer steps (default 300; with --model 100; built-in "
                                       "model on ecgqa 1000).")
@@ -203,9 +203,6 @@ def _run(**opts) -> str:
             "encoder_pretrain_steps", "prompt_grad", "freeze_encoder_trunk",
         )},  # fmt: skip
     )
-    if opts["model"] and opts["config"] == "ecgqa":
-        raise UserError("--model (a pretrained LM) does not take two-ECG examples yet; the "
-                        "built-in model does", fix="drop --model to train on ecgqa")
     if opts["lora"] and not opts["model"]:
         raise UserError("--lora applies to --model only", fix="add --model smollm2 (or a path)")
     s = train(cfg, resume=opts["resume"], progress=opts["progress"])

@@ -151,8 +151,10 @@ def trainable_names(model) -> set[str]:
 
 
 def is_fusion_param(name: str) -> bool:
-    """The ECG side of a ``--model`` run: encoder and gates (``--fusion-lr-scale``)."""
-    return name.startswith(("encoder.", "ecg_gate"))
+    """The ECG side of a ``--model`` run: encoder, gates and, with two ECGs, the first/second
+    ECG vector ``ecg_order`` (``--fusion-lr-scale``; they learn during the frozen-LM steps).
+    The built-in model's ``ecg_order.weight`` keeps its optimizer group, so its runs resume."""
+    return name.startswith(("encoder.", "ecg_gate")) or name == "ecg_order"
 
 
 def model_state(model, cfg: TrainConfig) -> dict:
