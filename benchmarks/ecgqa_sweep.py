@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "ecgqa.md"
 START, END = "<!-- ecgqa-sweep:start -->", "<!-- ecgqa-sweep:end -->"
+#: The shuffle control's version: rows take the ECGs of a row with as many ECGs (runner.py).
+CONTROLS = "grouped-shuffle"
 TEST_START, TEST_END = "<!-- ecgqa-test:start -->", "<!-- ecgqa-test:end -->"
 
 
@@ -46,12 +48,16 @@ def slug(name: str) -> str:
 def run_variant(args, name: str, flags: list[str]) -> dict:
     run = args.work / slug(name)
     result_path = run / "sweep.json"
-    if result_path.exists():
-        return json.loads(result_path.read_text())
-    train_s = cli("train-baseline", "--data", str(args.data), "--config", "ecgqa",
-                  "--out", str(run), "--max-steps", str(args.steps), "--no-progress",
-                  *args.common, *flags)  # fmt: skip
-    eval_dir = run / "eval-val"
+    old = json.loads(result_path.read_text()) if result_path.exists() else None
+    if old and old.get("controls") == CONTROLS:
+        return old
+    if old:  # trained already, scored under an earlier control: score again only
+        train_s = old["train_s"]
+    else:
+        train_s = cli("train-baseline", "--data", str(args.data), "--config", "ecgqa",
+                      "--out", str(run), "--max-steps", str(args.steps), "--no-progress",
+                      *args.common, *flags)  # fmt: skip
+    eval_dir = run / f"eval-val-{CONTROLS}"
     cli("evaluate", "--run", str(run), "--split", "validation", "--controls",
         "--out-dir", str(eval_dir), "--no-progress")  # fmt: skip
     metrics = json.loads((eval_dir / "metrics.json").read_text())
@@ -60,6 +66,7 @@ def run_variant(args, name: str, flags: list[str]) -> dict:
     log = [json.loads(x) for x in (run / "train_log.jsonl").read_text().splitlines()]
     out = {
         "name": name, "flags": " ".join(flags), "steps": args.steps, "train_s": train_s,
+        "controls": CONTROLS,
         "ecg_per_s": log[-1]["examples_per_s"], "n": metrics["n_questions"],
         "accuracy": {c: (r["overall"]["accuracy"], r["overall"]["ci95"]) for c, r in by.items()},
         "verify": {c: r["question_type"]["single-verify"]["accuracy"] for c, r in by.items()
@@ -126,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     test_table = None
     if args.test and results:
         run = args.work / slug(args.variant[0].partition("=")[0])
-        eval_dir = run / "eval-test"
+        eval_dir = run / f"eval-test-{CONTROLS}"
         if not (eval_dir / "controls.md").exists():
             cli("evaluate", "--run", str(run), "--split", "test", "--controls",
                 "--out-dir", str(eval_dir), "--no-progress")  # fmt: skip
