@@ -124,6 +124,7 @@ def pretrain_encoder(encoder, split, cfg, device) -> dict:
     from ecg_instruct.train.data import batch_index
 
     steps = cfg.encoder_pretrain_steps
+    kind = "report statements" if split.questions is None else "question labels per ECG"
     codes, split, y, known = _stage_data(split)
     torch.manual_seed(stable_hash(cfg.seed, "encoder-pretrain") & 0x7FFFFFFFFFFFFFFF)
     width = encoder.proj.out_features
@@ -155,4 +156,5 @@ def pretrain_encoder(encoder, split, cfg, device) -> dict:
             print(f"encoder stage: step {step + 1}/{steps}, label loss {np.mean(losses[-50:]):.4f}",
                   file=sys.stderr)  # fmt: skip
     return {"statements": codes, "first_loss": losses[0] if losses else None,
+            "targets": kind,
             "last_loss": float(np.mean(losses[-20:])) if losses else None}  # fmt: skip

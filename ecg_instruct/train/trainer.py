@@ -358,7 +358,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
         t_stage = time.perf_counter()
         stage = pretrain_encoder(raw_model.encoder, train_split, cfg, device)
         summary["encoder_pretrain"] = {
-            "steps": cfg.encoder_pretrain_steps, "statements": len(stage["statements"]),
+            "steps": cfg.encoder_pretrain_steps, "targets": stage["targets"],
+            "statements": len(stage["statements"]),
             "first_loss": stage["first_loss"], "last_loss": stage["last_loss"],
             "seconds": round(time.perf_counter() - t_stage, 1),
         }  # fmt: skip
