@@ -12,7 +12,7 @@ OUT ?= out/meit
 RECIPE ?= meit
 BENCH_BUILD_N ?= 20000
 
-.PHONY: venv dataset test lint bench bench-llm download clean system-deps
+.PHONY: venv dataset test lint bench bench-llm bench-qa download clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,20 @@ bench: $(STAMP)
 # SmolLM2 + kv fusion on CPU (~10 min, ~7 GB): the table in docs/training.md
 bench-llm: $(STAMP)
 	$(PY) benchmarks/bench_llm.py --work $(VENV)/bench-llm --write-docs
+
+# The built-in model on ECG-QA (learnable sample, 100 Hz; ~40 min on 2 cores): the recipe side by
+# side with the old one, then the bare command on the test questions (docs/ecgqa.md)
+QA_WORK ?= $(VENV)/bench-qa
+bench-qa: $(STAMP)
+	mkdir -p $(QA_WORK)
+	test -d $(QA_WORK)/sample || $(CLI) sample --out $(QA_WORK)/sample --records 1500 --mimic-records 300
+	sed -e 's/^name: meit-100hz/name: meit-100hz-ecgqa/' pipelines/meit-100hz.yaml > $(QA_WORK)/recipe.yaml
+	printf 'ecgqa:\n  variant: template\n  split: ours\n' >> $(QA_WORK)/recipe.yaml
+	test -d $(QA_WORK)/out || $(CLI) build --raw-dir $(QA_WORK)/sample --recipe $(QA_WORK)/recipe.yaml --out $(QA_WORK)/out
+	$(PY) benchmarks/ecgqa_sweep.py --data $(QA_WORK)/out --work $(QA_WORK)/sweep --steps 1000 --test \
+	  --variant "recipe=" --variant "no encoder stage=--encoder-pretrain-steps 0" \
+	  --variant "encoder trunk trained after stage 0=--train-encoder-trunk" \
+	  --variant "prefix fusion=--fusion prefix" --write-docs
 
 download: $(STAMP)
 	$(CLI) download ptbxl --out $(RAW) --rate 500

@@ -18,9 +18,11 @@ MIN_CHANGED_SHARE = 0.05
 CONTROL_NAMES = {"zeros": "zeroing the ECG", "shuffle": "shuffling the ECGs between records"}
 
 
-def input_use(predictions: Mapping[str, Sequence[str]], references: Sequence[str]) -> dict:
+def input_use(predictions: Mapping[str, Sequence[str]], references: Sequence[str],
+              noun: str = "reports") -> dict:
     """``predictions`` maps a condition (``signal``, and with controls ``zeros``/``shuffle``)
-    to one report per record, in record order. Returns counts, shares and ``warnings``."""
+    to one output per example, in order. Returns counts, shares and ``warnings``; ``noun``
+    names the outputs in them ("answers" for ECG-QA)."""
     real = list(predictions["signal"])
     out: dict = {
         "distinct_predictions": len(set(real)),
@@ -29,9 +31,9 @@ def input_use(predictions: Mapping[str, Sequence[str]], references: Sequence[str
     warnings = []
     if out["distinct_predictions"] < MIN_DISTINCT_SHARE * out["distinct_references"]:
         warnings.append(
-            f"the model writes {out['distinct_predictions']} distinct reports for "
+            f"the model writes {out['distinct_predictions']} distinct {noun} for "
             f"{out['distinct_references']} distinct references (under "
-            f"{MIN_DISTINCT_SHARE:.0%}): it writes a report prior, not each ECG's findings"
+            f"{MIN_DISTINCT_SHARE:.0%}): it writes a prior, not each ECG's findings"
         )
     for condition, words in CONTROL_NAMES.items():
         if condition not in predictions:
@@ -43,7 +45,7 @@ def input_use(predictions: Mapping[str, Sequence[str]], references: Sequence[str
         out[f"changed_share_{condition}"] = round(share, 4)
         if share < MIN_CHANGED_SHARE:
             warnings.append(
-                f"{words} changes {changed} of {len(real)} reports (under {MIN_CHANGED_SHARE:.0%}): "
+                f"{words} changes {changed} of {len(real)} {noun} (under {MIN_CHANGED_SHARE:.0%}): "
                 "the model ignores its ECG input"
             )
     out["warnings"] = warnings

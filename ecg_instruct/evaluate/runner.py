@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from ecg_instruct.evaluate.html_report import signals_of_dataset, write_html_rep
 from ecg_instruct.evaluate.input_use import input_use
 from ecg_instruct.evaluate.noise import Noise, parse_noise
 from ecg_instruct.evaluate.scoring import METRICS, public, score
-from ecg_instruct.rng import rng_for
+from ecg_instruct.rng import rng_for, stable_hash
 from ecg_instruct.train._torch import require_torch
 
 __all__ = ["METRICS", "EvalOptions", "evaluate_run"]
@@ -52,11 +53,25 @@ class EvalOptions:
     progress: bool | None = None
 
 
-def shuffled_order(n: int, seed: int) -> np.ndarray:
-    """A derangement: record i gets the ECG of another record (for n > 1), seeded."""
-    perm = rng_for(seed, "shuffle-control", n).permutation(n)
-    out = np.empty(n, dtype=np.int64)
-    out[perm] = np.roll(perm, -1)
+def shuffled_order(n: int, seed: int, groups: Sequence[int] | None = None) -> np.ndarray:
+    """A derangement: record i gets the ECG of another record (for n > 1), seeded.
+
+    With ``groups`` (ECG-QA: the number of ECGs of each question) a row takes the ECGs of
+    another row of its group, so a comparison question gets another question's *pair* and a
+    one-ECG question one ECG: the control changes which ECGs are read, not how many (with a
+    pair in a one-ECG question's place, prefix fusion had more ECG tokens than slots). A group
+    of one row keeps its own ECGs.
+    """
+    if groups is None:
+        perm = rng_for(seed, "shuffle-control", n).permutation(n)
+        out = np.empty(n, dtype=np.int64)
+        out[perm] = np.roll(perm, -1)
+        return out
+    keys = np.asarray(groups)
+    out = np.arange(n, dtype=np.int64)
+    for key in np.unique(keys):
+        rows = np.flatnonzero(keys == key)
+        out[rows] = rows[shuffled_order(len(rows), stable_hash(seed, "group", int(key)))]
     return out
 
 
@@ -70,7 +85,9 @@ def generate(model, split, encoder, cfg, opts: EvalOptions, ecg: str, noise: Noi
 
     device = next(model.parameters()).device
     max_new = opts.max_new_tokens or cfg.max_report_tokens
-    source = shuffled_order(len(split), opts.seed) if ecg == "shuffle" else np.arange(len(split))
+    counts = [len(q["ecg_ids"]) for q in split.questions] if split.questions else None
+    source = (shuffled_order(len(split), opts.seed, counts) if ecg == "shuffle"
+              else np.arange(len(split)))
     out: list[str] = []
     disable = not (sys.stderr.isatty() if opts.progress is None else opts.progress)
     starts = range(0, len(split), opts.batch_size)

@@ -20,7 +20,7 @@ from ecg_instruct.build.stage import BuildContext
 from ecg_instruct.build.validate import PUBLISHED_NAMES
 from ecg_instruct.build.workio import atomic_write
 from ecg_instruct.paths import replace_dir
-from ecg_instruct.publish.card import render_card
+from ecg_instruct.publish.card import render_card, stamp_contents
 from ecg_instruct.publish.stage import StagedDataset
 
 
@@ -29,6 +29,7 @@ def swap(out: Path, staged: StagedDataset, before_swap: Callable[[], None] = lam
 
     `before_swap` runs once the dataset is complete, right before it replaces `out` (the work
     folder records there what the new dataset was built from: `WorkFolder.mark_published`)."""
+    stamp_contents(staged.header, staged.folder)  # load_dataset never serves an earlier build
     atomic_write(render_card(out, staged.card, staged.header).encode("utf-8"),
                  staged.folder / "README.md")
     unknown = {path.name for path in staged.folder.iterdir()} - PUBLISHED_NAMES

@@ -20,6 +20,8 @@ SIGNAL_COLUMNS = ("signal",)
 #: (`ecgqa`: one or two record ids per question, signals read from the source configs).
 RECORD_COLUMNS = ("id", "signal", "messages", "report")
 QUESTION_COLUMNS = ("id", "ecg_ids", "messages")
+#: What a question row says about its ECGs (``Split.questions``).
+QUESTION_FIELDS = ("question_type", "template_id", "attribute", "answer", "ecg_ids")
 
 
 class QuestionSignals:
@@ -34,6 +36,13 @@ class QuestionSignals:
 
     def __getitem__(self, rows: Sequence[int]) -> dict:
         return {"signal": [self.store.signals(self.ecg_ids[i]) for i in rows]}
+
+    def for_ecgs(self, ecg_ids: Sequence[str]) -> QuestionSignals:
+        """One row per ECG (``ecg_ids``), sharing this store and its cache: stage 0 trains
+        the encoder on ECGs, not on questions."""
+        view = QuestionSignals.__new__(QuestionSignals)
+        view.store, view.ecg_ids = self.store, [[e] for e in ecg_ids]
+        return view
 
     def fs(self) -> list[int]:
         return [self.store.fs(ids[0]) for ids in self.ecg_ids]
@@ -74,6 +83,9 @@ class Split:
     targets: list[list[int]]
     fs: list[int]
     signals: object  # datasets.Dataset with only "signal", torch-formatted
+    #: ``ecgqa`` rows: question_type, template_id, attribute, answer and ecg_ids per row (what
+    #: stage 0 learns per ECG, ``encoder_pretrain.question_targets``); None for record configs
+    questions: list[dict] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -121,7 +133,8 @@ def resample(x: np.ndarray, fs: int, target_fs: int) -> np.ndarray:
 def tokenise_split(ds, encoder, max_report_tokens: int, data: str | Path | None = None) -> Split:
     """Tokenise prompts and reports of a loaded split. ``data``: the dataset folder, needed
     for rows that reference their ECGs (``ecgqa``)."""
-    wanted = [c for c in ("id", "messages", "report", "fs", "ecg_ids") if c in ds.column_names]
+    wanted = [c for c in dict.fromkeys(("id", "messages", "report", "fs", *QUESTION_FIELDS))
+              if c in ds.column_names]
     cols = ds.select_columns(wanted).to_dict()
     n = len(cols["id"])
     if "ecg_ids" in cols:  # questions: signals by reference, from the source configs
@@ -142,6 +155,9 @@ def tokenise_split(ds, encoder, max_report_tokens: int, data: str | Path | None 
         targets=encoder.encode_reports(answers, max_report_tokens),
         fs=[int(f or 0) for f in fs],
         signals=signals,
+        questions=[dict(zip(QUESTION_FIELDS, values, strict=True))
+                   for values in zip(*(cols[f] for f in QUESTION_FIELDS), strict=True)]
+        if all(f in cols for f in QUESTION_FIELDS) else None,
     )
 
 

@@ -9,6 +9,12 @@ alpha=128, dropout 0.1) on every attention and MLP projection through ``peft``, 
 embedding rows (input and output) of the tokens we added, and nothing else of the LM. A
 checkpoint therefore holds megabytes: adapters, encoder, new token rows. The base model is
 reloaded from ``--model`` and must match the identity recorded in ``run.json``.
+
+Two ECGs per example (``--config ecgqa``, ``ModelConfig.max_ecgs`` 2): each ECG is encoded on
+its own into its own ``ecg_tokens`` slots (kv slots, or the slots of its own ``<ecg>``
+placeholder in prefix fusion), plus a learned first/second-ECG vector (``ecg_order``). A
+one-ECG row beside two-ECG rows has its absent second ECG (all-NaN signal) masked (kv) or never
+placed (prefix), so it gets the output it gets alone (tested, also on SmolLM2).
 """
 
 from __future__ import annotations
@@ -46,24 +52,63 @@ class HFReportModel(nn.Module):
             layers = len(kv_fusion.decoder_layers(lm))
             self.ecg_gate = nn.Parameter(torch.zeros(layers, kv_fusion.head_count(lm)))
             kv_fusion.install(lm)
+        # Two-ECG runs: a first/second-ECG vector added to each ECG's tokens. Zero at init, so
+        # a one-ECG question starts exactly as in a one-ECG model with the same encoder (and,
+        # kv, the gates at 0 keep step 0 the base model whatever it adds). One-ECG models have
+        # no such parameter: their checkpoints stay as they were.
+        self.ecg_order = nn.Parameter(torch.zeros(cfg.max_ecgs, width)) if cfg.max_ecgs > 1 else None
 
-    def _embed(self, ids: torch.Tensor, ecg: torch.Tensor) -> torch.Tensor:
+    def _embed(self, ids: torch.Tensor, ecg: torch.Tensor,
+               valid: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """Token embeddings; prefix fusion puts the ECG tokens into the ``<ecg>`` slots: the
+        k-th slot of a row takes the row's k-th ECG token (first ECG, then second). A slot with
+        no real ECG token left keeps the ``<ecg>`` embedding: only the shuffle control, which
+        gives a comparison question a one-ECG question's ECG, leaves such slots."""
         x = self.lm.get_input_embeddings()(ids)
         if self.cfg.fusion == "prefix":
             slots = ids == self.ecg_id
             if slots.any():
-                x = x.masked_scatter(slots[..., None], ecg.to(x.dtype))
+                count = slots.long().cumsum(1)
+                k = (count - 1).clamp(0, ecg.shape[1] - 1)
+                source = torch.gather(ecg, 1, k[..., None].expand(-1, -1, ecg.shape[-1]))
+                fill = slots & (count <= ecg.shape[1])
+                if valid is not None:
+                    fill &= torch.gather(valid, 1, k)
+                x = torch.where(fill[..., None], source.to(x.dtype), x)
         return x
 
-    def _ecg(self, signal: torch.Tensor) -> torch.Tensor:
-        return self.encoder(signal).to(kv_fusion.base_of(self.lm).dtype)
+    def _ecg(self, signal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """ECG tokens (B, M, hidden) in the LM's dtype, and which of them are real (B, M), or
+        None when all are. A (B, 12, n) signal is one ECG per row (M = ``ecg_tokens``); a
+        (B, E, 12, n) one holds E ECGs per row in order, an absent one all NaN: each is encoded
+        on its own (GroupNorm: independent of its batch-mates) and marked by its order vector,
+        M = E x ``ecg_tokens``."""
+        dtype = kv_fusion.base_of(self.lm).dtype
+        if self.ecg_order is None:  # a one-ECG model
+            if signal.dim() == 4:
+                if signal.shape[1] != 1:
+                    raise UserError(f"{signal.shape[1]} ECGs per example; this run takes one",
+                                    fix="train with --config ecgqa for two-ECG questions")
+                signal = signal[:, 0]
+            return self.encoder(signal).to(dtype), None
+        if signal.dim() == 3:
+            signal = signal[:, None]
+        b, e = signal.shape[:2]
+        if e > len(self.ecg_order):
+            raise UserError(f"{e} ECGs per example; this run takes at most {len(self.ecg_order)}")
+        present = ~torch.isnan(signal).flatten(2).all(-1)  # (B, E)
+        tokens = self.encoder(torch.nan_to_num(signal).flatten(0, 1))  # (B*E, K, hidden)
+        tokens = tokens.view(b, e, -1, tokens.shape[-1]) + self.ecg_order[:e, None, :]
+        valid = present[:, :, None].expand(b, e, tokens.shape[2]).reshape(b, -1)
+        return tokens.reshape(b, -1, tokens.shape[-1]).to(dtype), valid
 
-    def fusion(self, ecg: torch.Tensor, query_from: torch.Tensor | None = None) -> dict:
+    def fusion(self, ecg: torch.Tensor, valid: torch.Tensor | None = None,
+               query_from: torch.Tensor | None = None) -> dict:  # fmt: skip
         """Keyword arguments that let the LM's attention read the ECG (kv fusion), else none."""
         if self.cfg.fusion != "kv":
             return {}
         kv = kv_fusion.ecg_keys_values(self.lm, ecg)
-        return {"ecg_fusion": kv_fusion.ECGFusion(kv, self.ecg_gate, query_from)}
+        return {"ecg_fusion": kv_fusion.ECGFusion(kv, self.ecg_gate, query_from, valid)}
 
     def logits(self, ids, signal, ecg_visible: bool = True, keep: int = 0,
                ecg_from: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
@@ -74,9 +119,9 @@ class HFReportModel(nn.Module):
         ECG out: the base model's logits."""
         valid = ids != self.pad_id
         positions = (valid.long().cumsum(1) - 1).clamp(min=0)
-        ecg = self._ecg(signal)
-        x = self._embed(ids, ecg)
-        extra = self.fusion(ecg, ecg_from) if ecg_visible else {}
+        ecg, ecg_valid = self._ecg(signal)
+        x = self._embed(ids, ecg, ecg_valid)
+        extra = self.fusion(ecg, ecg_valid, ecg_from) if ecg_visible else {}
         if keep:
             extra["logits_to_keep"] = keep
         out = self.lm(inputs_embeds=x, attention_mask=valid.long(), position_ids=positions,
@@ -133,11 +178,11 @@ class HFReportModel(nn.Module):
         r_valid[:, 0] = True  # the last prompt token (never padding)
         mask = torch.cat([p_valid, r_valid], 1).long()
         positions = p_valid.sum(1, keepdim=True) + torch.arange(tail, device=ids.device)
-        ecg = self._ecg(signal)
+        ecg, ecg_valid = self._ecg(signal)
         scored = r_targets != -100  # only these positions are projected to the vocabulary
-        logits = self.lm(inputs_embeds=self._embed(r_ids, ecg), attention_mask=mask,
+        logits = self.lm(inputs_embeds=self._embed(r_ids, ecg, ecg_valid), attention_mask=mask,
                          position_ids=positions, cache=cache, use_cache=True,
-                         logits_to_keep=scored, **self.fusion(ecg)).logits  # fmt: skip
+                         logits_to_keep=scored, **self.fusion(ecg, ecg_valid)).logits  # fmt: skip
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), r_targets[scored])
 
     forward = loss  # DistributedDataParallel synchronises gradients through forward()
@@ -145,10 +190,10 @@ class HFReportModel(nn.Module):
     @torch.no_grad()
     def generate(self, ids, valid, signal, max_new_tokens: int, eos_id: int) -> torch.Tensor:
         """Greedy decoding from left-padded prompts, with the LM's own KV cache."""
-        ecg = self._ecg(signal)
-        x = self._embed(ids, ecg)
+        ecg, ecg_valid = self._ecg(signal)
+        x = self._embed(ids, ecg, ecg_valid)
         positions = (valid.long().cumsum(1) - 1).clamp(min=0)
-        extra = self.fusion(ecg)  # the same ECG slots and gates at every decode step
+        extra = self.fusion(ecg, ecg_valid)  # the same ECG slots and gates at every decode step
         if extra:  # kv: the prompt minus its last token without the ECG, then the last token
             out = self.lm(inputs_embeds=x[:, :-1], attention_mask=valid[:, :-1].long(),
                           position_ids=positions[:, :-1], use_cache=True, logits_to_keep=1)

@@ -4,8 +4,8 @@ An instruction-tuned model has learned its template (SmolLM2: ``<|im_start|>user
 our own tags would be new, untrained tokens. So with ``--model`` the system and user turns go
 through ``apply_chat_template(..., add_generation_prompt=True)``, the target is the report followed
 by the template's end-of-turn token (found by rendering a turn and reading what follows it), and
-the loss covers exactly those tokens. ``<ecg>`` (and ``<pad>``) are the only added tokens; a model
-without a chat template falls back to the built-in format (``ChatEncoder``).
+the loss covers exactly those tokens. ``<ecg>`` (one per ECG) and ``<pad>`` are the only added
+tokens; a model without a chat template falls back to the built-in format (``ChatEncoder``).
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ecg_instruct.errors import UserError
-from ecg_instruct.train.text import ECG, PAD, SPECIAL_TOKENS, ChatEncoder, report_ids
+from ecg_instruct.train.text import ECG, MAX_ECGS, PAD, SPECIAL_TOKENS, ChatEncoder, report_ids
 
 HF_TOKENIZER_DIR = "hf_tokenizer"  # inside a run folder
 _MARK = "\u2063ECGREPORTEND\u2063"  # renders a turn to find the text the template puts after it
 
 
 def chat_messages(messages: Sequence[dict]) -> list[dict]:
-    """System and user turns of a published row, with exactly one ``<ecg>`` in the user turns."""
+    """System and user turns of a published row, with one ``<ecg>`` per ECG (one, or two for
+    an ECG-QA comparison) in the user turns."""
     out = []
     for m in messages:
         if m["role"] == "assistant":
@@ -30,8 +31,9 @@ def chat_messages(messages: Sequence[dict]) -> list[dict]:
             raise UserError(f"unexpected chat role {m['role']!r} in messages")
         out.append({"role": m["role"], "content": m["content"].strip()})
     n_ecg = sum(m["content"].count(ECG) for m in out)
-    if n_ecg > 1:
-        raise UserError(f"a user turn holds {n_ecg} {ECG} placeholders; the contract is one")
+    if n_ecg > MAX_ECGS:
+        raise UserError(f"a prompt holds {n_ecg} {ECG} placeholders; the contract is one per "
+                        f"ECG, at most {MAX_ECGS}")
     if n_ecg == 0:  # hand-made data without the placeholder: the ECG opens the first user turn
         first_user = next((m for m in out if m["role"] == "user"), None)
         if first_user is None:

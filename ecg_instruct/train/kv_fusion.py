@@ -25,6 +25,10 @@ token) and every report token. Earlier prompt positions do not, so the prompt's 
 and keys/values are the same for every record with the same prompt text: training computes
 them once per distinct prompt (``hf.HFReportModel``), generation prefills them without the ECG.
 
+Two ECGs (ECG-QA comparisons): each ECG fills its own group of K slots, marked first/second
+by a learned vector added to its tokens (``hf.HFReportModel``); the slots of a one-ECG row's
+absent second ECG are masked in the ECG softmax (``ECGFusion.valid``).
+
 Positions: the ECG slots carry no position (no rotary rotation, no learned position); the
 text keeps positions 0..T-1, so the base model's positional behaviour is untouched.
 
@@ -101,13 +105,27 @@ def ecg_keys_values(lm, ecg: torch.Tensor) -> list[tuple[torch.Tensor, torch.Ten
 @dataclass
 class ECGFusion:
     """What every layer's attention needs to read the ECG: its keys/values, the gates
-    (n_layers, n_heads), raw (``tanh`` is applied in the attention), and optionally
+    (n_layers, n_heads), raw (``tanh`` is applied in the attention), optionally
     ``query_from`` (B,): per row, the first query index of this call that reads the ECG (the
-    ECG is read from the prompt's last token on; earlier prompt positions do not see it)."""
+    ECG is read from the prompt's last token on; earlier prompt positions do not see it), and
+    ``valid`` (B, K): which slots hold a real ECG (two-ECG batches; None: all)."""
 
     kv: list[tuple[torch.Tensor, torch.Tensor]]
     gate: torch.Tensor
     query_from: torch.Tensor | None = None
+    valid: torch.Tensor | None = None  # (B, K): False on the slots of an absent ECG
+
+
+def _masked(scores: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Softmax over the ECG slots with the slots of an absent ECG (``valid`` False) left out:
+    they get weight 0, so a one-ECG row beside two-ECG rows reads what it reads alone. Masked
+    scores are the dtype's minimum, not -inf: a row with every slot masked gets uniform
+    weights, set to 0 after the softmax, and neither its output nor its gradient is NaN."""
+    if valid is None:
+        return torch.softmax(scores, -1)
+    hidden = ~valid[:, None, None, :]
+    weights = torch.softmax(scores.masked_fill(hidden, torch.finfo(scores.dtype).min), -1)
+    return weights.masked_fill(hidden, 0.0)
 
 
 def ecg_attention(module, query: torch.Tensor, fusion: ECGFusion) -> torch.Tensor:
@@ -119,7 +137,7 @@ def ecg_attention(module, query: torch.Tensor, fusion: ECGFusion) -> torch.Tenso
         k = k.repeat_interleave(heads // k.shape[1], dim=1)
         v = v.repeat_interleave(heads // v.shape[1], dim=1)
     scaling = getattr(module, "scaling", None) or query.shape[-1] ** -0.5
-    weights = torch.softmax((query @ k.transpose(-1, -2).to(query.dtype)).float() * scaling, -1)
+    weights = _masked((query @ k.transpose(-1, -2).to(query.dtype)).float() * scaling, fusion.valid)
     out = weights.to(v.dtype) @ v  # (B, H, T, D)
     gate = torch.tanh(fusion.gate[module.layer_idx]).to(out.dtype)
     out = out * gate[None, :, None, None]

@@ -151,8 +151,10 @@ def trainable_names(model) -> set[str]:
 
 
 def is_fusion_param(name: str) -> bool:
-    """The ECG side of a ``--model`` run: encoder and gates (``--fusion-lr-scale``)."""
-    return name.startswith(("encoder.", "ecg_gate"))
+    """The ECG side of a ``--model`` run: encoder, gates and, with two ECGs, the first/second
+    ECG vector ``ecg_order`` (``--fusion-lr-scale``; they learn during the frozen-LM steps).
+    The built-in model's ``ecg_order.weight`` keeps its optimizer group, so its runs resume."""
+    return name.startswith(("encoder.", "ecg_gate")) or name == "ecg_order"
 
 
 def model_state(model, cfg: TrainConfig) -> dict:
@@ -356,11 +358,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
         t_stage = time.perf_counter()
         stage = pretrain_encoder(raw_model.encoder, train_split, cfg, device)
         summary["encoder_pretrain"] = {
-            "steps": cfg.encoder_pretrain_steps, "statements": len(stage["statements"]),
+            "steps": cfg.encoder_pretrain_steps, "targets": stage["targets"],
+            "statements": len(stage["statements"]),
             "first_loss": stage["first_loss"], "last_loss": stage["last_loss"],
             "seconds": round(time.perf_counter() - t_stage, 1),
         }  # fmt: skip
-    if cfg.hf_model and cfg.encoder_pretrain_steps and cfg.freeze_encoder_trunk:
+    if cfg.encoder_pretrain_steps and cfg.freeze_encoder_trunk:
         # The trained trunk stays as stage 0 left it (LLaVA keeps its vision encoder frozen):
         # at the gates' learning rate it was overwritten within a few steps and the ECG
         # became a constant soft prompt (measured: one report for every record). Projection,
@@ -368,6 +371,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool | None = None) 
         for name, p in raw_model.encoder.named_parameters():
             if name.startswith(("stem.", "stages.")):
                 p.requires_grad_(False)
+        frozen = describe_model(raw_model, cfg)  # what the next stages train
+        summary |= {k: frozen[k] for k in ("trainable_params", "estimated_memory_gb")}
     if dist.main:
         (out / "run.json").write_text(cfg.to_json())
         (out / "model.json").write_text(json.dumps(summary, indent=2) + "\n")

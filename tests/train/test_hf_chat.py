@@ -59,5 +59,21 @@ def test_loss_covers_only_the_report_and_end_of_turn(encoder):
 def test_placeholder_rules():
     no_ecg = chat_messages([{"role": "user", "content": "Describe."}])
     assert no_ecg == [{"role": "user", "content": "<ecg>\nDescribe."}]
-    with pytest.raises(UserError, match="2 <ecg>"):
-        chat_messages([{"role": "user", "content": "<ecg> and <ecg>"}])
+    two = [{"role": "user", "content": "First ECG: <ecg>\nSecond ECG: <ecg>\nSame rhythm?"}]
+    assert chat_messages(two) == two  # an ECG-QA comparison: one <ecg> per ECG
+    with pytest.raises(UserError, match="3 <ecg> placeholders.*at most 2"):
+        chat_messages([{"role": "user", "content": "<ecg>, <ecg> and <ecg>"}])
+
+
+def test_a_comparison_prompt_holds_two_ecg_slot_groups_in_order(encoder):
+    messages = [{"role": "user", "content": "First ECG: <ecg>\nSecond ECG: <ecg>\nSame rhythm?"}]
+    [prompt] = encoder.encode_prompts([messages])
+    assert prompt.count(encoder.ecg_id) == 2
+    text = encoder.tok.decode(prompt)
+    assert "First ECG: <ecg>\nSecond ECG: <ecg>\nSame rhythm?" in text
+    split = Split(ids=["q"], reports=["yes"], prompts=[prompt], targets=encoder.encode_reports(["yes"], 8),
+                  fs=[100], signals=None)  # fmt: skip
+    split.signal_batch = lambda index, fs: torch.zeros(len(index), 2, 12, 100)
+    for fusion, n_ecg in (("kv", 4), ("prefix", 4)):
+        b = training_batch(split, [0], encoder, fusion, n_ecg, None)
+        assert int((b["ids"] == encoder.ecg_id).sum()) == (0 if fusion == "kv" else 8)

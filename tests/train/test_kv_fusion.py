@@ -165,3 +165,169 @@ def test_loss_with_the_prompt_under_no_grad_equals_the_full_loss(kind: str):
     torch.testing.assert_close(split, full, rtol=1e-5, atol=1e-5)
     split.backward()
     assert model.encoder.proj.weight.grad.abs().sum() > 0 and model.ecg_gate.grad.abs().sum() > 0
+
+
+# --- Two ECGs per example (ECG-QA comparisons, ModelConfig.max_ecgs = 2) ----------------------
+
+TOKENS = 3
+
+
+def two_ecg_model(kind: str, fusion: str = "kv", max_ecgs: int = 2) -> HFReportModel:
+    """As if trained: open gates and distinct first/second-ECG vectors (both start at 0)."""
+    cfg = ModelConfig(fusion=fusion, ecg_tokens=TOKENS, encoder_width=8, max_ecgs=max_ecgs)
+    model = HFReportModel(cfg, tiny_lm(kind), ECG_ID, PAD_ID).eval()
+    with torch.no_grad():
+        if fusion == "kv":
+            model.ecg_gate.fill_(1.0)
+        if model.ecg_order is not None:
+            model.ecg_order.copy_(torch.randn(model.ecg_order.shape,
+                                              generator=torch.Generator().manual_seed(3)))
+    return model
+
+
+def _rows(fusion: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(one-ECG row's ids (1, T), a batch of it and a comparison row (2, T'), its signals
+    (2, 2, 12, n): the one-ECG row's second ECG all NaN). Prefix rows hold one slot group per
+    ECG; the batch is right-padded as in training."""
+    g = torch.Generator().manual_seed(2)
+    slots = [ECG_ID] * TOKENS if fusion == "prefix" else []
+    text = torch.randint(0, 290, (12,), generator=g).tolist()
+    one = torch.tensor([text[:2] + slots + text[2:6]])
+    two = torch.tensor([text[6:8] + slots + text[8:9] + slots + text[9:12]])
+    batch = torch.full((2, two.shape[1]), PAD_ID)
+    batch[0, : one.shape[1]], batch[1] = one[0], two[0]
+    signal = torch.randn(2, 2, 12, 400, generator=g)
+    signal[0, 1] = float("nan")
+    return one, batch, signal
+
+
+@pytest.mark.parametrize(("kind", "fusion"), [("llama", "kv"), ("gpt2", "kv"), ("qwen2", "prefix")])
+def test_a_one_ecg_row_beside_a_comparison_gets_its_output_alone(kind: str, fusion: str):
+    """Its absent second ECG is masked in the ECG softmax (kv) or never placed (prefix): the
+    logits, and the greedy generation, are those it gets alone."""
+    model = two_ecg_model(kind, fusion)
+    one, batch, signal = _rows(fusion)
+    n = one.shape[1]
+    with torch.no_grad():
+        alone = model.logits(one, signal[:1, :1])
+        beside = model.logits(batch, signal)
+    assert torch.isfinite(beside).all()
+    torch.testing.assert_close(beside[:1, :n], alone, rtol=1e-5, atol=1e-5)
+    k, pad = 5, batch.shape[1] - n  # prompts of k and pad + k tokens, left-padded
+    prompt_alone = one[:, :k]
+    prompt_beside = torch.cat([torch.cat([torch.full((1, pad), PAD_ID), prompt_alone], 1),
+                               batch[1:, : pad + k]])  # fmt: skip
+    generated_alone = model.generate(prompt_alone, prompt_alone != PAD_ID, signal[:1, :1], 4, -1)
+    generated = model.generate(prompt_beside, prompt_beside != PAD_ID, signal, 4, -1)
+    assert generated[0].tolist() == generated_alone[0].tolist()
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_step_0_is_the_base_model_with_two_ecgs_and_masked_slots(kind: str):
+    """Gates at 0: every row, the one with a masked second ECG and one with no ECG at all (all
+    its slots masked: no NaN), gets the pretrained model's logits."""
+    model = two_ecg_model(kind)
+    one, batch, signal = _rows("kv")
+    batch, signal = torch.cat([batch, batch[:1]]), torch.cat([signal, signal[:1]])
+    signal[2] = float("nan")
+    valid = batch != PAD_ID
+    with torch.no_grad():
+        model.ecg_gate.zero_()
+        base = model.lm(input_ids=batch, attention_mask=valid.long()).logits
+        fused_logits = model.logits(batch, signal)
+    torch.testing.assert_close(fused_logits[valid], base[valid], rtol=1e-6, atol=1e-6)
+
+
+def test_a_row_without_any_ecg_is_not_nan_and_trains():
+    """Every ECG slot of a row masked: its ECG attention is 0 (not NaN), in the output and in
+    the gradients."""
+    model = two_ecg_model("llama").train()
+    _, batch, signal = _rows("kv")
+    signal[1] = float("nan")
+    targets = torch.where(batch != PAD_ID, batch, -100)
+    loss = model.loss(batch, targets, signal)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    with torch.no_grad():
+        hidden = model.logits(batch[1:], signal[1:], ecg_visible=False)
+        read = model.logits(batch[1:], signal[1:])
+    torch.testing.assert_close(read, hidden, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("fusion", ["kv", "prefix"])
+def test_first_and_second_ecg_are_told_apart(fusion: str):
+    """Swapping the two ECGs changes the logits; so does the order vector alone (the same ECG
+    twice, other order vectors)."""
+    model = two_ecg_model("llama", fusion)
+    _, batch, signal = _rows(fusion)
+    ids, pair = batch[1:], signal[1:]
+    with torch.no_grad():
+        ab = model.logits(ids, pair)
+        ba = model.logits(ids, pair.flip(1))
+        model.ecg_order.mul_(-1)
+        ab_other_marks = model.logits(ids, pair)
+    assert (ab - ba).abs().amax() > 1e-3
+    assert (ab - ab_other_marks).abs().amax() > 1e-3
+
+
+@pytest.mark.parametrize("fusion", ["kv", "prefix"])
+def test_a_two_ecg_model_at_init_reads_one_ecg_as_the_one_ecg_model(fusion: str):
+    """The order vectors start at 0: a one-ECG question in a fresh two-ECG model gets exactly
+    the logits of a one-ECG model with the same weights (which has no order vector at all)."""
+    kv_gates = fusion == "kv"
+    one_model, two_model = (HFReportModel(ModelConfig(fusion=fusion, ecg_tokens=TOKENS,
+                                                      encoder_width=8, max_ecgs=e),
+                                          tiny_lm("llama"), ECG_ID, PAD_ID).eval()
+                            for e in (1, 2))  # fmt: skip
+    assert one_model.ecg_order is None and not two_model.ecg_order.any()
+    two_model.load_state_dict(one_model.state_dict(), strict=False)
+    one, _, signal = _rows(fusion)
+    with torch.no_grad():
+        if kv_gates:
+            one_model.ecg_gate.fill_(1.0)
+            two_model.ecg_gate.fill_(1.0)
+        torch.testing.assert_close(two_model.logits(one, signal[:1, :1]),
+                                   one_model.logits(one, signal[:1, 0]), rtol=0, atol=0)
+
+
+def test_prefix_slots_take_each_rows_own_ecgs_in_order():
+    """The k-th slot of a row takes the row's k-th ECG token, whatever the other rows hold; a
+    slot group without an ECG (the shuffle control gives a comparison question one ECG) keeps
+    the <ecg> embedding, and a second ECG without a slot group is left out."""
+    model = two_ecg_model("llama", "prefix")
+    _, batch, signal = _rows("prefix")
+    ecg, valid = model._ecg(signal)
+    x = model._embed(batch, ecg, valid)
+    slot_rows = [x[r][batch[r] == ECG_ID] for r in range(2)]
+    torch.testing.assert_close(slot_rows[0], ecg[0, :TOKENS])
+    torch.testing.assert_close(slot_rows[1], ecg[1])
+    swapped = model._embed(batch.flip(0), ecg, valid)  # row 0: two groups, its second ECG absent
+    groups = swapped[0][batch[1] == ECG_ID]
+    torch.testing.assert_close(groups[:TOKENS], ecg[0, :TOKENS])
+    empty = model.lm.get_input_embeddings().weight[ECG_ID]
+    torch.testing.assert_close(groups[TOKENS:], empty.expand(TOKENS, -1))
+    torch.testing.assert_close(swapped[1][batch[0] == ECG_ID], ecg[1, :TOKENS])
+
+
+def test_two_ecg_loss_with_the_prompt_under_no_grad_equals_the_full_loss():
+    model = two_ecg_model("llama").train()
+    _, batch, signal = _rows("kv")
+    targets = torch.full_like(batch, -100)
+    targets[:, 4:-1] = batch[:, 5:]
+    targets[batch == PAD_ID] = -100
+    full = model.loss(batch, targets, signal)
+    model.prompt_without_grad = True
+    split = model.loss(batch, targets, signal)
+    torch.testing.assert_close(split, full, rtol=1e-5, atol=1e-5)
+    split.backward()
+    assert model.ecg_order.grad[0].abs().sum() > 0 and model.ecg_order.grad[1].abs().sum() > 0
+
+
+def test_a_one_ecg_model_refuses_two_ecgs_in_one_line():
+    model = two_ecg_model("llama", max_ecgs=1)
+    _, batch, signal = _rows("kv")
+    with pytest.raises(UserError, match="2 ECGs per example; this run takes one"):
+        model.logits(batch, signal)
+    with torch.no_grad():  # (B, 1, 12, n): one ECG per row, as a one-ECG model always took
+        torch.testing.assert_close(model.logits(batch, signal[:, :1]), model.logits(batch, signal[:, 0]))

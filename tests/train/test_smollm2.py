@@ -136,3 +136,66 @@ def test_identity_hashes_the_weight_values_once(smol):
         hf_load.hashlib.sha256 = original
     assert again == first and len(first["weights_sha256"]) == 64
     assert len(calls) == 2  # the identity's two small hashes; no file is read again
+
+
+class _Signals:
+    """``Split.signals`` stand-in: row i's ECGs, (k, 12, n)."""
+
+    def __init__(self, arrays: list) -> None:
+        self.arrays = arrays
+
+    def __getitem__(self, rows):
+        return {"signal": [self.arrays[i] for i in rows]}
+
+
+@pytest.fixture(scope="module")
+def question_rows(smol):
+    """An ECG-QA-like one-ECG question and a comparison (two <ecg>), through SmolLM2's chat
+    template and the training collator; the one-ECG row's second ECG is padded with NaN."""
+    from ecg_instruct.train.data import Split
+
+    _, enc = smol
+    system = {"role": "system", "content": "Answer with the answer terms only."}
+    messages = [
+        [system, {"role": "user", "content": "<ecg>\nDoes this ECG show atrial fibrillation?"}],
+        [system, {"role": "user", "content": "First ECG: <ecg>\nSecond ECG: <ecg>\n"
+                                             "Is the rhythm of the first ECG also in the second?"}],
+    ]  # fmt: skip
+    answers = ["yes", "no, sinus rhythm"]
+    g = torch.Generator().manual_seed(5)
+    signals = [torch.randn(1, 12, 500, generator=g).numpy(), torch.randn(2, 12, 500, generator=g).numpy()]
+    return Split(ids=["one", "two"], reports=answers, prompts=enc.encode_prompts(messages),
+                 targets=enc.encode_reports(answers, 8), fs=[100, 100], signals=_Signals(signals))
+
+
+@pytest.mark.parametrize("fusion", ["kv", "prefix"])
+def test_two_ecgs_a_one_ecg_question_beside_a_comparison_gets_its_logits_alone(
+        smol, question_rows, fusion: str):  # fmt: skip
+    """Real weights, 16 slots per ECG: the one-ECG question's logits batched with a comparison
+    (its second ECG masked, kv, or never placed, prefix) equal its logits alone; kv at step 0
+    (gates 0) is SmolLM2 itself for both rows."""
+    lm, enc = smol
+    torch.manual_seed(0)
+    model = HFReportModel(ModelConfig(fusion=fusion, ecg_tokens=16, max_ecgs=2), lm, enc.ecg_id,
+                          enc.pad_id).eval()  # fmt: skip
+    both = training_batch(question_rows, [0, 1], enc, fusion, 16, None)
+    alone = training_batch(question_rows, [0], enc, fusion, 16, None)
+    assert both["signal"].shape[:2] == (2, 2) and torch.isnan(both["signal"][0, 1]).all()
+    assert alone["signal"].shape[:2] == (1, 1)
+    ids, n = both["ids"], alone["ids"].shape[1]
+    valid = ids != enc.pad_id
+    with torch.no_grad():
+        if fusion == "kv":
+            base = lm(input_ids=ids, attention_mask=valid.long()).logits
+            torch.testing.assert_close(model.logits(ids, both["signal"])[valid], base[valid],
+                                       rtol=1e-6, atol=1e-5)  # fmt: skip
+            model.ecg_gate.fill_(0.5)
+        model.ecg_order.normal_()  # as if trained
+        beside = model.logits(ids, both["signal"])[0, :n]
+        by_itself = model.logits(alone["ids"], alone["signal"])[0]
+        other = model.logits(alone["ids"], both["signal"][1:, 1:] * 3)[0]
+        if fusion == "kv":
+            model.ecg_gate.zero_()
+    assert torch.isfinite(beside).all()
+    torch.testing.assert_close(beside, by_itself, rtol=1e-5, atol=1e-4)
+    assert (by_itself - other).abs().amax() > 1e-2  # the ECG does reach the logits

@@ -79,9 +79,13 @@ def test_train_and_evaluate_on_ecgqa_against_the_majority_baseline(ecgqa_build, 
     result = CliRunner().invoke(app, [
         "train-baseline", "--data", str(out), "--config", "ecgqa", "--out", str(run),
         "--max-steps", "12", "--batch-size", "8", "--warmup-steps", "2", "--eval-interval", "6",
-        "--d-model", "64", "--n-layer", "1", "--no-progress"])
+        "--d-model", "64", "--n-layer", "1", "--encoder-pretrain-steps", "4", "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert json.loads((run / "run.json").read_text())["model"]["max_ecgs"] == 2
+    saved = json.loads((run / "run.json").read_text())
+    assert saved["model"]["max_ecgs"] == 2
+    assert saved["freeze_encoder_trunk"] and saved["encoder_pretrain_steps"] == 4
+    stage = json.loads((run / "model.json").read_text())["encoder_pretrain"]
+    assert stage["statements"] > 5 and stage["first_loss"] > 0  # the questions' per-ECG labels
     from ecg_instruct.evaluate.noise import Noise
 
     seen: list[tuple[int, list[str]]] = []  # (dimensions, record ids) of every noisy row
@@ -122,7 +126,73 @@ def test_train_and_evaluate_on_ecgqa_against_the_majority_baseline(ecgqa_build, 
     controls = json.loads((folder / "controls.json").read_text())
     assert [c["condition"] for c in controls] == ["clean", "ecg=zeros", "ecg=shuffle",
                                                   "majority answer"]
+    assert {"difference", "ci95"} <= set(controls[2]["vs_signal"])
+    use = metrics["input_use"]
+    assert 0 <= use["changed_by_shuffle"] <= metrics["n_questions"]
+    table = (folder / "controls.md").read_text()
+    assert "| real - ecg=shuffle |" in table and "| real - majority answer |" in table
+
+
+def test_a_pretrained_lm_trains_evaluates_and_resumes_on_ecgqa(ecgqa_build, tiny_lm: Path,
+                                                               tmp_path: Path):  # fmt: skip
+    """`train-baseline --model` on questions of 1-2 ECGs (kv, the default; stage 0 learns the
+    questions' per-ECG labels), `evaluate` on a split whose batches mix one- and two-ECG
+    questions, `--resume` from the checkpoint (which holds the first/second-ECG vectors);
+    prefix fusion too. A one-ECG run asked about comparisons says so in one line."""
+    pytest.importorskip("peft")
+    from tiny_data import small_config
+    from typer.testing import CliRunner
+
+    from ecg_instruct.cli import app
+    from ecg_instruct.evaluate.runner import EvalOptions, evaluate_run
+    from ecg_instruct.train.trainer import train
+
+    _, out, _ = ecgqa_build
+    run = tmp_path / "kv"
+    common = ["--data", str(out), "--model", str(tiny_lm), "--batch-size", "8", "--ecg-tokens",
+              "2", "--frozen-lm-steps", "1", "--encoder-pretrain-steps", "3", "--eval-interval",
+              "0", "--threads", "1", "--no-progress"]  # fmt: skip
+    result = CliRunner().invoke(app, ["train-baseline", "--config", "ecgqa", "--out", str(run),
+                                      "--max-steps", "2", *common])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "encoder stage: step" in result.output
+    assert json.loads((run / "run.json").read_text())["model"]["max_ecgs"] == 2
+    assert json.loads((run / "model.json").read_text())["encoder_pretrain"]["statements"] > 5
+    state = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
+    assert state["ecg_order"].shape == (2, 64) and state["ecg_order"].abs().amax() > 0
+    assert state["ecg_gate"].abs().amax() > 0
+    # the sample's comparisons are train questions: rows 40-59 mix both kinds in one batch
     result = CliRunner().invoke(app, [
-        "train-baseline", "--data", str(out), "--config", "ecgqa", "--out", str(tmp_path / "m"),
-        "--model", "smollm2", "--max-steps", "1"])
-    assert result.exit_code == 2 and "two-ECG" in result.output
+        "evaluate", "--run", str(run), "--split", "train", "--limit", "60", "--controls",
+        "--bootstrap", "20", "--max-new-tokens", "3", "--batch-size", "20", "--threads", "1",
+        "--no-progress"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    folder = run / "eval" / "ecgqa-train"
+    questions = json.loads((folder / "metrics.json").read_text())
+    assert questions["metric"] == "ecgqa_exact_match"
+    assert any(t.startswith("comparison") for t in questions["question_type"])
+    result = CliRunner().invoke(app, ["train-baseline", "--config", "ecgqa", "--out", str(run),
+                                      "--max-steps", "3", "--resume", *common])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    full = tmp_path / "full"  # the same 3 steps in one go: the resumed run is bit-exact
+    result = CliRunner().invoke(app, ["train-baseline", "--config", "ecgqa", "--out", str(full),
+                                      "--max-steps", "3", *common])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    a, b = (torch.load(r / "checkpoint.pt", weights_only=True) for r in (run, full))
+    assert a["step"] == b["step"] == 3 and a["model"].keys() == b["model"].keys()
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+    prefix = tmp_path / "prefix"
+    train(small_config(out, prefix, config="ecgqa", hf_model=str(tiny_lm), max_steps=2,
+                       model={"fusion": "prefix", "ecg_tokens": 2, "max_ecgs": 2}), progress=False)
+    evaluate_run(EvalOptions(run=prefix, split="train", limit=60, meteor="none", progress=False,
+                             max_new_tokens=2, batch_size=20, bootstrap=20))  # fmt: skip
+
+    one = tmp_path / "one"
+    result = CliRunner().invoke(app, ["train-baseline", "--config", "ptbxl", "--out", str(one),
+                                      "--max-steps", "1", "--encoder-pretrain-steps", "0", *common])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["evaluate", "--run", str(one), "--eval-config", "ecgqa",
+                                      "--split", "train", "--no-progress"])  # fmt: skip
+    assert result.exit_code == 2
+    assert "questions about 2 ECGs; this run (trained on ptbxl) takes 1" in result.output

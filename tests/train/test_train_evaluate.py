@@ -85,6 +85,17 @@ def test_shuffled_control_is_a_derangement():
     assert sorted(order) == list(range(17)) and all(order[i] != i for i in range(17))
 
 
+def test_shuffled_questions_keep_their_number_of_ecgs():
+    """ECG-QA: a comparison question gets another question's pair, a one-ECG question another
+    one-ECG question's ECG (never a pair in one ECG's slots); a lone group keeps its own."""
+    counts = [1, 2, 1, 1, 2, 2, 1, 2, 1, 1, 3]
+    order = shuffled_order(len(counts), seed=5, groups=counts)
+    assert sorted(order) == list(range(len(counts)))
+    assert all(counts[order[i]] == counts[i] for i in range(len(counts)))
+    assert all(order[i] != i for i in range(len(counts)) if counts.count(counts[i]) > 1)
+    assert order[10] == 10
+
+
 def test_zero_shot_transfer_to_another_config_and_rate(tiny_run: Path):
     """Trained on the 100 Hz config, scored on the 500 Hz one (resampled to the training rate)."""
     result = evaluate_run(
