@@ -41,7 +41,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("index", "reports", "instruct", "signals", "publish")
+#: The build's stages as timed (`build.pipeline.STAGES`); `questions` is 0 without `ecgqa:`.
+STAGES = ("index", "reports", "instruct", "signals", "publish", "questions", "swap")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,7 +271,8 @@ def full_release_estimate(result: dict, n: int, workers: int,
                           cores: tuple[int, ...] = (2, 16)) -> list[str]:
     """The on-paper time of the full MIMIC-IV-ECG + PTB-XL build, from this run's per-record
     costs: the index stage and "other" (start-up, validation) run in the main process and are
-    scaled with N as measured (index) or kept fixed (other); the four parallel stages are
+    scaled with N as measured (index) or kept fixed (other); the other stages (the four parallel
+    ones, with the swap, which publish included until it became a stage) are
     scaled with N and by `workers / cores`, i.e. assuming they keep scaling linearly and the
     disk keeps up. Printed with its assumptions, since no such mirror fits this machine."""
     stages = result["stages"]

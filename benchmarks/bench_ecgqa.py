@@ -12,6 +12,9 @@ curation, a few absent), then times, on one core:
            ``explode`` of ``ecg_id``, a ``merge`` with the records table and a ``groupby``
            back to one split per question (no validation, no reasons, no messages)
 
+and ``hash``: what the questions stage does with the same files in every build before it decides
+whether its work is current (``questions.stage.files_digest``: sha256 of their bytes).
+
 Each is the best of ``--repeats`` runs. The last line is ``questions stage: N questions joined in
 X s (Y questions/s; Z per CPU second; R x naive wall, S x CPU)``: CPU seconds stay meaningful on
 a shared machine, where wall time also counts other jobs' turns.
@@ -32,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_signals import run_in_scratch  # noqa: E402
 
 from ecg_instruct.questions.join import RecordOutcomes, join_questions, record_id  # noqa: E402
-from ecg_instruct.sources.ecgqa import QUESTION_TYPES, read_questions  # noqa: E402
+from ecg_instruct.questions.stage import files_digest, release_files  # noqa: E402
+from ecg_instruct.sources.ecgqa import QUESTION_TYPES, read_questions, release_parts  # noqa: E402
 
 N_QUESTIONS = 400_000
 N_ECGS = 21_799  # PTB-XL's records
@@ -118,8 +122,12 @@ def _run(args: argparse.Namespace, tmp: Path) -> None:
         print(f"release: {args.n:,} questions written in {time.perf_counter() - started:.1f} s",
               flush=True)
     outcomes, table = record_outcomes()
-    best = {"ours": (float("inf"), 0.0), "naive": (float("inf"), 0.0)}
+    best = {"ours": (float("inf"), 0.0), "naive": (float("inf"), 0.0),
+            "hash": (float("inf"), 0.0)}
+    files = release_files(raw, release_parts(raw, ["ptbxl"], ["template"]))
     for _ in range(args.repeats):
+        wall, cpu, _digest = _timed(lambda: files_digest(files))
+        best["hash"] = min(best["hash"], (wall, cpu))
         wall, cpu, result = _timed(lambda: join_questions(
             read_questions(raw, ["ptbxl"], ["template"]), outcomes))
         assert result.n_in == args.n
@@ -129,9 +137,13 @@ def _run(args: argparse.Namespace, tmp: Path) -> None:
         best["naive"] = min(best["naive"], (wall, cpu))
     reasons = pd.Series([r["reason"] for r in result.rejects]).value_counts().to_dict()
     print(f"published {len(result.rows):,}, rejected {reasons}")
-    for name, (wall, cpu) in best.items():
+    for name in ("ours", "naive"):
+        wall, cpu = best[name]
         print(f"{name:6s} {args.n / wall:10,.0f} questions/s ({wall:.2f} s, {cpu:.2f} CPU s)")
     (ours, ours_cpu), (base, base_cpu) = best["ours"], best["naive"]
+    size = sum(path.stat().st_size for _, path in files)
+    print(f"hash   {size / 1e6:,.1f} MB of question files in {best['hash'][1] * 1e3:.0f} ms CPU "
+          f"({best['hash'][1] / ours_cpu:.1%} of ours)")
     print(f"questions stage: {args.n:,} questions joined in {ours:.2f} s "
           f"({args.n / ours:,.0f} questions/s; {args.n / ours_cpu:,.0f} per CPU second; "
           f"{base / ours:.2f} x naive wall, {base_cpu / ours_cpu:.2f} x CPU)")

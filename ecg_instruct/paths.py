@@ -107,6 +107,11 @@ def backup_path(out: Path) -> Path:
     return out.with_name(out.name + ".old")
 
 
+def staging_path(out: Path) -> Path:
+    """`<out>.tmp/`: where a build assembles the new dataset before `replace_dir` swaps it in."""
+    return out.with_name(out.name + ".tmp")
+
+
 def recover_interrupted_swap(out: Path) -> bool:
     """Undo the one state the two-rename fallback can leave behind: `out` gone, `out.old` there.
 

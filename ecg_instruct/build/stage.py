@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -26,8 +26,10 @@ class BuildContext:
 
     `index_bytes`: the index stage's Parquet bytes (index, rejects), held until they are in
     the work folder; `index` then reads them back once. `signal_shards` (the signals stage's
-    finished shards, in publishing order) and `summary` (the publish stage's accounting) are
-    the two results that are not only files."""
+    finished shards, in publishing order), `summary` (the publish stage's accounting, which the
+    questions stage completes) and `staged` (the dataset in `<out>.tmp/` that publish stages,
+    the questions stage adds to and the swap stage swaps in) are the results that are not only
+    work files."""
 
     options: BuildOptions
     library: TemplateLibrary
@@ -35,6 +37,7 @@ class BuildContext:
     index_bytes: tuple[bytes, bytes] | None
     signal_shards: list = field(default_factory=list)  # signals.stage.SignalShard
     summary: BuildSummary | None = None
+    staged: Any = None  # publish.stage.StagedDataset
     _index: pd.DataFrame | None = field(default=None, repr=False)
 
     @property

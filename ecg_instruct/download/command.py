@@ -53,7 +53,8 @@ def download(
     base_url: Annotated[str | None, typer.Option(
         help="Release URL (the folder holding SHA256SUMS.txt), e.g. a private mirror. "
              "Default: PhysioNet. ecgqa: the repository root as raw files (default "
-             "https://raw.githubusercontent.com/Jwoo5/ecg-qa/master).")] = None,
+             "https://raw.githubusercontent.com/Jwoo5/ecg-qa/master; what was fetched, with "
+             "sha256s, goes to OUT/ecg-qa/SOURCE.json).")] = None,
     rate: Annotated[Rate | None, typer.Option(
         help="PTB-XL only: fetch records100 or records500, not both.")] = None,
     limit: Annotated[int | None, typer.Option(

@@ -13,6 +13,12 @@ whose first `sample_id` is the one its name says) before it is renamed into plac
 already in place that passes the same check is skipped, so re-running the command resumes it.
 The small files (`answers.csv`, `answers_for_each_template.csv`, `{train,valid,test}_ecgs.tsv`)
 are kept when the server has them.
+
+The default URL is the repository's `master`: its README lists the releases (1.0.0, 1.0.1, 1.0.2,
+the last republished in place on 2024-04-11 under the same number) but no git tag names them.
+So a complete download writes `<out>/ecg-qa/SOURCE.json` (`SOURCE_FILE`): the base URL, the
+release this version of ecg-instruct was written against, when, and the size and sha256 of every
+file in place, so what a build read can be named and compared later.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ecg_instruct.download.fetch import (
@@ -31,6 +38,7 @@ from ecg_instruct.download.fetch import (
     Unreachable,
     _Permanent,
     part_path,
+    sha256_file,
 )
 from ecg_instruct.download.progress import Progress
 from ecg_instruct.download.run import Summary, _exclusive
@@ -39,6 +47,10 @@ from ecg_instruct.sources.ecgqa import ECGQA_DIR, EDITIONS, RELEASE_FOLDER, RELE
 
 #: The repository's files as served raw (`--base-url` points at another ref or a mirror).
 DEFAULT_BASE_URL = "https://raw.githubusercontent.com/Jwoo5/ecg-qa/master"
+#: The release `sources.ecgqa` reads (its layout and fields); `master` serves it today.
+EXPECTED_RELEASE = "1.0.2"
+#: In `<out>/ecg-qa/`, written by a complete download (see the module docstring).
+SOURCE_FILE = "SOURCE.json"
 CHUNK_STEP = 10_000
 #: Chunks probed past the first missing one before a split counts as empty (its numbering may
 #: start above 0): 100 probes cover a split starting below 1,000,000.
@@ -69,12 +81,14 @@ class _Getter:
                  progress: Progress):
         self.fetcher, self.base, self.root = fetcher, base.rstrip("/"), root
         self.summary, self.progress = summary, progress
+        self.in_place: list[str] = []  # fetched or skipped as verified, in the order asked
 
     def get(self, relpath: str, check: Callable[[Path], bool]) -> str:
         """`fetched`, `skipped`, `absent` (HTTP 404) or `failed`."""
         dest = self.root / relpath
         if dest.is_file() and check(dest):
             self.summary.add(FileResult(relpath, "skipped"))
+            self.in_place.append(relpath)
             return "skipped"
         dest.parent.mkdir(parents=True, exist_ok=True)
         part = part_path(dest)
@@ -96,6 +110,7 @@ class _Getter:
             if check(part):
                 os.replace(part, dest)
                 self.summary.add(FileResult(relpath, "fetched", fetched[0]))
+                self.in_place.append(relpath)
                 self.progress.file_done()
                 return "fetched"
         part.unlink(missing_ok=True)
@@ -134,6 +149,8 @@ def download_ecgqa(
     getter = _Getter(fetcher, base_url or DEFAULT_BASE_URL, root, summary, bar)
     try:
         with _exclusive(root):
+            # the files are about to change: a provenance file is only ever a complete run's
+            (root / SOURCE_FILE).unlink(missing_ok=True)
             for edition, source in EDITIONS.items():
                 if source not in sources:
                     continue
@@ -143,6 +160,8 @@ def download_ecgqa(
                 for variant in variants:
                     for split in RELEASE_SPLITS:
                         _split_files(getter, f"{folder}/{variant}/{split}")
+            if summary.ok and getter.in_place:
+                write_source(root, getter.base, getter.in_place)
     except Unreachable as exc:
         raise UserError(f"cannot reach the ECG-QA repository ({exc})", path=base_url
                         or DEFAULT_BASE_URL, fix="check the network, or pass --base-url "
@@ -158,3 +177,22 @@ def download_ecgqa(
                         fix="pass --base-url pointing at the repository root (the folder that "
                             "holds ecgqa/)")
     return summary
+
+
+def write_source(root: Path, base_url: str, relpaths: Sequence[str],
+                 now: datetime | None = None) -> None:
+    """`root/SOURCE.json`: where the files came from and each file's size and sha256 (sorted by
+    path), written to a temporary name and renamed."""
+    now = now or datetime.now(timezone.utc)
+    data = {
+        "repository": "https://github.com/Jwoo5/ecg-qa",
+        "base_url": base_url,
+        "expected_release": EXPECTED_RELEASE,
+        "downloaded_utc": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "files": {relpath: {"bytes": (root / relpath).stat().st_size,
+                            "sha256": sha256_file(root / relpath)}
+                  for relpath in sorted(relpaths)},
+    }
+    tmp = root / f"{SOURCE_FILE}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, root / SOURCE_FILE)

@@ -5,9 +5,12 @@ Generates an answer per question (greedy, like reports), scores it by ECG-QA's e
 95 % intervals) and sets it against the majority-answer baseline (the commonest training answer
 of each question type), with the paired interval of the difference. `--controls` adds the same
 model with its ECGs zeroed and with the ECGs of another question (the control that shows whether
-the model reads the ECG at all). Writes metrics.json, predictions.parquet and, with controls,
-controls.json/.md into the evaluation folder; metrics.json's ``input_use`` counts the answers
-each control changed and warns when the model ignores its ECGs.
+the model reads the ECG at all). `--noise` adds the same model on corrupted ECGs, one row per
+level (`evaluate.noise`: each ECG of a question corrupted on its own, seeded by its record id),
+each with the paired interval of its difference from the clean ECGs (`vs_clean`). Writes
+metrics.json, predictions.parquet (every condition) and, with controls, controls.json/.md, with
+noise, robustness.json/.md into the evaluation folder; metrics.json's ``input_use`` counts the
+answers each control changed and warns when the model ignores its ECGs.
 """
 
 from __future__ import annotations
@@ -29,12 +32,9 @@ def evaluate_questions(opts, cfg, encoder, model, ds, split, out_dir: Path, base
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ecg_instruct.evaluate.noise import Noise
+    from ecg_instruct.evaluate.noise import Noise, parse_noise
     from ecg_instruct.train.data import load_split
 
-    if opts.noise:
-        raise UserError("--noise applies to report configs; ECG-QA questions are scored without "
-                        "it", fix="drop --noise, or use --controls")
     most = max(len(ids) for ids in ds["ecg_ids"])
     if most > cfg.model.max_ecgs:  # before any generation: not after the first comparison batch
         raise UserError(f"{base['config']}/{opts.split} has questions about {most} ECGs; this run "
@@ -47,19 +47,29 @@ def evaluate_questions(opts, cfg, encoder, model, ds, split, out_dir: Path, base
     majority = majority_answers(train_cols["answer"], train_cols["question_type"], qtypes)
     majority_score = ecgqa_accuracy(majority, answers, qtypes, atypes, opts.bootstrap, opts.seed)
 
-    conditions = ["signal"] + (["zeros", "shuffle"] if opts.controls else [])
-    rows, tables, predictions = [], [], {}
-    for ecg in conditions:
-        preds = generate(model, split, encoder, cfg, opts, ecg, Noise("clean"))
-        predictions[ecg] = preds
-        condition = "clean" if ecg == "signal" else f"ecg={ecg}"
+    conditions = [("signal", Noise("clean"))]
+    conditions += [(ecg, Noise("clean")) for ecg in (["zeros", "shuffle"] if opts.controls else [])]
+    if opts.noise:
+        conditions += [("signal", n) for n in parse_noise(opts.noise) if n.kind != "clean"]
+    rows, robustness, tables, predictions = [], [], [], {}
+    for ecg, noise in conditions:
+        preds = generate(model, split, encoder, cfg, opts, ecg, noise)
+        condition = noise.label if ecg == "signal" else f"ecg={ecg}"
         result = ecgqa_accuracy(preds, answers, qtypes, atypes, opts.bootstrap, opts.seed)
         result["vs_majority"] = paired_difference(preds, majority, answers, opts.bootstrap,
                                                   opts.seed)
-        if ecg != "signal":
+        if ecg == "signal" and noise.kind == "clean":  # the first condition
+            predictions["signal"] = preds
+        elif ecg == "signal":  # a noise level, against the clean ECGs
+            result["vs_clean"] = paired_difference(predictions["signal"], preds, answers,
+                                                   opts.bootstrap, opts.seed)
+        else:  # a control
+            predictions[ecg] = preds
             result["vs_signal"] = paired_difference(predictions["signal"], preds, answers,
                                                     opts.bootstrap, opts.seed)
         rows.append({**base, "ecg": ecg, "condition": condition, **result})
+        if ecg == "signal":
+            robustness.append({**rows[-1], "kind": noise.kind, "level": noise.level})
         tables.append(pa.table({"id": split.ids, "condition": [condition] * len(preds),
                                 "reference": split.reports, "prediction": preds}))
     main = {**rows[0], "majority_baseline": majority_score,
@@ -69,11 +79,15 @@ def evaluate_questions(opts, cfg, encoder, model, ds, split, out_dir: Path, base
     (out_dir / "metrics.json").write_text(json.dumps(main, indent=2) + "\n")
     pq.write_table(pa.concat_tables(tables), out_dir / "predictions.parquet")
     if opts.controls:
+        controls = [r for r in rows if r["condition"] == "clean" or r["ecg"] != "signal"]
         (out_dir / "controls.json").write_text(json.dumps(
-            rows + [{**base, "ecg": "none", "condition": "majority answer", **majority_score}],
+            controls + [{**base, "ecg": "none", "condition": "majority answer", **majority_score}],
             indent=2) + "\n")
-        (out_dir / "controls.md").write_text(controls_table(rows, majority_score,
+        (out_dir / "controls.md").write_text(controls_table(controls, majority_score,
                                                             main["input_use"]))
+    if opts.noise:
+        (out_dir / "robustness.json").write_text(json.dumps(robustness, indent=2) + "\n")
+        (out_dir / "robustness.md").write_text(controls_table(robustness, majority_score))
     return {"out_dir": str(out_dir), "rows": rows, "majority_baseline": majority_score}
 
 
@@ -101,10 +115,11 @@ def controls_table(rows: list[dict], majority: dict, use: dict | None = None) ->
     lines += ["", "| paired difference (accuracy) | difference [95 % CI] | answers changed |",
               "|---|---|---|"]
     lines.append(f"| real - majority answer | {_difference(rows[0]['vs_majority'])} | |")
-    for row in rows[1:]:
+    for row in rows[1:]:  # controls (vs_signal) or noise levels (vs_clean)
         changed = (use or {}).get(f"changed_by_{row['ecg']}")
         changed_text = "" if changed is None else f"{changed} of {row['n_questions']}"
-        lines.append(f"| real - {row['condition']} | {_difference(row['vs_signal'])} | "
+        diff = row.get("vs_signal") or row["vs_clean"]
+        lines.append(f"| real - {row['condition']} | {_difference(diff)} | "
                      f"{changed_text} |")
     return "\n".join(lines) + ("\n\nExact-match accuracy (answer sets after lower-casing and "
                                "trimming) with bootstrap 95 % intervals over questions.\n")

@@ -6,10 +6,15 @@
   the share of clean signal: 1.0 is clean, 0.80 the strongest level in the paper.
 - ``snr:D``: additive white Gaussian noise over the whole record at D dB SNR per lead
   (noise power = mean-removed signal power / 10^(D/10)).
+
+An ECG-QA question shows one or two ECGs: each is corrupted on its own, seeded by its own record
+id (`Noise.apply_to_ecgs`), so an ECG gets the same noise in every question that shows it, and
+the same as its record in a report evaluation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +56,18 @@ class Noise:
         power = x.var(axis=-1, keepdims=True)
         sd = np.sqrt(power / 10 ** (self.level / 10))
         return (x + rng.standard_normal(x.shape).astype(np.float32) * sd).astype(np.float32)
+
+
+    def apply_to_ecgs(self, x: np.ndarray, record_ids: Sequence[str], seed: int) -> np.ndarray:
+        """One evaluation row: a (12, n) record, or a question's (k, 12, n) ECGs named by
+        `record_ids` in order (slots past them are absent ECGs, all NaN, left as they are);
+        each ECG as `apply` corrupts it under its own record id."""
+        if x.ndim == 2:
+            return self.apply(x, record_ids[0], seed)
+        out = np.array(x, dtype=np.float32)
+        for k, record_id in enumerate(record_ids):
+            out[k] = self.apply(out[k], record_id, seed)
+        return out
 
 
 def default_sweep() -> list[Noise]:

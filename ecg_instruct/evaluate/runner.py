@@ -97,7 +97,7 @@ def generate(model, split, encoder, cfg, opts: EvalOptions, ecg: str, noise: Noi
         signal = split.signal_batch([int(source[i]) for i in idx], cfg.signal_fs)
         if noise.kind != "clean":
             noisy = [
-                noise.apply(s.numpy(), split.ids[i], opts.seed)
+                noise.apply_to_ecgs(s.numpy(), split.record_ids(i), opts.seed)
                 for i, s in zip(idx, signal, strict=True)
             ]
             signal = torch.from_numpy(np.stack(noisy))

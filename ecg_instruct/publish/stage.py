@@ -1,12 +1,15 @@
-"""Stage 5 (publish): curated signal shards + metadata -> the dataset folder, swapped into place.
+"""Stage 5 (publish): curated signal shards + metadata -> the dataset, staged in `<out>.tmp/`.
 
 The per-source split files are the bulk of the bytes; each is one task for the build's executor
 (`ecg_instruct.build.executor`), so they are written in parallel, one file's rows in memory per worker.
 A file's rows are fixed before any is written (file `k` of a split holds its kept records
 `k * rows_per_file ...` in id order), so the bytes do not depend on the number of workers or on
-how the records were sharded. Everything else (rejects, card, instructions) is small and written
-here. The dataset is assembled in `<out>.tmp/` and swapped into place, so `<out>` always holds
-either the previous dataset or the new one.
+how the records were sharded. Everything else (rejects, instructions, figures) is small and
+written here. The dataset is staged, not yet swapped into place: the stages after this one add
+to it (`questions.stage`: the `ecgqa` config and its rejects), then `publish.swap` renders the
+card and swaps `<out>.tmp/` into `<out>`, so `<out>` always holds either the previous dataset or
+the new one. What publish did with each record also goes to the work folder (`PUBLISHED_FILE`,
+`RECORD_REJECTS_FILE`), where those later stages read it as they read any earlier stage's work.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,20 +35,17 @@ from ecg_instruct.build.executor import map_ordered
 from ecg_instruct.build.options import BuildOptions, BuildSummary
 from ecg_instruct.build.recipe import SignalsConfig
 from ecg_instruct.build.stage import BuildContext
-from ecg_instruct.build.validate import PUBLISHED_NAMES
-from ecg_instruct.build.workio import atomic_parquet, atomic_write, temporary, writing
+from ecg_instruct.build.workio import atomic_parquet, temporary, writing
 from ecg_instruct.errors import UserError
 from ecg_instruct.index.split import SPLITS
 from ecg_instruct.instruct.templates import TemplateLibrary
-from ecg_instruct.paths import replace_dir
+from ecg_instruct.paths import staging_path
 from ecg_instruct.plot.card import write_card_figures
-from ecg_instruct.publish.card import card_yaml, render_card, stamp_contents
+from ecg_instruct.publish.card import card_yaml
 from ecg_instruct.publish.duplicates import find_duplicates_in_shards
 from ecg_instruct.publish.fidelity import build_fidelity
 from ecg_instruct.publish.instructions import add_instructions_config, publish_instructions
 from ecg_instruct.publish.parquet import plain_schema
-from ecg_instruct.questions.publish import add_questions_config
-from ecg_instruct.questions.stage import run_questions
 from ecg_instruct.reports.stage import translator_provenance
 from ecg_instruct.schema import MEASUREMENT_FIELDS, REJECT_SCHEMA, read_rejects
 from ecg_instruct.signals.curate import WorkRows, read_work_rows, work_shard_ids
@@ -52,6 +53,13 @@ from ecg_instruct.signals.leads import CANONICAL_LEADS
 from ecg_instruct.signals.quality import QualityConfig
 from ecg_instruct.signals.stage import SignalShard
 from ecg_instruct.signals.storage import parquet_write_options, signal_arrow_type
+
+#: In the work folder, rewritten by every publish: each published record's id and split, in
+#: publishing order, and every record reject (all stages, as in `rejects.parquet`). The stages
+#: after publish read what became of each record here (the questions join to them).
+PUBLISHED_FILE = "published.parquet"
+PUBLISHED_SCHEMA = pa.schema([("id", pa.string()), ("split", pa.string())])
+RECORD_REJECTS_FILE = "record_rejects.parquet"
 
 #: The metadata columns a published row takes from the earlier stages.
 META_COLUMNS = ("source", "patient_id", "split", "report", "report_original", "report_language",
@@ -250,18 +258,26 @@ class _SplitPlan:
     files: list[Path]
 
 
+@dataclass
+class StagedDataset:
+    """`<out>.tmp/` between publish and the swap (`publish.swap`): the records' files, rejects,
+    instructions and figures are written; what the card will say is held here, so a stage in
+    between can add a config (its files, its rejects, its header entry, its card section)."""
+
+    folder: Path
+    header: dict[str, Any]  # the card's YAML header: configs, dataset_info
+    card: dict[str, Any]  # the card template's context
+    rejects: pd.DataFrame  # every record reject, as `folder/rejects.parquet` holds them
+
+
 def publish(
     options: BuildOptions, index: pd.DataFrame, work: Path,
     library: TemplateLibrary, signal_shards: Sequence[SignalShard],
-    before_swap: Callable[[], None] = lambda: None,
-) -> BuildSummary:
-    """Write the dataset into `<out>.tmp/`, check its accounting, swap it into `<out>`.
-
-    `before_swap` runs once the dataset is complete, right before it replaces `<out>` (the
-    work folder records there what the new dataset was built from: `WorkFolder.mark_published`).
-    """
+) -> tuple[BuildSummary, StagedDataset]:
+    """Write the records' dataset into `<out>.tmp/` and check its accounting; what publish did
+    with each record goes to the work folder (`PUBLISHED_FILE`, `RECORD_REJECTS_FILE`)."""
     recipe, cfg = options.recipe, options.recipe.signals
-    staging = options.out.with_name(options.out.name + ".tmp")
+    staging = staging_path(options.out)
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
@@ -339,30 +355,25 @@ def publish(
     )
     summary = BuildSummary(options.out, *account(index, rejects, published_ids))
     summary.stages = stages
-    atomic_parquet(pa.Table.from_pandas(rejects, schema=REJECT_SCHEMA, preserve_index=False),
-                   staging / "rejects.parquet")
+    rejects_table = pa.Table.from_pandas(rejects, schema=REJECT_SCHEMA, preserve_index=False)
+    atomic_parquet(rejects_table, staging / "rejects.parquet")
     if not split_counts:  # the CLI prints no summary on an error: the reasons go in the line
         reasons = ", ".join(f"{reason} {n}" for reason, n in
                             rejects["reason"].value_counts().head(5).items()) or "none"
         raise UserError(f"no record survived the build (rejected: {reasons}; every record with "
                         f"its reason in {staging / 'rejects.parquet'})",
                         path=options.raw_dir, fix="check the input mirror and the recipe")
+    atomic_parquet(rejects_table, work / RECORD_REJECTS_FILE)
+    atomic_parquet(pa.table({"id": [i for plan in plans for i in plan.ids],
+                             "split": [plan.split for plan in plans for _ in plan.ids]},
+                            schema=PUBLISHED_SCHEMA), work / PUBLISHED_FILE)
     header = card_yaml(split_counts, cfg.n_samples, cfg.dtype, split_bytes)
     instructions = publish_instructions(staging, work, published_ids, recipe, library)
     summary.fidelity = build_fidelity(_fidelity_rows(index, work, published_ids),
                                       published_ids, options.raw_dir, options.sources)
+    summary.instructions = instructions
     add_instructions_config(header, instructions)
-    if recipe.ecgqa is not None:  # the questions about the published ECGs (docs/ecgqa.md)
-        summary.questions, question_rejects = run_questions(
-            options.raw_dir, recipe.ecgqa, options.sources, recipe.instruct.ecg_token,
-            ((i, plan.split) for plan in plans for i in plan.ids), rejects, staging,
-            filtered=bool(options.splits) or set(options.sources) != set(recipe.sources.enabled))
-        add_questions_config(header, summary.questions)
-        both = pd.concat([rejects, question_rejects], ignore_index=True).sort_values(
-            ["id", "stage"], kind="stable").reset_index(drop=True)
-        atomic_parquet(pa.Table.from_pandas(both, schema=REJECT_SCHEMA, preserve_index=False),
-                       staging / "rejects.parquet")
-    context = {
+    card = {
         "recipe": recipe, "fingerprint": recipe.fingerprint(), "seed": options.seed,
         # The folder name only: the card's bytes must not depend on where the dataset was built.
         "version": __version__, "out_name": f"./{options.out.name}",
@@ -383,19 +394,9 @@ def publish(
         "figures": write_card_figures(staging, rejects),  # figures/: one ECG per source, rejects
         "duplicate_pairs": duplicates.pair_counts(),
         "unknown_codes": _unknown_codes(index, published_ids),
-        "questions": summary.questions.card_context() if summary.questions else None,
+        "questions": None,  # the questions stage's section, when the recipe has `ecgqa`
     }
-    stamp_contents(header, staging)  # load_dataset never serves an earlier build's cache
-    atomic_write(render_card(options.out, context, header).encode("utf-8"), staging / "README.md")
-    unknown = {path.name for path in staging.iterdir()} - PUBLISHED_NAMES
-    if unknown:  # a developer guard: `validate._validate_locations` must recognise our own datasets
-        raise RuntimeError(f"publish wrote {sorted(unknown)} at the top of the dataset; add them "
-                           f"to validate.PUBLISHED_NAMES")
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    before_swap()
-    replace_dir(staging, options.out)  # `out` is never a mixture of the two (see paths.py)
-    summary.instructions = instructions
-    return summary
+    return summary, StagedDataset(staging, header, card, rejects)
 
 
 def _fidelity_rows(index: pd.DataFrame, work: Path, published_ids: list[str]) -> pd.DataFrame:
@@ -424,8 +425,11 @@ def _ids_of(path: Path) -> list[str]:
 
 
 class PublishStage:
-    """Always runs: publishing is the build's last step, the swap of the new dataset into
-    `<out>` (assembled from the work files, so a rerun of a finished build costs only this)."""
+    """Always runs: the dataset is staged afresh from the work files by every build (so a rerun
+    of a finished build costs this and the swap), and the stages after it add to what it
+    staged (`context.staged`). A killed or failed build leaves `<out>.tmp/` behind at worst:
+    the next one starts it over (a failure on the machine, such as a full disk, removes it:
+    `build.pipeline`)."""
 
     name = "publish"
 
@@ -433,16 +437,5 @@ class PublishStage:
         return False
 
     def run(self, context: BuildContext) -> None:
-        # the marker goes first: killed between the two, `<out>` still holds the old
-        # dataset and a rerun of this build (same filter) goes ahead and replaces it
-        staging = context.options.out.with_name(context.options.out.name + ".tmp")
-        try:
-            context.summary = publish(context.options, context.index, context.work,
-                                      context.library, context.signal_shards,
-                                      before_swap=context.workdir.mark_published)
-        except OSError:
-            # `<out>.tmp/` is rebuilt from the work files by every run: one that failed on the
-            # machine (a full disk) leaves nothing there taking the space. (A user error, such
-            # as no record surviving, keeps it: its one line points to OUT.tmp/rejects.parquet.)
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        context.summary, context.staged = publish(context.options, context.index, context.work,
+                                                  context.library, context.signal_shards)

@@ -8,6 +8,8 @@ fixed by the input, so the bytes do not depend on workers or on anything but the
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -71,6 +73,15 @@ class QuestionsInfo:
     @property
     def n_rejected(self) -> int:
         return sum(self.reasons.values())
+
+    def to_json(self) -> bytes:
+        """As the questions stage keeps it in its work folder (`from_json` reads it back)."""
+        return json.dumps(dataclasses.asdict(self), indent=1).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes) -> QuestionsInfo:
+        """Equal to the one written (JSON keeps the dicts' order, and every key is a str)."""
+        return cls(**json.loads(data))
 
     def card_context(self) -> dict[str, Any]:
         return {"policy": self.policy, "variants": self.variants, "n_in": self.n_in,

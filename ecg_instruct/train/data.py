@@ -90,6 +90,12 @@ class Split:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def record_ids(self, i: int) -> list[str]:
+        """The record ids of row `i`'s ECGs, in order: its own id, or a question's `ecg_ids`."""
+        if isinstance(self.signals, QuestionSignals):
+            return self.signals.ecg_ids[i]
+        return [self.ids[i]]
+
     def signal_batch(self, index: Sequence[int], target_fs: int | None):
         """Signals for ``index`` as one float32 tensor (B, 12, n), NaN set to 0 and, if asked,
         resampled to ``target_fs`` so a model sees the rate it was trained on."""

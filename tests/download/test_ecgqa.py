@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from questions.ecgqa_files import sample
 
-from ecg_instruct.download.ecgqa import download_ecgqa
+from ecg_instruct.download.ecgqa import SOURCE_FILE, download_ecgqa
 from ecg_instruct.errors import UserError
 from ecg_instruct.sources.ecgqa import read_questions
 
@@ -61,9 +62,17 @@ def test_fetches_every_question_file_and_a_rerun_skips_them(repository, server, 
     assert summary.ok and summary.fetched == 12 and summary.skipped == 0
     got = tree_files(out / "ecg-qa")
     want = {k: v for k, v in tree_files(repository).items() if k.startswith("ecgqa/")}
+    source = json.loads(got.pop(SOURCE_FILE))
     assert got == want
+    # the provenance of what was read: where from, and each file's size and sha256
+    assert source["base_url"] == server.base_url.rstrip("/")
+    assert source["expected_release"] == "1.0.2"
+    assert source["files"] == {path: {"bytes": len(data),
+                                      "sha256": hashlib.sha256(data).hexdigest()}
+                               for path, data in sorted(want.items())}
     again = _get(out, server)
     assert again.fetched == 0 and again.skipped == 12
+    assert json.loads((out / "ecg-qa" / SOURCE_FILE).read_text())["files"] == source["files"]
     # what the build reads
     rows = read_questions(out, ["ptbxl", "mimic"], ["template", "paraphrased"])
     assert len(rows) == 2 * (300 + 20 + 5 + 40) + 3
@@ -109,3 +118,16 @@ def test_nothing_there_is_one_line_naming_the_url(server, tmp_path):
     with pytest.raises(UserError, match="no ECG-QA question files found"):
         download_ecgqa(tmp_path / "raw", server.base_url + "elsewhere/", progress=False,
                        config=FAST)
+
+
+def test_an_incomplete_download_leaves_no_provenance_file(repository, server, tmp_path):
+    """SOURCE.json describes a complete download only: a rerun that fails a file removes the
+    one an earlier complete run wrote (the files may have changed since)."""
+    out = tmp_path / "raw"
+    assert _get(out, server, sources=["ptbxl"], variants=["template"]).ok
+    assert (out / "ecg-qa" / SOURCE_FILE).is_file()
+    bad = "ecgqa/ptbxl/template/valid/0.json"
+    (repository / bad).write_text("<html>rate limited</html>")
+    (out / "ecg-qa" / bad).unlink()
+    assert not _get(out, server, sources=["ptbxl"], variants=["template"]).ok
+    assert not (out / "ecg-qa" / SOURCE_FILE).exists()

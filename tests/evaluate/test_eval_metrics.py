@@ -156,6 +156,25 @@ def test_meit_noise_touches_one_stretch_of_5_to_20_percent():
     assert not np.array_equal(y, Noise("meit", 0.8).apply(x, "ptbxl/2", 0))
 
 
+def test_each_ecg_of_a_question_gets_its_own_records_noise():
+    """A question's ECGs are corrupted one by one, seeded by their record ids: an ECG gets the
+    noise its record gets alone (in a report evaluation, in any other question); an absent
+    second ECG (all NaN) stays absent."""
+    rng = np.random.default_rng(1)
+    first, second = rng.standard_normal((2, 12, 1000)).astype(np.float32)
+    for noise in (Noise("meit", 0.8), Noise("snr", 5.0)):
+        pair = noise.apply_to_ecgs(np.stack([first, second]), ["ptbxl/1", "ptbxl/2"], 3)
+        np.testing.assert_array_equal(pair[0], noise.apply(first, "ptbxl/1", 3))
+        np.testing.assert_array_equal(pair[1], noise.apply(second, "ptbxl/2", 3))
+        swapped = noise.apply_to_ecgs(np.stack([second, first]), ["ptbxl/2", "ptbxl/1"], 3)
+        np.testing.assert_array_equal(swapped[::-1], pair)
+        absent = np.stack([first, np.full_like(first, np.nan)])
+        one = noise.apply_to_ecgs(absent, ["ptbxl/1"], 3)
+        np.testing.assert_array_equal(one[0], pair[0])
+        assert np.isnan(one[1]).all()
+        np.testing.assert_array_equal(noise.apply_to_ecgs(first, ["ptbxl/1"], 3), pair[0])
+
+
 def test_snr_noise_has_the_stated_snr():
     t = np.arange(20000) / 500
     x = np.tile(np.sin(2 * np.pi * 1.2 * t), (12, 1)).astype(np.float32)

@@ -68,7 +68,8 @@ def test_first_and_second_ecg_are_told_apart(fusion: str):
     assert not torch.allclose(tokens[:, :TOKENS], tokens[:, TOKENS:])
 
 
-def test_train_and_evaluate_on_ecgqa_against_the_majority_baseline(ecgqa_build, tmp_path: Path):
+def test_train_and_evaluate_on_ecgqa_against_the_majority_baseline(ecgqa_build, tmp_path: Path,
+                                                                   monkeypatch):
     from typer.testing import CliRunner
 
     from ecg_instruct.cli import app
@@ -85,12 +86,35 @@ def test_train_and_evaluate_on_ecgqa_against_the_majority_baseline(ecgqa_build, 
     assert saved["freeze_encoder_trunk"] and saved["encoder_pretrain_steps"] == 4
     stage = json.loads((run / "model.json").read_text())["encoder_pretrain"]
     assert stage["statements"] > 5 and stage["first_loss"] > 0  # the questions' per-ECG labels
+    from ecg_instruct.evaluate.noise import Noise
+
+    seen: list[tuple[int, list[str]]] = []  # (dimensions, record ids) of every noisy row
+    real = Noise.apply_to_ecgs
+
+    def spy(self, x, record_ids, seed):
+        seen.append((x.ndim, list(record_ids)))
+        return real(self, x, record_ids, seed)
+
+    monkeypatch.setattr(Noise, "apply_to_ecgs", spy)
     result = CliRunner().invoke(app, [
         "evaluate", "--run", str(run), "--split", "validation", "--controls", "--bootstrap", "50",
-        "--no-progress"])
+        "--noise", "meit:0.8,snr:0", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "majority-answer baseline: accuracy" in result.output
     folder = run / "eval" / "ecgqa-validation"
+    # --noise: each question's own ECGs, by their record ids, once per level
+    import pandas as pd
+
+    questions = pd.read_parquet(out / "data" / "ecgqa", columns=["id", "split", "ecg_ids"])
+    ecg_ids = [list(ids) for ids in questions.loc[questions["split"] == "validation", "ecg_ids"]]
+    assert seen == [(3, ids) for ids in ecg_ids] * 2
+    robustness = json.loads((folder / "robustness.json").read_text())
+    assert [r["condition"] for r in robustness] == ["clean", "meit:0.80", "snr:0dB"]
+    assert all(0.0 <= r["overall"]["accuracy"] <= 1.0 for r in robustness)
+    assert "difference" in robustness[2]["vs_clean"] and "vs_clean" not in robustness[0]
+    assert "| snr:0dB |" in (folder / "robustness.md").read_text()
+    conditions = pd.read_parquet(folder / "predictions.parquet")["condition"]
+    assert set(conditions) == {"clean", "ecg=zeros", "ecg=shuffle", "meit:0.80", "snr:0dB"}
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["metric"] == "ecgqa_exact_match"
     assert set(metrics["question_type"]) <= {
