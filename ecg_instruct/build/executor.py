@@ -34,6 +34,10 @@ def worker_init(parent: int, retain_heap: bool = False) -> None:
     ``signals/heap.py``).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # `stop_pool` terminates the workers still running when a task fails: as an exception, not
+    # a silent death, so a worker half-way through a file removes its `*.tmp-<pid>` itself
+    # (`workio.temporary`) instead of leaving it to the next run's cleanup.
+    signal.signal(signal.SIGTERM, _exit_on_terminate)
     # The objects inherited from the build (the index, ...) are never garbage here: moved out
     # of the collector's reach, its passes do not write to (and so copy) their shared pages.
     gc.freeze()
@@ -47,6 +51,10 @@ def worker_init(parent: int, retain_heap: bool = False) -> None:
             threading.Event().wait(WATCHDOG_PERIOD_S)
 
     threading.Thread(target=watchdog, daemon=True).start()
+
+
+def _exit_on_terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def new_pool(workers: int, retain_heap: bool = False) -> ProcessPoolExecutor:
@@ -65,6 +73,9 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
     for process in processes:
         with contextlib.suppress(Exception):
             process.join(5)
+            if process.is_alive():  # stuck in a long native call: no clean-up to wait for
+                process.kill()
+                process.join(5)
     # Let the executor's manager thread notice and close its pipes now: left running, it races
     # the interpreter's exit hook, which then prints a "Bad file descriptor" traceback.
     manager = getattr(pool, "_executor_manager_thread", None)
