@@ -18,31 +18,24 @@ puts evaluate's own controls.md between the ``ecgqa-test`` markers.
 
 from __future__ import annotations
 
-import argparse
 import json
-import shlex
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from sweep_common import (
+    ROOT,
+    cli,
+    difference_cell,
+    replace_between,
+    run_variants,
+    slug,
+    sweep_parser,
+    value_cell,
+)
+
 DOC = ROOT / "docs" / "ecgqa.md"
 START, END = "<!-- ecgqa-sweep:start -->", "<!-- ecgqa-sweep:end -->"
 #: The shuffle control's version: rows take the ECGs of a row with as many ECGs (runner.py).
 CONTROLS = "grouped-shuffle"
 TEST_START, TEST_END = "<!-- ecgqa-test:start -->", "<!-- ecgqa-test:end -->"
-
-
-def cli(*args: str) -> float:
-    print("$ ecg-instruct " + " ".join(args), flush=True)
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "ecg_instruct.cli", *args], check=True, cwd=ROOT)
-    return time.perf_counter() - t0
-
-
-def slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
 
 
 def run_variant(args, name: str, flags: list[str]) -> dict:
@@ -80,13 +73,10 @@ def run_variant(args, name: str, flags: list[str]) -> dict:
 
 def render(results: list[dict], args) -> str:
     def acc(r, c):
-        value, ci = r["accuracy"][c]
-        return f"{value:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+        return value_cell(*r["accuracy"][c])
 
     def diff(r, c):
-        d = r["diff"][c]
-        mark = "" if d["supported"] else " n.s."
-        return f"{d['difference']:+.3f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]{mark}"
+        return difference_cell(r["diff"][c], "supported")
 
     lines = [
         f"`benchmarks/ecgqa_sweep.py --steps {args.steps}`: the built-in model, each variant = "
@@ -112,24 +102,11 @@ def render(results: list[dict], args) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--variant", action="append", default=[],
-                        help="NAME=FLAGS (FLAGS added to the defaults; empty for the defaults)")
-    parser.add_argument("--common", default="", help="flags for every variant (e.g. --threads 2)")
+    parser = sweep_parser(__doc__, steps=1000)
     parser.add_argument("--test", action="store_true",
                         help="score the first variant on the test split with controls")
-    parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args(argv)
-    args.common = shlex.split(args.common)
-    args.work.mkdir(parents=True, exist_ok=True)
-    results = []
-    for spec in args.variant:
-        name, _, flags = spec.partition("=")
-        results.append(run_variant(args, name, shlex.split(flags)))
-        print(render(results, args), flush=True)
+    results = run_variants(args, run_variant, render)
     test_table = None
     if args.test and results:
         run = args.work / slug(args.variant[0].partition("=")[0])
@@ -140,16 +117,10 @@ def main(argv: list[str] | None = None) -> None:
         test_table = (eval_dir / "controls.md").read_text().strip()
         print(test_table)
     if args.write_docs and results:
-        _replace_between(START, END, render(results, args))
+        replace_between(DOC, START, END, render(results, args))
         if test_table:
-            _replace_between(TEST_START, TEST_END, test_table)
+            replace_between(DOC, TEST_START, TEST_END, test_table)
         print(f"wrote {DOC}")
-
-
-def _replace_between(start: str, end: str, text: str) -> None:
-    doc = DOC.read_text()
-    head, rest = doc.split(start, 1)
-    DOC.write_text(head + start + "\n" + text + "\n" + end + rest.split(end, 1)[1])
 
 
 if __name__ == "__main__":

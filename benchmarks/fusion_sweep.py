@@ -15,28 +15,21 @@ extended one variant at a time. ``--write-docs`` puts the table between the
 
 from __future__ import annotations
 
-import argparse
 import json
-import shlex
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from sweep_common import (
+    ROOT,
+    cli,
+    difference_cell,
+    replace_between,
+    run_variants,
+    slug,
+    sweep_parser,
+    value_cell,
+)
+
 DOC = ROOT / "docs" / "training.md"
 START, END = "<!-- fusion-sweep:start -->", "<!-- fusion-sweep:end -->"
-
-
-def cli(*args: str) -> float:
-    print("$ ecg-instruct " + " ".join(args), flush=True)
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "ecg_instruct.cli", *args], check=True, cwd=ROOT)
-    return time.perf_counter() - t0
-
-
-def slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
 
 
 def run_variant(args, name: str, flags: list[str]) -> dict:
@@ -69,13 +62,10 @@ def run_variant(args, name: str, flags: list[str]) -> dict:
 
 def render(results: list[dict], args) -> str:
     def f1(r, c):
-        value, ci = r["f1"][c]
-        return f"{value:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+        return value_cell(*r["f1"][c])
 
     def diff(r, c):
-        d = r["diff"][c]
-        mark = "" if d["excludes_0"] else " n.s."
-        return f"{d['difference']:+.3f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]{mark}"
+        return difference_cell(r["diff"][c], "excludes_0")
 
     lines = [
         f"`benchmarks/fusion_sweep.py --steps {args.steps} --limit {args.limit}`: SmolLM2-135M, "
@@ -101,27 +91,12 @@ def render(results: list[dict], args) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=40)
+    parser = sweep_parser(__doc__, steps=40)
     parser.add_argument("--limit", type=int, default=100)
-    parser.add_argument("--variant", action="append", default=[],
-                        help="NAME=FLAGS (FLAGS added to the defaults; empty for the defaults)")
-    parser.add_argument("--common", default="", help="flags for every variant (e.g. --threads 2)")
-    parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args(argv)
-    args.common = shlex.split(args.common)
-    args.work.mkdir(parents=True, exist_ok=True)
-    results = []
-    for spec in args.variant:
-        name, _, flags = spec.partition("=")
-        results.append(run_variant(args, name, shlex.split(flags)))
-        print(render(results, args), flush=True)
+    results = run_variants(args, run_variant, render)
     if args.write_docs and results:
-        doc = DOC.read_text()
-        head, rest = doc.split(START, 1)
-        DOC.write_text(head + START + "\n" + render(results, args) + "\n" + END + rest.split(END, 1)[1])
+        replace_between(DOC, START, END, render(results, args))
         print(f"wrote {DOC}")
 
 
