@@ -20,18 +20,9 @@ from __future__ import annotations
 
 import json
 
-from sweep_common import (
-    ROOT,
-    cli,
-    difference_cell,
-    replace_between,
-    run_variants,
-    slug,
-    sweep_parser,
-    value_cell,
-)
+import sweep_common as sweep
 
-DOC = ROOT / "docs" / "ecgqa.md"
+DOC = sweep.ROOT / "docs" / "ecgqa.md"
 START, END = "<!-- ecgqa-sweep:start -->", "<!-- ecgqa-sweep:end -->"
 #: The shuffle control's version: rows take the ECGs of a row with as many ECGs (runner.py).
 CONTROLS = "grouped-shuffle"
@@ -39,7 +30,7 @@ TEST_START, TEST_END = "<!-- ecgqa-test:start -->", "<!-- ecgqa-test:end -->"
 
 
 def run_variant(args, name: str, flags: list[str]) -> dict:
-    run = args.work / slug(name)
+    run = args.work / sweep.slug(name)
     result_path = run / "sweep.json"
     old = json.loads(result_path.read_text()) if result_path.exists() else None
     if old and old.get("controls") == CONTROLS:
@@ -47,11 +38,11 @@ def run_variant(args, name: str, flags: list[str]) -> dict:
     if old:  # trained already, scored under an earlier control: score again only
         train_s = old["train_s"]
     else:
-        train_s = cli("train-baseline", "--data", str(args.data), "--config", "ecgqa",
+        train_s = sweep.cli("train-baseline", "--data", str(args.data), "--config", "ecgqa",
                       "--out", str(run), "--max-steps", str(args.steps), "--no-progress",
                       *args.common, *flags)  # fmt: skip
     eval_dir = run / f"eval-val-{CONTROLS}"
-    cli("evaluate", "--run", str(run), "--split", "validation", "--controls",
+    sweep.cli("evaluate", "--run", str(run), "--split", "validation", "--controls",
         "--out-dir", str(eval_dir), "--no-progress")  # fmt: skip
     metrics = json.loads((eval_dir / "metrics.json").read_text())
     rows = json.loads((eval_dir / "controls.json").read_text())
@@ -73,10 +64,10 @@ def run_variant(args, name: str, flags: list[str]) -> dict:
 
 def render(results: list[dict], args) -> str:
     def acc(r, c):
-        return value_cell(*r["accuracy"][c])
+        return sweep.value_cell(*r["accuracy"][c])
 
     def diff(r, c):
-        return difference_cell(r["diff"][c], "supported")
+        return sweep.difference_cell(r["diff"][c], "supported")
 
     lines = [
         f"`benchmarks/ecgqa_sweep.py --steps {args.steps}`: the built-in model, each variant = "
@@ -102,24 +93,24 @@ def render(results: list[dict], args) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = sweep_parser(__doc__, steps=1000)
+    parser = sweep.sweep_parser(__doc__, steps=1000)
     parser.add_argument("--test", action="store_true",
                         help="score the first variant on the test split with controls")
     args = parser.parse_args(argv)
-    results = run_variants(args, run_variant, render)
+    results = sweep.run_variants(args, run_variant, render)
     test_table = None
     if args.test and results:
-        run = args.work / slug(args.variant[0].partition("=")[0])
+        run = args.work / sweep.slug(args.variant[0].partition("=")[0])
         eval_dir = run / f"eval-test-{CONTROLS}"
         if not (eval_dir / "controls.md").exists():
-            cli("evaluate", "--run", str(run), "--split", "test", "--controls",
+            sweep.cli("evaluate", "--run", str(run), "--split", "test", "--controls",
                 "--out-dir", str(eval_dir), "--no-progress")  # fmt: skip
         test_table = (eval_dir / "controls.md").read_text().strip()
         print(test_table)
     if args.write_docs and results:
-        replace_between(DOC, START, END, render(results, args))
+        sweep.replace_between(DOC, START, END, render(results, args))
         if test_table:
-            replace_between(DOC, TEST_START, TEST_END, test_table)
+            sweep.replace_between(DOC, TEST_START, TEST_END, test_table)
         print(f"wrote {DOC}")
 
 

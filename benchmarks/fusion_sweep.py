@@ -17,31 +17,22 @@ from __future__ import annotations
 
 import json
 
-from sweep_common import (
-    ROOT,
-    cli,
-    difference_cell,
-    replace_between,
-    run_variants,
-    slug,
-    sweep_parser,
-    value_cell,
-)
+import sweep_common as sweep
 
-DOC = ROOT / "docs" / "training.md"
+DOC = sweep.ROOT / "docs" / "training.md"
 START, END = "<!-- fusion-sweep:start -->", "<!-- fusion-sweep:end -->"
 
 
 def run_variant(args, name: str, flags: list[str]) -> dict:
-    run = args.work / slug(name)
+    run = args.work / sweep.slug(name)
     result_path = run / "sweep.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
-    train_s = cli("train-baseline", "--data", str(args.data), "--config", "ptbxl",
+    train_s = sweep.cli("train-baseline", "--data", str(args.data), "--config", "ptbxl",
                   "--out", str(run), "--model", "smollm2", "--max-steps", str(args.steps),
                   "--eval-interval", "0", "--no-progress", *args.common, *flags)  # fmt: skip
     eval_dir = run / "eval-val"
-    cli("evaluate", "--run", str(run), "--split", "validation", "--limit", str(args.limit),
+    sweep.cli("evaluate", "--run", str(run), "--split", "validation", "--limit", str(args.limit),
         "--controls", "--meteor", "none", "--bootstrap", "500", "--out-dir", str(eval_dir),
         "--max-new-tokens", "48", "--no-progress")  # fmt: skip
     metrics = json.loads((eval_dir / "metrics.json").read_text())
@@ -62,10 +53,10 @@ def run_variant(args, name: str, flags: list[str]) -> dict:
 
 def render(results: list[dict], args) -> str:
     def f1(r, c):
-        return value_cell(*r["f1"][c])
+        return sweep.value_cell(*r["f1"][c])
 
     def diff(r, c):
-        return difference_cell(r["diff"][c], "excludes_0")
+        return sweep.difference_cell(r["diff"][c], "excludes_0")
 
     lines = [
         f"`benchmarks/fusion_sweep.py --steps {args.steps} --limit {args.limit}`: SmolLM2-135M, "
@@ -91,12 +82,12 @@ def render(results: list[dict], args) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = sweep_parser(__doc__, steps=40)
+    parser = sweep.sweep_parser(__doc__, steps=40)
     parser.add_argument("--limit", type=int, default=100)
     args = parser.parse_args(argv)
-    results = run_variants(args, run_variant, render)
+    results = sweep.run_variants(args, run_variant, render)
     if args.write_docs and results:
-        replace_between(DOC, START, END, render(results, args))
+        sweep.replace_between(DOC, START, END, render(results, args))
         print(f"wrote {DOC}")
 
 
