@@ -53,6 +53,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
+from ecg_instruct.build.workio import temporary
 from ecg_instruct.errors import UserError
 from ecg_instruct.index.split import SPLITS
 from ecg_instruct.paths import is_within, replace_dir
@@ -115,9 +116,9 @@ def ecg_path(record_id: str) -> str:
 
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with temporary(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
 
 
 def _rows(files: list[Path], columns: list[str]) -> list[dict[str, Any]]:
@@ -295,8 +296,9 @@ def _export_into(
         for record_id, array in _signals(files, wanted_ids):
             target = out / ecg_path(record_id)
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + f".tmp-{os.getpid()}.npy")
-            np.save(tmp, array)
-            os.replace(tmp, target)
+            with temporary(target) as tmp:
+                with open(tmp, "wb") as handle:  # a handle: np.save adds no ".npy" to it
+                    np.save(handle, array)
+                os.replace(tmp, target)
             summary.n_signals += 1
     return summary

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from ecg_instruct.build.executor import map_ordered
 from ecg_instruct.build.recipe import InstructConfig
 from ecg_instruct.build.stage import BuildContext
-from ecg_instruct.build.workio import writing
+from ecg_instruct.build.workio import temporary, writing
 from ecg_instruct.errors import UserError
 from ecg_instruct.instruct.fields import (
     RecordFacts,
@@ -214,8 +214,7 @@ def run_instruct_tasks(
 
 
 def _write(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    with writing(path):
+    with writing(path), temporary(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
         os.replace(tmp, path)
 
@@ -265,14 +264,26 @@ def write_instruct_stage(
     are written in input order and each example depends only on its own record, so the files
     are byte-identical for any worker count.
     """
+    # both partial files are removed if the stage fails (a full disk, a failed chunk, Ctrl-C)
+    with temporary(work / "instruct_examples.parquet") as tmp, \
+            temporary(work / "instruct.parquet") as records_tmp:
+        _stream_instruct_outputs(records, library, cfg, seed, statements, work, workers,
+                                 chunk_size, progress, total, Path(tmp), Path(records_tmp))
+
+
+def _stream_instruct_outputs(
+    records: Iterable[Mapping], library: TemplateLibrary, cfg: InstructConfig, seed: int,
+    statements: Mapping[str, Mapping[str, Statement]] | None, work: Path, workers: int,
+    chunk_size: int, progress: bool, total: int | None, tmp: Path, records_tmp: Path,
+) -> None:
+    """`write_instruct_stage` into the partial files `tmp` and `records_tmp`, renamed into
+    place at the end."""
     if total is None:
         records = list(records)
         total = len(records)
     skip_frames, rejects = [], []
     examples_path = work / "instruct_examples.parquet"
     records_path = work / "instruct.parquet"
-    tmp = examples_path.with_name(examples_path.name + f".tmp-{os.getpid()}")
-    records_tmp = records_path.with_name(records_path.name + f".tmp-{os.getpid()}")
     with writing(examples_path):
         writer = pq.ParquetWriter(tmp, EXAMPLE_SCHEMA, compression="zstd")
     with writing(records_path):

@@ -156,3 +156,24 @@ def test_stage_files_are_identical_for_any_worker_count_and_chunking(
     assert outputs[0].keys() == {"instruct.parquet", "instruct_examples.parquet",
                                  "instruct_skips.parquet", "instruct_rejects.parquet"}
     assert outputs[0] == outputs[1]
+
+
+def test_a_failed_stage_leaves_no_partial_files(records, statements, tmp_path: Path,
+                                                monkeypatch) -> None:
+    """A chunk fails half-way (a full disk, a bug): the stage's partial `*.tmp-<pid>` files are
+    removed by the stage itself, not left for the next run to clean up."""
+    import ecg_instruct.instruct.stage as stage
+
+    real, calls = stage._run_chunk, []
+
+    def failing(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(*args)
+
+    monkeypatch.setattr(stage, "_run_chunk", failing)
+    with pytest.raises(OSError, match="No space left"):
+        stage.write_instruct_stage(records, TemplateLibrary(), InstructConfig(tasks=dict(TASKS)),
+                                   0, statements, tmp_path, workers=1, chunk_size=8)
+    assert len(calls) == 2 and list(tmp_path.iterdir()) == []
