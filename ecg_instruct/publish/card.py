@@ -66,35 +66,37 @@ def card_yaml(
     return {"configs": configs, "dataset_info": infos}
 
 
-def stamp_contents(header: dict[str, Any], folder: Path) -> None:
+def file_sha256(path: Path) -> bytes:
+    """sha256 of a file's bytes, read in 4 MiB blocks."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            h.update(chunk)
+    return h.digest()
+
+
+def stamp_contents(header: dict[str, Any], folder: Path,
+                   known: dict[Path, bytes] | None = None) -> None:
     """Give each config of the card a ``description`` naming the sha256 of its data files.
 
     Why: `datasets` keys its Arrow cache of a local folder on the folder's name and the card's
     YAML, not on the data files, so a rebuilt `out/meit` (or another `meit` folder) was served
     from an earlier build's cache. The digest makes different content a different cache entry,
-    and the same content the same one (tests/publish/test_load_identity.py). Files are read
-    back once each (a config and `all` share them): about a second per 1.5 GB of page-cached
-    data on one core.
+    and the same content the same one (tests/publish/test_load_identity.py). ``known``: file
+    digests already taken (publish's workers hash each signal file right after writing it, in
+    parallel and while it is in the page cache); the others are read here once each.
     """
-    digests: dict[Path, bytes] = {}
-
-    def file_digest(path: Path) -> bytes:
-        if path not in digests:
-            h = hashlib.sha256()
-            with path.open("rb") as handle:
-                for chunk in iter(lambda: handle.read(1 << 22), b""):
-                    h.update(chunk)
-            digests[path] = h.digest()
-        return digests[path]
-
+    digests = dict(known or {})
     for config in header["configs"]:
         h = hashlib.sha256()
         for entry in config["data_files"]:
             patterns = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
             for pattern in patterns:
                 for path in sorted(folder.glob(pattern)):
+                    if path not in digests:
+                        digests[path] = file_sha256(path)
                     h.update(path.relative_to(folder).as_posix().encode() + b"\0")
-                    h.update(file_digest(path))
+                    h.update(digests[path])
         config["description"] = f"data files sha256 {h.hexdigest()[:32]}"
 
 

@@ -19,7 +19,7 @@ import math
 import os
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from ecg_instruct.index.split import SPLITS
 from ecg_instruct.instruct.templates import TemplateLibrary
 from ecg_instruct.paths import staging_path
 from ecg_instruct.plot.card import write_card_figures
-from ecg_instruct.publish.card import card_yaml
+from ecg_instruct.publish.card import card_yaml, file_sha256
 from ecg_instruct.publish.duplicates import find_duplicates_in_shards
 from ecg_instruct.publish.fidelity import build_fidelity
 from ecg_instruct.publish.instructions import add_instructions_config, publish_instructions
@@ -218,11 +218,13 @@ def rows_with_ids(path: Path, ids: pa.Array) -> pa.Table:
 def publish_file(
     parts: list[tuple[str, int, int]], index_rows: pd.DataFrame, work: str, cfg: SignalsConfig,
     path: str, row_group_rows: int, exclude: frozenset[str] = frozenset(),
-) -> int:
+) -> tuple[int, bytes]:
     """One published file (a task of the executor): its metadata read here, then
-    `write_split_file`. Returns the file's size in bytes."""
-    return write_split_file(parts, file_metadata(index_rows, Path(work)), cfg, path,
+    `write_split_file`. Returns the file's size in bytes and its sha256 (the card's content
+    digest, `card.stamp_contents`), taken here while the file is in the page cache."""
+    size = write_split_file(parts, file_metadata(index_rows, Path(work)), cfg, path,
                             row_group_rows, exclude)
+    return size, file_sha256(Path(path))
 
 
 def _file_plan(kept: list[list[str]], rows_per_file: int) -> list[list[tuple[int, int, int]]]:
@@ -268,6 +270,7 @@ class StagedDataset:
     header: dict[str, Any]  # the card's YAML header: configs, dataset_info
     card: dict[str, Any]  # the card template's context
     rejects: pd.DataFrame  # every record reject, as `folder/rejects.parquet` holds them
+    digests: dict[Path, bytes] = field(default_factory=dict)  # sha256 of the files written
 
 
 def publish(
@@ -327,8 +330,11 @@ def publish(
                         frozenset().union(*(dropped[n] for n, _, _ in parts))),
                        len(ids))
 
-    sizes = list(map_ordered(publish_file, tasks(), options.workers, "publish",
-                             options.progress, total=len(signal_ids)))
+    written = list(map_ordered(publish_file, tasks(), options.workers, "publish",
+                               options.progress, total=len(signal_ids)))
+    sizes = [size for size, _ in written]
+    digests = {path: digest for path, (_, digest) in
+               zip((f for plan in plans for f in plan.files), written, strict=True)}
     split_counts: dict[str, dict[str, int]] = {}
     split_bytes: dict[str, dict[str, int]] = {}
     file_counts: dict[tuple[str, str], int] = {}
@@ -396,7 +402,7 @@ def publish(
         "unknown_codes": _unknown_codes(index, published_ids),
         "questions": None,  # the questions stage's section, when the recipe has `ecgqa`
     }
-    return summary, StagedDataset(staging, header, card, rejects)
+    return summary, StagedDataset(staging, header, card, rejects, digests)
 
 
 def _fidelity_rows(index: pd.DataFrame, work: Path, published_ids: list[str]) -> pd.DataFrame:

@@ -29,7 +29,8 @@ def swap(out: Path, staged: StagedDataset, before_swap: Callable[[], None] = lam
 
     `before_swap` runs once the dataset is complete, right before it replaces `out` (the work
     folder records there what the new dataset was built from: `WorkFolder.mark_published`)."""
-    stamp_contents(staged.header, staged.folder)  # load_dataset never serves an earlier build
+    # load_dataset never serves an earlier build (publish hashed its files as it wrote them)
+    stamp_contents(staged.header, staged.folder, staged.digests)
     atomic_write(render_card(out, staged.card, staged.header).encode("utf-8"),
                  staged.folder / "README.md")
     unknown = {path.name for path in staged.folder.iterdir()} - PUBLISHED_NAMES
