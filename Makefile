@@ -70,7 +70,7 @@ bench: $(STAMP)
 bench-llm: $(STAMP)
 	$(PY) benchmarks/bench_llm.py --work $(VENV)/bench-llm --write-docs
 
-# The built-in model on ECG-QA (learnable sample, 100 Hz; ~40 min on 2 cores): the recipe side by
+# The built-in model on ECG-QA (learnable sample, 100 Hz; ~50 min on 2 cores): the recipe side by
 # side with the old one, then the bare command on the test questions (docs/ecgqa.md)
 QA_WORK ?= $(VENV)/bench-qa
 bench-qa: $(STAMP)
@@ -82,7 +82,8 @@ bench-qa: $(STAMP)
 	$(PY) benchmarks/ecgqa_sweep.py --data $(QA_WORK)/out --work $(QA_WORK)/sweep --steps 1000 --test \
 	  --variant "recipe=" --variant "no encoder stage=--encoder-pretrain-steps 0" \
 	  --variant "encoder trunk trained after stage 0=--train-encoder-trunk" \
-	  --variant "prefix fusion=--fusion prefix" --write-docs
+	  --variant "prefix fusion=--fusion prefix" --variant "3,000 steps=--max-steps 3000" \
+	  --test-variant "3,000 steps" --write-docs
 
 download: $(STAMP)
 	$(CLI) download ptbxl --out $(RAW) --rate 500

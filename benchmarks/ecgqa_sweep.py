@@ -8,7 +8,7 @@ majority-answer baseline, single-verify accuracy (the type a model that ignores 
 beat: its answers are half yes, half no), answers changed by shuffling, and the train wall
 time. Finished variants are reused (their run folder is kept). ``--write-docs`` puts the table
 between the ``<!-- ecgqa-sweep:start -->`` / ``<!-- ecgqa-sweep:end -->`` markers of
-docs/ecgqa.md. ``--test`` then scores the first variant (give it no flags: the bare
+docs/ecgqa.md. ``--test`` then scores ``--test-variant`` (the one whose run is the bare
 ``train-baseline --config ecgqa``) on the test questions with controls, and ``--write-docs``
 puts evaluate's own controls.md between the ``ecgqa-test`` markers.
 
@@ -71,7 +71,8 @@ def render(results: list[dict], args) -> str:
 
     lines = [
         f"`benchmarks/ecgqa_sweep.py --steps {args.steps}`: the built-in model, each variant = "
-        f"the `--config ecgqa` defaults plus its flags, {args.steps} steps of batch 16 on the "
+        f"the `--config ecgqa` defaults plus its flags, {args.steps} steps of batch 16 (unless "
+        "its flags say otherwise) on the "
         "learnable sample's training questions, scored on all validation questions (exact-match "
         "accuracy, bootstrap 95 % intervals; paired intervals of the differences; n.s.: "
         "includes 0).",
@@ -95,12 +96,15 @@ def render(results: list[dict], args) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = sweep.sweep_parser(__doc__, steps=1000)
     parser.add_argument("--test", action="store_true",
-                        help="score the first variant on the test split with controls")
+                        help="score one variant on the test split with controls")
+    parser.add_argument("--test-variant", default=None,
+                        help="the variant --test scores: the bare command's (default: the first)")
     args = parser.parse_args(argv)
     results = sweep.run_variants(args, run_variant, render)
     test_table = None
     if args.test and results:
-        run = args.work / sweep.slug(args.variant[0].partition("=")[0])
+        name = args.test_variant or args.variant[0].partition("=")[0]
+        run = args.work / sweep.slug(name)
         eval_dir = run / f"eval-test-{CONTROLS}"
         if not (eval_dir / "controls.md").exists():
             sweep.cli("evaluate", "--run", str(run), "--split", "test", "--controls",
