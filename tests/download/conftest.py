@@ -127,10 +127,8 @@ def mirror(pristine: dict[str, object], tmp_path: Path) -> Path:
 
 @pytest.fixture
 def server(mirror: Path) -> Iterator[PhysioNetServer]:
-    srv = PhysioNetServer(mirror)
-    srv.start()
-    yield srv
-    srv.stop()
+    with PhysioNetServer(mirror) as srv:
+        yield srv
 
 
 @pytest.fixture

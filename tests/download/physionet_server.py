@@ -93,6 +93,15 @@ class PhysioNetServer:
             self._httpd.shutdown()
             self._httpd.server_close()
 
+    def __enter__(self) -> PhysioNetServer:
+        """`with PhysioNetServer(root) as server:` serves for the block (started, then stopped
+        even when the block fails)."""
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def go_down(self) -> None:
         """Stop listening (new connections are refused) and cut responses in flight."""
         self.stop()

@@ -30,10 +30,8 @@ def served(tmp_path: Path):
                                    dx=["426783006"])
     (release / "LICENSE.txt").write_text("Creative Commons Attribution 4.0\n")
     write_checksums(release)
-    server = PhysioNetServer(tmp_path / "mirror")
-    server.start()
-    yield server, release, server.base_url + "challenge-2021/1.0.3/"
-    server.stop()
+    with PhysioNetServer(tmp_path / "mirror") as server:
+        yield server, release, server.base_url + "challenge-2021/1.0.3/"
 
 
 def _get(out: Path, url: str, **kw):

@@ -138,13 +138,9 @@ def test_network_lost_mid_run_is_a_clean_error_and_resumes(
     kept = part_path(dest).stat().st_size
     assert not dest.exists() and kept > 0
 
-    again = PhysioNetServer(mirror)
-    url = again.start() + P
-    try:
-        summary = download_release("ptbxl", out, base_url=url, rate=500, progress=False,
-                                   config=FAST)
-    finally:
-        again.stop()
+    with PhysioNetServer(mirror) as again:
+        summary = download_release("ptbxl", out, base_url=again.base_url + P, rate=500,
+                                   progress=False, config=FAST)
     assert summary.ok and dest.read_bytes() == (mirror / P / HR1).read_bytes()
     assert again.requests_for(P + HR1) == [(f"bytes={kept}-", 206)]
 

@@ -46,10 +46,8 @@ def repository(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def server(repository: Path) -> Iterator[PhysioNetServer]:
-    srv = PhysioNetServer(repository)
-    srv.start()
-    yield srv
-    srv.stop()
+    with PhysioNetServer(repository) as srv:
+        yield srv
 
 
 def _get(out: Path, server: PhysioNetServer, **kw):
