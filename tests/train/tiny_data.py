@@ -117,3 +117,29 @@ def small_config(data: Path, out: Path, **overrides):
     )  # fmt: skip
     base.update(overrides)
     return TrainConfig(**base)
+
+
+def assert_resume_matches_uninterrupted(data: Path, runs: Path, steps: int, stop_at: int,
+                                        after_stop=None, **common) -> None:
+    """Train `steps` in one go (`runs/full`) and to `stop_at`, then resumed to `steps`
+    (`runs/part`, `after_stop(run folder)` called in between, e.g. to leave what a crash
+    leaves): the weights and the logged losses must be identical."""
+    import json
+
+    import torch
+
+    from ecg_instruct.train.trainer import train
+
+    train(small_config(data, runs / "full", max_steps=steps, **common), progress=False)
+    part = small_config(data, runs / "part", max_steps=stop_at, **common)
+    train(part, progress=False)
+    if after_stop is not None:
+        after_stop(runs / "part")
+    part.max_steps = steps
+    train(part, resume=True, progress=False)
+    a, b = (torch.load(runs / name / "checkpoint.pt", weights_only=True)["model"]
+            for name in ("full", "part"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    losses = [[json.loads(x)["loss"] for x in (runs / name / "train_log.jsonl").open()]
+              for name in ("full", "part")]  # fmt: skip
+    assert losses[0] == losses[1]
