@@ -80,12 +80,13 @@ def generate(model, split, encoder, cfg, opts: EvalOptions, ecg: str, noise: Noi
     torch = require_torch()
     from tqdm import tqdm
 
-    from ecg_instruct.train.data import prompt_batch
+    from ecg_instruct.train.data import QuestionSignals, prompt_batch
     from ecg_instruct.train.trainer import autocast
 
     device = next(model.parameters()).device
     max_new = opts.max_new_tokens or cfg.max_report_tokens
-    counts = [len(q["ecg_ids"]) for q in split.questions] if split.questions else None
+    counts = ([len(split.record_ids(i)) for i in range(len(split))]
+              if isinstance(split.signals, QuestionSignals) else None)
     source = (shuffled_order(len(split), opts.seed, counts) if ecg == "shuffle"
               else np.arange(len(split)))
     out: list[str] = []

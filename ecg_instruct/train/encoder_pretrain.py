@@ -95,6 +95,12 @@ def question_targets(questions: list[dict]) -> tuple[list[str], list[str], np.nd
 def _stage_data(split):
     """(label names, split to read signals from, targets, known mask) for ``split``: statements
     of the reports, or per-ECG question labels for ``ecgqa`` rows."""
+    from ecg_instruct.train.data import QuestionSignals
+
+    if split.questions is None and isinstance(split.signals, QuestionSignals):
+        raise UserError("these rows reference their ECGs but carry no question_type, "
+                        "template_id, attribute and answer: stage 0 has no labels for them",
+                        fix="pass --encoder-pretrain-steps 0")
     if split.questions is None:
         codes, y = statement_targets(split.reports)
         return codes, split, y, np.ones_like(y)

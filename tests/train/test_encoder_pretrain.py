@@ -69,3 +69,18 @@ def test_the_sample_questions_label_every_ecg_and_every_label_is_learnable(ecgqa
     known_values = [set(y[mask[:, c] > 0, c].tolist()) for c in range(len(keys))]
     assert sum(v == {0.0, 1.0} for v in known_values) >= len(keys) // 2
     assert np.all((y == 0) | (mask == 1))  # a 1 is never outside the known mask
+
+
+def test_question_rows_without_their_fields_are_a_one_line_error():
+    """Rows that reference ECGs but carry no question fields (another tool's config) cannot
+    give stage 0 labels: one line with the fix, not a shape error deep in the encoder."""
+    from ecg_instruct.errors import UserError
+    from ecg_instruct.train.data import QuestionSignals, Split
+    from ecg_instruct.train.encoder_pretrain import _stage_data
+
+    signals = QuestionSignals.__new__(QuestionSignals)
+    signals.store, signals.ecg_ids = None, [["ptbxl/00001", "ptbxl/00002"]]
+    split = Split(ids=["q"], reports=["yes"], prompts=[[1]], targets=[[2]], fs=[100],
+                  signals=signals)
+    with pytest.raises(UserError, match="--encoder-pretrain-steps 0"):
+        _stage_data(split)
